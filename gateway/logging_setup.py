@@ -1,0 +1,15 @@
+"""Structured logging: one event per line, key=value, never secrets or message bodies."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+        force=True,
+    )

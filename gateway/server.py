@@ -1,0 +1,77 @@
+"""`gateway serve`: start every part that exists in one process and run until signalled."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import uvicorn
+
+from gateway.admin.app import create_app
+from gateway.bootstrap import create_first_admin
+from gateway.settings import Settings
+from gateway.store import open_store
+from gateway.tls import ensure_certificate
+
+log = logging.getLogger("gateway.server")
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM; opening the store also migrates it."""
+    store = await asyncio.to_thread(open_store, settings)
+    cert, key = await asyncio.to_thread(ensure_certificate, settings)
+    first_admin = await asyncio.to_thread(create_first_admin, store)
+    if first_admin is not None:
+        user, password = first_admin
+        # Printed once, to the terminal only: it is never logged or stored in clear.
+        print(
+            f"\nFirst start: created admin user '{user.name}' with password: {password}\n"
+            "Change it with `gateway user passwd admin`. This is shown only once.\n",
+            file=sys.stdout,
+            flush=True,
+        )
+    if settings.allow_plaintext:
+        log.warning(
+            "event=plaintext_auth_enabled detail=%s",
+            "GATEWAY_ALLOW_PLAINTEXT=1: clients may authenticate without TLS; local testing only",
+        )
+    log.info(
+        "event=started data_dir=%s database=%s tls_cert=%s",
+        settings.data_dir,
+        settings.resolved_database_url().split("://")[0],
+        cert,
+    )
+    _ = key
+    for part, port in (
+        ("imap", settings.imap_port),
+        ("imaps", settings.imaps_port),
+        ("submission", settings.submission_port),
+        ("smtps", settings.smtps_port),
+    ):
+        if port:
+            log.warning("event=listener_unavailable part=%s reason=not_built_yet", part)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    tasks: list[asyncio.Task[None]] = []
+    if settings.admin_port:
+        config = uvicorn.Config(
+            create_app(store),
+            host=settings.bind,
+            port=settings.admin_port,
+            log_level=settings.log_level.lower(),
+            lifespan="off",
+        )
+        admin = uvicorn.Server(config)
+        admin.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        tasks.append(asyncio.create_task(admin.serve()))
+        log.info("event=listening part=admin address=http://%s:%d", settings.bind, settings.admin_port)
+    await stop.wait()
+    log.info("event=stopping")
+    if settings.admin_port:
+        admin.should_exit = True
+    await asyncio.gather(*tasks, return_exceptions=True)
+    store.close()

@@ -1,0 +1,69 @@
+"""Runtime settings, read from GATEWAY_* environment variables and an optional `.env` file.
+
+Settings are built once at start-up and injected; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob an operator can turn; names are part of the public contract."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(default=Path("./data"), description="Blobs, SQLite file, keys, certs.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite in the data directory."
+    )
+    bind: str = Field(default="127.0.0.1", description="Address every listener binds to.")
+    imap_port: int = Field(default=1143, ge=0, le=65535, description="IMAP with STARTTLS; 0 = off.")
+    imaps_port: int = Field(default=1993, ge=0, le=65535, description="IMAP over TLS; 0 = off.")
+    submission_port: int = Field(
+        default=1587, ge=0, le=65535, description="SMTP submission with STARTTLS; 0 = off."
+    )
+    smtps_port: int = Field(
+        default=1465, ge=0, le=65535, description="SMTP submission over TLS; 0 = off."
+    )
+    admin_port: int = Field(default=8080, ge=0, le=65535, description="Admin HTTP; 0 = off.")
+    tls_cert: Path | None = Field(default=None, description="PEM certificate chain.")
+    tls_key: Path | None = Field(default=None, description="PEM private key.")
+    secret_key: str | None = Field(
+        default=None,
+        description="Key that encrypts source secrets (Fernet, urlsafe base64). "
+        "Generated into the data directory on first start when unset.",
+    )
+    allow_plaintext: bool = Field(
+        default=False, description="Allow authentication without TLS. Local testing only."
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR.")
+    max_message_size: int = Field(
+        default=64 * 1024 * 1024, gt=0, description="Largest message accepted, in octets."
+    )
+    ingest_batch_size: int = Field(
+        default=200, gt=0, description="Messages per group commit when ingesting in bulk."
+    )
+    io_threads: int = Field(
+        default=8, gt=0, description="Worker threads for SQL and disk work off the event loop."
+    )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand_data_dir(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    def resolved_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file inside the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'gateway.sqlite3').resolve()}"

@@ -1,0 +1,181 @@
+"""State shared by every group of store operations, and ORM → view conversions."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+
+from sqlalchemy import delete, update
+from sqlmodel import Session, col, select
+
+from gateway.store.blobs import BlobStore
+from gateway.store.database import Database
+from gateway.store.errors import NotFoundError
+from gateway.store.flags import decode_keywords
+from gateway.store.models import Mailbox, MailboxEntry, Message, ServerState, Source, User
+from gateway.store.secrets_box import SecretBox
+from gateway.store.views import EntryInfo, MailboxInfo, SourceInfo, UserInfo
+
+log = logging.getLogger("gateway.store")
+
+# Called after a commit that changed a mailbox: (user_id, mailbox_id, highestmodseq).
+ChangeListener = Callable[[int, int, int], None]
+
+
+class StoreBase:
+    """Owns the database, the blob directory and the secret box; nothing else may touch them."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        blobs: BlobStore,
+        secrets: SecretBox,
+        max_message_size: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.database = database
+        self.blobs = blobs
+        self._secrets = secrets
+        self.max_message_size = max_message_size
+        self._listeners: list[ChangeListener] = []
+
+    def add_change_listener(self, listener: ChangeListener) -> None:
+        """Register a callback run after every commit that changes a mailbox (IDLE wake-ups)."""
+        self._listeners.append(listener)
+
+    def remove_change_listener(self, listener: ChangeListener) -> None:
+        self._listeners.remove(listener)
+
+    def _notify(self, changed: dict[int, tuple[int, int]]) -> None:
+        """`changed` maps mailbox_id → (user_id, highestmodseq), announced after commit."""
+        for mailbox_id, (user_id, modseq) in changed.items():
+            for listener in list(self._listeners):
+                try:
+                    listener(user_id, mailbox_id, modseq)
+                except Exception:
+                    log.exception("event=change_listener_failed mailbox_id=%s", mailbox_id)
+
+    # --- lookups shared by several operation groups -------------------------------------
+
+    @staticmethod
+    def _user_by_name(session: Session, name: str) -> User:
+        user = session.exec(select(User).where(User.name == name)).first()
+        if user is None:
+            raise NotFoundError(f"no such user: {name}")
+        return user
+
+    @staticmethod
+    def _mailbox(session: Session, mailbox_id: int) -> Mailbox:
+        mailbox = session.get(Mailbox, mailbox_id)
+        if mailbox is None:
+            raise NotFoundError(f"no such mailbox: {mailbox_id}")
+        return mailbox
+
+    @staticmethod
+    def _allocate_uidvalidity(session: Session) -> int:
+        row = session.exec(
+            update(ServerState)
+            .where(ServerState.id == 1)  # type: ignore[arg-type]
+            .values(next_uidvalidity=ServerState.next_uidvalidity + 1)
+            .returning(ServerState.next_uidvalidity)  # type: ignore[arg-type]
+        ).first()
+        if row is None:
+            raise RuntimeError("server_state row missing: run `gateway migrate`")
+        return int(row[0]) - 1
+
+    @staticmethod
+    def _bump_mailbox(session: Session, mailbox_id: int, uids: int) -> tuple[int, int]:
+        """Reserve `uids` new UIDs and one new MODSEQ; returns (first_uid, modseq).
+
+        The single UPDATE holds the row lock until commit, so concurrent writers to one mailbox
+        serialise here and UIDs and MODSEQs strictly ascend (DESIGN invariant 3).
+        """
+        row = session.exec(
+            update(Mailbox)
+            .where(Mailbox.id == mailbox_id)  # type: ignore[arg-type]
+            .values(uidnext=Mailbox.uidnext + uids, highestmodseq=Mailbox.highestmodseq + 1)
+            .returning(Mailbox.uidnext, Mailbox.highestmodseq)  # type: ignore[arg-type]
+        ).first()
+        if row is None:
+            raise NotFoundError(f"no such mailbox: {mailbox_id}")
+        uidnext, modseq = int(row[0]), int(row[1])
+        return uidnext - uids, modseq
+
+    @staticmethod
+    def _delete_unreferenced_messages(session: Session, message_ids: set[int]) -> None:
+        """Drop message rows no mailbox refers to any more; their blob files go to GC."""
+        for chunk in chunked_ids(sorted(message_ids)):
+            still_used = set(
+                session.exec(
+                    select(MailboxEntry.message_id).where(col(MailboxEntry.message_id).in_(chunk))
+                )
+            )
+            orphans = [message_id for message_id in chunk if message_id not in still_used]
+            if orphans:
+                session.execute(delete(Message).where(col(Message.id).in_(orphans)))
+
+
+def chunked_ids(values: list[int], size: int = 500) -> Iterator[list[int]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def user_view(user: User) -> UserInfo:
+    assert user.id is not None  # noqa: S101
+    return UserInfo(
+        id=user.id,
+        name=user.name,
+        is_admin=user.is_admin,
+        dedupe_across_sources=user.dedupe_across_sources,
+        created_at=user.created_at,
+    )
+
+
+def mailbox_view(mailbox: Mailbox) -> MailboxInfo:
+    assert mailbox.id is not None  # noqa: S101
+    return MailboxInfo(
+        id=mailbox.id,
+        user_id=mailbox.user_id,
+        name=mailbox.name,
+        special_use=mailbox.special_use,
+        uidvalidity=mailbox.uidvalidity,
+        uidnext=mailbox.uidnext,
+        highestmodseq=mailbox.highestmodseq,
+        subscribed=mailbox.subscribed,
+    )
+
+
+def entry_view(entry: MailboxEntry) -> EntryInfo:
+    return EntryInfo(
+        uid=entry.uid,
+        message_id=entry.message_id,
+        flags=entry.flags,
+        keywords=decode_keywords(entry.keywords),
+        modseq=entry.modseq,
+    )
+
+
+def source_view(source: Source) -> SourceInfo:
+    assert source.id is not None  # noqa: S101
+    return SourceInfo(
+        id=source.id,
+        user_id=source.user_id,
+        name=source.name,
+        protocol=source.protocol,
+        host=source.host,
+        port=source.port,
+        security=source.security,
+        username=source.username,
+        options=json.loads(source.options_json),
+        poll_interval=source.poll_interval,
+        enabled=source.enabled,
+        last_attempt_at=source.last_attempt_at,
+        last_success_at=source.last_success_at,
+        last_error=source.last_error,
+        last_error_class=source.last_error_class,
+        consecutive_failures=source.consecutive_failures,
+        next_run_at=source.next_run_at,
+        messages_fetched=source.messages_fetched,
+        bytes_fetched=source.bytes_fetched,
+    )

@@ -1,0 +1,174 @@
+"""Content-addressed blob files: streamed in, fsynced, renamed into place, never rewritten.
+
+Durability order (DESIGN invariant 1): data fsynced → renamed to its hash name → rename made
+durable → only then may a database row point at it. A crash at any step leaves at worst an
+unreferenced file, which `collect_garbage` removes later.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import hashlib
+import os
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+_TMP_DIR = "tmp"
+# Below this many files a batch is cheaper to sync file by file than with one syncfs(2).
+_SYNCFS_THRESHOLD = 8
+
+
+def _load_syncfs() -> ctypes._NamedFuncPointer | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    libc = ctypes.CDLL(name, use_errno=True)
+    return getattr(libc, "syncfs", None)
+
+
+_syncfs = _load_syncfs()
+
+
+class PendingBlob:
+    """A blob being written: stream chunks in, then hand it to `BlobStore.commit`."""
+
+    def __init__(self, tmp_path: Path, file: BinaryIO) -> None:
+        self.tmp_path = tmp_path
+        self._file = file
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.digest: str | None = None
+
+    def write(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+        self._hash.update(chunk)
+        self.size += len(chunk)
+
+    def close(self) -> str:
+        """Flush to the kernel and return the content hash; the data is not yet durable."""
+        if self.digest is None:
+            self._file.close()
+            self.digest = self._hash.hexdigest()
+        return self.digest
+
+    def discard(self) -> None:
+        self._file.close()
+        self.tmp_path.unlink(missing_ok=True)
+
+
+class BlobStore:
+    """Files named by their SHA-256 under `root/ab/<hash>`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp_root = root / _TMP_DIR
+        self.tmp_root.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, digest: str) -> Path:
+        return self.root / digest[:2] / digest
+
+    def begin(self) -> PendingBlob:
+        tmp_path = self.tmp_root / f"{secrets.token_hex(12)}.tmp"
+        return PendingBlob(tmp_path, tmp_path.open("xb"))
+
+    def commit(self, blobs: Iterable[PendingBlob]) -> None:
+        """Make every pending blob durable under its final name (group fsync for batches)."""
+        pending = list(blobs)
+        for blob in pending:
+            blob.close()
+        if not pending:
+            return
+        batched = len(pending) >= _SYNCFS_THRESHOLD and _syncfs is not None
+        if batched:
+            self._sync_filesystem()
+        else:
+            for blob in pending:
+                _fsync_path(blob.tmp_path)
+        touched: set[Path] = set()
+        for blob in pending:
+            assert blob.digest is not None  # noqa: S101 - set by close() above
+            final = self.path_for(blob.digest)
+            if final.exists() and final.stat().st_size == blob.size:
+                # Identical content is already durable (it was fsynced before its rename). Touch it
+                # so garbage collection's grace period protects it until our row commits.
+                os.utime(final)
+                blob.tmp_path.unlink(missing_ok=True)
+                continue
+            if not final.parent.exists():
+                final.parent.mkdir(parents=True, exist_ok=True)
+                touched.add(self.root)
+            os.replace(blob.tmp_path, final)
+            touched.add(final.parent)
+        if batched:
+            self._sync_filesystem()
+        else:
+            for directory in touched:
+                _fsync_path(directory)
+
+    def put(self, data: bytes) -> str:
+        """Store one in-memory blob durably and return its hash."""
+        blob = self.begin()
+        try:
+            blob.write(data)
+            self.commit([blob])
+        except BaseException:
+            blob.discard()
+            raise
+        assert blob.digest is not None  # noqa: S101
+        return blob.digest
+
+    def open(self, digest: str) -> BinaryIO:
+        return self.path_for(digest).open("rb")
+
+    def read(self, digest: str) -> bytes:
+        return self.path_for(digest).read_bytes()
+
+    def exists(self, digest: str) -> bool:
+        return self.path_for(digest).exists()
+
+    def iter_digests(self) -> Iterator[tuple[str, Path]]:
+        for shard in self.root.iterdir():
+            if shard.name == _TMP_DIR or not shard.is_dir():
+                continue
+            for path in shard.iterdir():
+                yield path.name, path
+
+    def collect_garbage(self, referenced: set[str], *, grace_seconds: float = 3600.0) -> int:
+        """Delete blobs no row references, and abandoned temp files, older than the grace period.
+
+        The grace period protects blobs of an ingest that has renamed its files but not yet
+        committed its rows.
+        """
+        cutoff = time.time() - grace_seconds
+        removed = 0
+        for digest, path in list(self.iter_digests()):
+            if digest not in referenced and path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed += 1
+        for path in self.tmp_root.iterdir():
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def _sync_filesystem(self) -> None:
+        assert _syncfs is not None  # noqa: S101
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            if _syncfs(fd) != 0:
+                errno = ctypes.get_errno()
+                raise OSError(errno, os.strerror(errno), str(self.root))
+        finally:
+            os.close(fd)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

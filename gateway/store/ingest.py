@@ -1,0 +1,273 @@
+"""The one way mail enters the store: stream → blob + analysis → group commit.
+
+Raw bytes are never altered or rejected for being malformed (DESIGN invariant 6); the only
+refusal is size. Acknowledge nothing before `append_messages` returns: by then the blobs are
+fsynced and the rows committed (DESIGN invariant 1).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from gateway.mime import AnalyzedMessage, MessageAnalyzer, parts_to_json
+from gateway.store.base import StoreBase, log
+from gateway.store.blobs import PendingBlob
+from gateway.store.errors import MessageTooLargeError, NotFoundError
+from gateway.store.flags import encode_keywords, split_flags
+from gateway.store.models import Change, Mailbox, MailboxEntry, Message, Origin
+from gateway.store.views import AppendResult
+
+MessageContent = bytes | Iterable[bytes]
+_CHUNK = 256 * 1024
+_MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class OriginKey:
+    """Identity of a message at its source (DESIGN invariant 2)."""
+
+    source_id: int
+    remote_folder: str | None = None
+    uidvalidity: int | None = None
+    remote_uid: int | None = None
+    uidl: str | None = None
+    content_hash: str | None = None
+
+    def dedupe_key(self) -> tuple[object, ...]:
+        if self.uidl is not None:
+            return (self.source_id, "uidl", self.uidl)
+        return (self.source_id, self.remote_folder, self.uidvalidity, self.remote_uid)
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to append: where, what, with which flags, and where it came from."""
+
+    mailbox_id: int
+    content: MessageContent
+    flags: Sequence[str] = ()
+    internal_date: datetime | None = None
+    origin: OriginKey | None = None
+
+
+@dataclass
+class _Prepared:
+    item: NewMessage
+    blob: PendingBlob
+    analysis: AnalyzedMessage
+
+
+def _clean_text(text: str) -> str:
+    """Make decoded text storable on every backend: PostgreSQL rejects NUL and lone surrogates."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _chunks(content: MessageContent) -> Iterable[bytes]:
+    if isinstance(content, bytes | bytearray | memoryview):
+        view = memoryview(content)
+        for start in range(0, len(view), _CHUNK):
+            yield bytes(view[start : start + _CHUNK])
+    else:
+        yield from content
+
+
+class IngestOperations(StoreBase):
+    def append_message(
+        self,
+        *,
+        mailbox_id: int,
+        content: MessageContent,
+        flags: Sequence[str] = (),
+        internal_date: datetime | None = None,
+        origin: OriginKey | None = None,
+        actor: str = "",
+    ) -> AppendResult:
+        """Store one message durably and give it the next UID of the mailbox."""
+        item = NewMessage(mailbox_id, content, flags, internal_date, origin)
+        return self.append_messages(items=[item], actor=actor)[0]
+
+    def append_messages(self, *, items: Sequence[NewMessage], actor: str = "") -> list[AppendResult]:
+        """Store many messages with one blob sync and one commit (group commit)."""
+        prepared: list[_Prepared] = []
+        try:
+            for item in items:
+                prepared.append(self._prepare(item))
+            self.blobs.commit(entry.blob for entry in prepared)
+        except BaseException:
+            for entry in prepared:
+                entry.blob.discard()
+            raise
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            try:
+                with self.database.write() as session:
+                    results, changed = self._insert_all(session, prepared, actor)
+                break
+            except IntegrityError:
+                # Another writer ingested the same origin between our check and insert; the
+                # next attempt sees its row and reports a duplicate instead.
+                if attempt == _MAX_ATTEMPTS:
+                    raise
+                log.info("event=ingest_retry reason=origin_race attempt=%d", attempt)
+        self._notify(changed)
+        return results
+
+    def _prepare(self, item: NewMessage) -> _Prepared:
+        blob = self.blobs.begin()
+        analyzer = MessageAnalyzer()
+        try:
+            for chunk in _chunks(item.content):
+                if blob.size + len(chunk) > self.max_message_size:
+                    raise MessageTooLargeError(
+                        f"message exceeds the maximum size of {self.max_message_size} octets"
+                    )
+                blob.write(chunk)
+                analyzer.feed(chunk)
+            return _Prepared(item=item, blob=blob, analysis=analyzer.finish())
+        except BaseException:
+            blob.discard()
+            raise
+
+    def _insert_all(
+        self, session: Session, prepared: list[_Prepared], actor: str
+    ) -> tuple[list[AppendResult], dict[int, tuple[int, int]]]:
+        mailbox_ids = {entry.item.mailbox_id for entry in prepared}
+        mailboxes = {m.id: m for m in session.exec(select(Mailbox).where(col(Mailbox.id).in_(mailbox_ids)))}
+        missing = mailbox_ids - set(mailboxes)
+        if missing:
+            raise NotFoundError(f"no such mailbox: {min(missing)}")
+
+        results: list[AppendResult | None] = [None] * len(prepared)
+        fresh: list[int] = []
+        seen_keys: set[tuple[object, ...]] = set()
+        for index, entry in enumerate(prepared):
+            origin = entry.item.origin
+            if origin is not None:
+                key = origin.dedupe_key()
+                existing = None if key in seen_keys else self._find_origin(session, origin)
+                if key in seen_keys or existing is not None:
+                    mailbox = mailboxes[entry.item.mailbox_id]
+                    results[index] = AppendResult(
+                        mailbox_id=entry.item.mailbox_id,
+                        uidvalidity=mailbox.uidvalidity,
+                        uid=0,
+                        message_id=existing or 0,
+                        duplicate=True,
+                    )
+                    continue
+                seen_keys.add(key)
+            fresh.append(index)
+        if not fresh:
+            return [r for r in results if r is not None], {}
+
+        now = datetime.now(UTC)
+        message_rows = [self._message_row(mailboxes[prepared[i].item.mailbox_id].user_id, prepared[i], now) for i in fresh]
+        message_ids = list(
+            session.scalars(
+                insert(Message).returning(col(Message.id), sort_by_parameter_order=True),
+                message_rows,
+            )
+        )
+
+        by_mailbox: dict[int, list[int]] = defaultdict(list)
+        for position, index in enumerate(fresh):
+            by_mailbox[prepared[index].item.mailbox_id].append(position)
+        entry_rows: list[dict[str, object]] = []
+        change_rows: list[dict[str, object]] = []
+        origin_rows: list[dict[str, object]] = []
+        changed: dict[int, tuple[int, int]] = {}
+        for mailbox_id, positions in by_mailbox.items():
+            first_uid, modseq = self._bump_mailbox(session, mailbox_id, len(positions))
+            mailbox = mailboxes[mailbox_id]
+            changed[mailbox_id] = (mailbox.user_id, modseq)
+            for offset, position in enumerate(positions):
+                index = fresh[position]
+                item = prepared[index].item
+                uid = first_uid + offset
+                bits, keywords = split_flags(item.flags)
+                keyword_text = encode_keywords(keywords)
+                message_id = message_ids[position]
+                entry_rows.append(
+                    {"mailbox_id": mailbox_id, "uid": uid, "message_id": message_id,
+                     "flags": bits, "keywords": keyword_text, "modseq": modseq}
+                )
+                change_rows.append(
+                    {"mailbox_id": mailbox_id, "modseq": modseq, "uid": uid, "kind": "append",
+                     "flags": bits, "keywords": keyword_text, "actor": actor, "created_at": now}
+                )
+                if item.origin is not None:
+                    origin_rows.append(self._origin_row(item.origin, message_id, now))
+                results[index] = AppendResult(
+                    mailbox_id=mailbox_id,
+                    uidvalidity=mailbox.uidvalidity,
+                    uid=uid,
+                    message_id=message_id,
+                )
+        session.execute(insert(MailboxEntry), entry_rows)
+        session.execute(insert(Change), change_rows)
+        if origin_rows:
+            session.execute(insert(Origin), origin_rows)
+        return [r for r in results if r is not None], changed
+
+    @staticmethod
+    def _message_row(user_id: int, entry: _Prepared, now: datetime) -> dict[str, object]:
+        analysis = entry.analysis
+        assert entry.blob.digest is not None  # noqa: S101
+        return {
+            "user_id": user_id,
+            "blob_hash": entry.blob.digest,
+            "size": entry.blob.size,
+            "internal_date": entry.item.internal_date or now,
+            "sent_date": analysis.sent_date,
+            "message_id_header": _clean_text(analysis.message_id)
+            if analysis.message_id is not None
+            else None,
+            "subject": _clean_text(analysis.subject),
+            "from_addr": _clean_text(analysis.from_addr),
+            "to_addr": _clean_text(analysis.to_addr),
+            "cc_addr": _clean_text(analysis.cc_addr),
+            "bcc_addr": _clean_text(analysis.bcc_addr),
+            "envelope": analysis.envelope,
+            "bodystructure": analysis.bodystructure,
+            "body": analysis.body,
+            "parts_json": parts_to_json(analysis.parts),
+            "header_text": _clean_text(analysis.header_text),
+            "body_text": _clean_text(analysis.body_text),
+        }
+
+    @staticmethod
+    def _origin_row(origin: OriginKey, message_id: int, now: datetime) -> dict[str, object]:
+        return {
+            "source_id": origin.source_id,
+            "message_id": message_id,
+            "remote_folder": origin.remote_folder,
+            "uidvalidity": origin.uidvalidity,
+            "remote_uid": origin.remote_uid,
+            "uidl": origin.uidl,
+            "content_hash": origin.content_hash,
+            "fetched_at": now,
+        }
+
+    @staticmethod
+    def _find_origin(session: Session, origin: OriginKey) -> int | None:
+        query = select(Origin.id, Origin.message_id).where(Origin.source_id == origin.source_id)
+        if origin.uidl is not None:
+            query = query.where(Origin.uidl == origin.uidl)
+        else:
+            query = query.where(
+                Origin.remote_folder == origin.remote_folder,
+                Origin.uidvalidity == origin.uidvalidity,
+                Origin.remote_uid == origin.remote_uid,
+            )
+        row = session.exec(query.limit(1)).first()
+        if row is None:
+            return None
+        return int(row[1]) if row[1] is not None else 0

@@ -1,0 +1,38 @@
+"""The store facade: every operation group on one object, and how to open it from settings."""
+
+from __future__ import annotations
+
+from gateway.settings import Settings
+from gateway.store.blobs import BlobStore
+from gateway.store.database import Database, create_database_engine
+from gateway.store.ingest import IngestOperations
+from gateway.store.mailboxes import MailboxOperations
+from gateway.store.messages import MessageOperations
+from gateway.store.migrations import upgrade_database
+from gateway.store.secrets_box import SecretBox, load_or_create_key
+from gateway.store.sources import SourceOperations
+from gateway.store.users import UserOperations
+
+
+class MailStore(
+    UserOperations, SourceOperations, MailboxOperations, IngestOperations, MessageOperations
+):
+    """Users, sources, mailboxes and messages, with durable ingest and a change log."""
+
+    def close(self) -> None:
+        self.database.dispose()
+
+
+def open_store(settings: Settings, *, migrate: bool = True) -> MailStore:
+    """Open (and by default migrate) the store described by `settings`."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.resolved_database_url()
+    if migrate:
+        upgrade_database(url)
+    engine = create_database_engine(url, pool_size=settings.io_threads)
+    return MailStore(
+        database=Database(engine),
+        blobs=BlobStore(settings.blob_dir),
+        secrets=SecretBox(load_or_create_key(settings.secret_key, settings.data_dir)),
+        max_message_size=settings.max_message_size,
+    )

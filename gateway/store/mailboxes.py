@@ -1,0 +1,197 @@
+"""Mailbox operations: the folder tree, subscriptions and per-mailbox counters."""
+
+from __future__ import annotations
+
+from sqlalchemy import case, func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from gateway.store.base import StoreBase, mailbox_view
+from gateway.store.errors import AlreadyExistsError, InvalidOperationError, NotFoundError
+from gateway.store.flags import SEEN
+from gateway.store.models import Mailbox, MailboxEntry, Message
+from gateway.store.views import MailboxInfo, MailboxStatus
+
+SEPARATOR = "/"
+INBOX = "INBOX"
+SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+
+
+def normalize_mailbox_name(name: str) -> str:
+    """Canonical form: INBOX case-folded (RFC 3501 §5.1), no empty hierarchy levels."""
+    parts = name.split(SEPARATOR)
+    if name.endswith(SEPARATOR):
+        parts = parts[:-1]  # RFC 3501 §6.3.3: a trailing separator only declares intent.
+    if not parts or any(part == "" for part in parts):
+        raise InvalidOperationError(f"invalid mailbox name: {name!r}")
+    if any(ord(char) < 32 or char == "\x7f" for char in name):
+        raise InvalidOperationError("mailbox name contains control characters")
+    if parts[0].upper() == INBOX:
+        parts[0] = INBOX
+    return SEPARATOR.join(parts)
+
+
+class MailboxOperations(StoreBase):
+    def list_mailboxes(self, *, user_id: int) -> list[MailboxInfo]:
+        with self.database.read() as session:
+            rows = session.exec(
+                select(Mailbox).where(Mailbox.user_id == user_id).order_by(col(Mailbox.name))
+            )
+            return [mailbox_view(mailbox) for mailbox in rows]
+
+    def get_mailbox(self, *, user_id: int, name: str) -> MailboxInfo:
+        with self.database.read() as session:
+            return mailbox_view(self._mailbox_by_name(session, user_id, name))
+
+    def find_special_mailbox(self, *, user_id: int, special_use: str) -> MailboxInfo | None:
+        with self.database.read() as session:
+            mailbox = session.exec(
+                select(Mailbox)
+                .where(Mailbox.user_id == user_id, Mailbox.special_use == special_use)
+                .order_by(col(Mailbox.id))
+            ).first()
+            return None if mailbox is None else mailbox_view(mailbox)
+
+    def create_mailbox(
+        self, *, user_id: int, name: str, special_use: str | None = None
+    ) -> MailboxInfo:
+        """Create a mailbox and any missing parents (RFC 3501 §6.3.3)."""
+        name = normalize_mailbox_name(name)
+        if special_use is not None and special_use not in SPECIAL_USES:
+            raise InvalidOperationError(f"unknown special use: {special_use}")
+        try:
+            with self.database.write() as session:
+                if self._find(session, user_id, name) is not None:
+                    raise AlreadyExistsError(f"mailbox already exists: {name}")
+                levels = name.split(SEPARATOR)
+                for depth in range(1, len(levels)):
+                    parent = SEPARATOR.join(levels[:depth])
+                    if self._find(session, user_id, parent) is None:
+                        self._insert_mailbox(session, user_id, parent, None)
+                return mailbox_view(self._insert_mailbox(session, user_id, name, special_use))
+        except IntegrityError as error:
+            raise AlreadyExistsError(f"mailbox already exists: {name}") from error
+
+    def delete_mailbox(self, *, user_id: int, name: str) -> None:
+        """Delete a mailbox and its entries; inferior mailboxes keep existing (RFC 3501 §6.3.4)."""
+        name = normalize_mailbox_name(name)
+        if name == INBOX:
+            raise InvalidOperationError("INBOX cannot be deleted")
+        with self.database.write() as session:
+            mailbox = self._mailbox_by_name(session, user_id, name)
+            message_ids = list(
+                session.exec(
+                    select(MailboxEntry.message_id).where(MailboxEntry.mailbox_id == mailbox.id)
+                )
+            )
+            session.delete(mailbox)
+            session.flush()
+            self._delete_unreferenced_messages(session, set(message_ids))
+
+    def rename_mailbox(self, *, user_id: int, old_name: str, new_name: str) -> MailboxInfo:
+        """Rename a mailbox with its inferiors; renaming INBOX moves its messages instead."""
+        old_name = normalize_mailbox_name(old_name)
+        new_name = normalize_mailbox_name(new_name)
+        with self.database.write() as session:
+            mailbox = self._mailbox_by_name(session, user_id, old_name)
+            if self._find(session, user_id, new_name) is not None:
+                raise AlreadyExistsError(f"mailbox already exists: {new_name}")
+            if new_name.startswith(old_name + SEPARATOR):
+                raise InvalidOperationError("cannot rename a mailbox into its own inferior")
+            if old_name == INBOX:
+                return mailbox_view(self._rename_inbox(session, mailbox, new_name))
+            inferiors = session.exec(
+                select(Mailbox).where(
+                    Mailbox.user_id == user_id,
+                    col(Mailbox.name).startswith(old_name + SEPARATOR),
+                )
+            ).all()
+            mailbox.name = new_name
+            session.add(mailbox)
+            for inferior in inferiors:
+                inferior.name = new_name + inferior.name[len(old_name) :]
+                session.add(inferior)
+            levels = new_name.split(SEPARATOR)
+            for depth in range(1, len(levels)):
+                parent = SEPARATOR.join(levels[:depth])
+                if self._find(session, user_id, parent) is None:
+                    self._insert_mailbox(session, user_id, parent, None)
+            return mailbox_view(mailbox)
+
+    def set_subscribed(self, *, user_id: int, name: str, subscribed: bool) -> None:
+        with self.database.write() as session:
+            mailbox = self._mailbox_by_name(session, user_id, normalize_mailbox_name(name))
+            mailbox.subscribed = subscribed
+            session.add(mailbox)
+
+    def mailbox_status(self, *, mailbox_id: int) -> MailboxStatus:
+        """Counters for STATUS/SELECT in one round trip."""
+        with self.database.read() as session:
+            mailbox = self._mailbox(session, mailbox_id)
+            row = session.exec(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(col(Message.size)), 0),
+                    func.coalesce(
+                        func.sum(case((col(MailboxEntry.flags).op("&")(SEEN) == 0, 1), else_=0)),
+                        0,
+                    ),
+                )
+                .select_from(MailboxEntry)
+                .join(Message, col(Message.id) == col(MailboxEntry.message_id))
+                .where(MailboxEntry.mailbox_id == mailbox_id)
+            ).one()
+            return MailboxStatus(
+                mailbox=mailbox_view(mailbox),
+                messages=int(row[0]),
+                size=int(row[1]),
+                unseen=int(row[2]),
+            )
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _rename_inbox(self, session: Session, inbox: Mailbox, new_name: str) -> Mailbox:
+        # RFC 3501 §6.3.5: renaming INBOX moves all its messages to a new mailbox and leaves
+        # INBOX empty; inferiors of INBOX are not renamed.
+        assert inbox.id is not None  # noqa: S101
+        target = self._insert_mailbox(session, inbox.user_id, new_name, None)
+        assert target.id is not None  # noqa: S101
+        entries = session.exec(
+            select(MailboxEntry)
+            .where(MailboxEntry.mailbox_id == inbox.id)
+            .order_by(col(MailboxEntry.uid))
+        ).all()
+        if entries:
+            self._bump_mailbox(session, inbox.id, 0)
+            first_uid, modseq = self._bump_mailbox(session, target.id, len(entries))
+            for offset, entry in enumerate(entries):
+                entry.mailbox_id = target.id
+                entry.uid = first_uid + offset
+                entry.modseq = modseq
+                session.add(entry)
+        return target
+
+    def _insert_mailbox(
+        self, session: Session, user_id: int, name: str, special_use: str | None
+    ) -> Mailbox:
+        mailbox = Mailbox(
+            user_id=user_id,
+            name=name,
+            special_use=special_use,
+            uidvalidity=self._allocate_uidvalidity(session),
+        )
+        session.add(mailbox)
+        session.flush()
+        return mailbox
+
+    @staticmethod
+    def _find(session: Session, user_id: int, name: str) -> Mailbox | None:
+        return session.exec(
+            select(Mailbox).where(Mailbox.user_id == user_id, Mailbox.name == name)
+        ).first()
+
+    def _mailbox_by_name(self, session: Session, user_id: int, name: str) -> Mailbox:
+        mailbox = self._find(session, user_id, normalize_mailbox_name(name))
+        if mailbox is None:
+            raise NotFoundError(f"no such mailbox: {name}")
+        return mailbox

@@ -1,0 +1,263 @@
+"""Operations on messages already in a mailbox: flags, copy, move, expunge, change log, reads."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from datetime import UTC, datetime
+from typing import BinaryIO, Literal
+
+from sqlalchemy import delete, insert, update
+from sqlmodel import Session, col, select
+
+from gateway.store.base import StoreBase, chunked_ids, entry_view
+from gateway.store.errors import InvalidOperationError, NotFoundError
+from gateway.store.flags import DELETED, decode_keywords, encode_keywords, split_flags
+from gateway.store.models import Change, MailboxEntry, Message
+from gateway.store.views import ChangeInfo, CopyResult, EntryInfo, FlagUpdate, MessageInfo
+
+FlagMode = Literal["replace", "add", "remove"]
+# Above this many UIDs, reading the whole mailbox and filtering beats a huge IN (...) list.
+_IN_LIST_LIMIT = 500
+
+
+class MessageOperations(StoreBase):
+    def list_entries(self, *, mailbox_id: int) -> list[EntryInfo]:
+        """Every entry of a mailbox in UID order: a session's in-memory UID map."""
+        with self.database.read() as session:
+            rows = session.exec(
+                select(MailboxEntry)
+                .where(MailboxEntry.mailbox_id == mailbox_id)
+                .order_by(col(MailboxEntry.uid))
+            )
+            return [entry_view(entry) for entry in rows]
+
+    def set_flags(
+        self,
+        *,
+        mailbox_id: int,
+        uids: Collection[int] | None,
+        flags: Iterable[str],
+        mode: FlagMode = "replace",
+        unchanged_since: int | None = None,
+        actor: str = "",
+    ) -> FlagUpdate:
+        """Replace, add or remove flags on `uids` (None: all) with one new MODSEQ.
+
+        Entries whose flags do not change keep their MODSEQ (RFC 7162 §3.2).
+        """
+        bits, keywords = split_flags(flags)
+        with self.database.write() as session:
+            mailbox = self._mailbox(session, mailbox_id)
+            entries = self._select_entries(session, mailbox_id, uids)
+            modified: list[int] = []
+            updates: list[tuple[MailboxEntry, int, str]] = []
+            for entry in entries:
+                if unchanged_since is not None and entry.modseq > unchanged_since:
+                    modified.append(entry.uid)
+                    continue
+                new_bits, new_keywords = _apply(mode, entry, bits, keywords)
+                if new_bits != entry.flags or new_keywords != entry.keywords:
+                    updates.append((entry, new_bits, new_keywords))
+            modseq = mailbox.highestmodseq
+            if updates:
+                _, modseq = self._bump_mailbox(session, mailbox_id, 0)
+                now = datetime.now(UTC)
+                session.execute(
+                    update(MailboxEntry),
+                    [
+                        {"id": e.id, "flags": b, "keywords": k, "modseq": modseq}
+                        for e, b, k in updates
+                    ],
+                )
+                session.execute(
+                    insert(Change),
+                    [
+                        {"mailbox_id": mailbox_id, "modseq": modseq, "uid": e.uid, "kind": "flags",
+                         "flags": b, "keywords": k, "actor": actor, "created_at": now}
+                        for e, b, k in updates
+                    ],
+                )
+                for entry, new_bits, new_keywords in updates:
+                    entry.flags, entry.keywords, entry.modseq = new_bits, new_keywords, modseq
+            result = FlagUpdate(
+                entries=[entry_view(e) for e in entries if e.uid not in set(modified)],
+                modseq=modseq,
+                modified=modified,
+            )
+            user_id = mailbox.user_id
+        if updates:
+            self._notify({mailbox_id: (user_id, modseq)})
+        return result
+
+    def copy_messages(
+        self, *, from_mailbox_id: int, uids: Collection[int] | None, to_mailbox_id: int,
+        actor: str = "",
+    ) -> CopyResult:
+        """Copy entries (content shared, flags kept) to another mailbox (RFC 3501 §6.4.7)."""
+        with self.database.write() as session:
+            result, changed = self._copy(session, from_mailbox_id, uids, to_mailbox_id, actor)
+        self._notify(changed)
+        return result
+
+    def move_messages(
+        self, *, from_mailbox_id: int, uids: Collection[int] | None, to_mailbox_id: int,
+        actor: str = "",
+    ) -> CopyResult:
+        """Copy then expunge from the source in one transaction (RFC 6851 atomicity)."""
+        if from_mailbox_id == to_mailbox_id:
+            raise InvalidOperationError("cannot move messages into the mailbox they are in")
+        with self.database.write() as session:
+            result, changed = self._copy(session, from_mailbox_id, uids, to_mailbox_id, actor)
+            moved = [source_uid for source_uid, _ in result.uid_pairs]
+            expunged, expunge_changed = self._expunge(
+                session, from_mailbox_id, moved, actor, only_deleted=False
+            )
+            changed.update(expunge_changed)
+        self._notify(changed)
+        return CopyResult(result.uidvalidity, result.uid_pairs, expunged)
+
+    def expunge(
+        self, *, mailbox_id: int, uids: Collection[int] | None = None, actor: str = ""
+    ) -> list[int]:
+        """Remove \\Deleted entries (only among `uids` for UID EXPUNGE); returns their UIDs."""
+        with self.database.write() as session:
+            expunged, changed = self._expunge(session, mailbox_id, uids, actor, only_deleted=True)
+        self._notify(changed)
+        return expunged
+
+    def changes_since(self, *, mailbox_id: int, modseq: int) -> list[ChangeInfo]:
+        """The change log after `modseq`, oldest first (CONDSTORE/QRESYNC, write-back)."""
+        with self.database.read() as session:
+            rows = session.exec(
+                select(Change)
+                .where(Change.mailbox_id == mailbox_id, col(Change.modseq) > modseq)
+                .order_by(col(Change.modseq), col(Change.id))
+            )
+            return [
+                ChangeInfo(
+                    modseq=row.modseq,
+                    uid=row.uid,
+                    kind=row.kind,
+                    flags=row.flags,
+                    keywords=decode_keywords(row.keywords),
+                    actor=row.actor,
+                )
+                for row in rows
+            ]
+
+    def get_messages(self, *, message_ids: Collection[int]) -> dict[int, MessageInfo]:
+        """Precomputed content metadata for FETCH, in one query."""
+        with self.database.read() as session:
+            rows = session.exec(select(Message).where(col(Message.id).in_(set(message_ids))))
+            return {row.id: _message_view(row) for row in rows if row.id is not None}
+
+    def open_message(self, *, message_id: int) -> BinaryIO:
+        """The raw bytes of a message as stored, byte for byte."""
+        with self.database.read() as session:
+            message = session.get(Message, message_id)
+            if message is None:
+                raise NotFoundError(f"no such message: {message_id}")
+        return self.blobs.open(message.blob_hash)
+
+    def collect_garbage(self, *, grace_seconds: float = 3600.0) -> int:
+        """Delete blob files no message refers to (after the grace period); returns the count."""
+        with self.database.read() as session:
+            referenced = set(session.exec(select(Message.blob_hash).distinct()))
+        return self.blobs.collect_garbage(referenced, grace_seconds=grace_seconds)
+
+    # --- helpers --------------------------------------------------------------------------
+
+    @staticmethod
+    def _select_entries(
+        session: Session, mailbox_id: int, uids: Collection[int] | None
+    ) -> list[MailboxEntry]:
+        query = select(MailboxEntry).where(MailboxEntry.mailbox_id == mailbox_id)
+        if uids is not None and len(uids) <= _IN_LIST_LIMIT:
+            query = query.where(col(MailboxEntry.uid).in_(set(uids)))
+        rows = list(session.exec(query.order_by(col(MailboxEntry.uid))))
+        if uids is not None and len(uids) > _IN_LIST_LIMIT:
+            wanted = set(uids)
+            rows = [row for row in rows if row.uid in wanted]
+        return rows
+
+    def _copy(
+        self, session: Session, from_mailbox_id: int, uids: Collection[int] | None,
+        to_mailbox_id: int, actor: str,
+    ) -> tuple[CopyResult, dict[int, tuple[int, int]]]:
+        self._mailbox(session, from_mailbox_id)
+        target = self._mailbox(session, to_mailbox_id)
+        entries = self._select_entries(session, from_mailbox_id, uids)
+        if not entries:
+            return CopyResult(target.uidvalidity, []), {}
+        first_uid, modseq = self._bump_mailbox(session, to_mailbox_id, len(entries))
+        now = datetime.now(UTC)
+        pairs = [(entry.uid, first_uid + offset) for offset, entry in enumerate(entries)]
+        session.execute(
+            insert(MailboxEntry),
+            [
+                {"mailbox_id": to_mailbox_id, "uid": new_uid, "message_id": e.message_id,
+                 "flags": e.flags, "keywords": e.keywords, "modseq": modseq}
+                for e, (_, new_uid) in zip(entries, pairs, strict=True)
+            ],
+        )
+        session.execute(
+            insert(Change),
+            [
+                {"mailbox_id": to_mailbox_id, "modseq": modseq, "uid": new_uid, "kind": "append",
+                 "flags": e.flags, "keywords": e.keywords, "actor": actor, "created_at": now}
+                for e, (_, new_uid) in zip(entries, pairs, strict=True)
+            ],
+        )
+        return CopyResult(target.uidvalidity, pairs), {to_mailbox_id: (target.user_id, modseq)}
+
+    def _expunge(
+        self, session: Session, mailbox_id: int, uids: Collection[int] | None, actor: str,
+        *, only_deleted: bool,
+    ) -> tuple[list[int], dict[int, tuple[int, int]]]:
+        mailbox = self._mailbox(session, mailbox_id)
+        entries = [
+            e for e in self._select_entries(session, mailbox_id, uids)
+            if not only_deleted or e.flags & DELETED
+        ]
+        if not entries:
+            return [], {}
+        _, modseq = self._bump_mailbox(session, mailbox_id, 0)
+        now = datetime.now(UTC)
+        for chunk in chunked_ids([e.id for e in entries if e.id is not None]):
+            session.execute(delete(MailboxEntry).where(col(MailboxEntry.id).in_(chunk)))
+        session.execute(
+            insert(Change),
+            [
+                {"mailbox_id": mailbox_id, "modseq": modseq, "uid": e.uid, "kind": "expunge",
+                 "flags": 0, "keywords": "", "actor": actor, "created_at": now}
+                for e in entries
+            ],
+        )
+        self._delete_unreferenced_messages(session, {e.message_id for e in entries})
+        return [e.uid for e in entries], {mailbox_id: (mailbox.user_id, modseq)}
+
+
+def _apply(
+    mode: FlagMode, entry: MailboxEntry, bits: int, keywords: frozenset[str]
+) -> tuple[int, str]:
+    current = decode_keywords(entry.keywords)
+    if mode == "replace":
+        return bits, encode_keywords(keywords)
+    if mode == "add":
+        return entry.flags | bits, encode_keywords(current | keywords)
+    return entry.flags & ~bits, encode_keywords(current - keywords)
+
+
+def _message_view(row: Message) -> MessageInfo:
+    assert row.id is not None  # noqa: S101
+    return MessageInfo(
+        id=row.id,
+        blob_hash=row.blob_hash,
+        size=row.size,
+        internal_date=row.internal_date,
+        sent_date=row.sent_date,
+        envelope=row.envelope,
+        bodystructure=row.bodystructure,
+        body=row.body,
+        parts_json=row.parts_json,
+    )

@@ -1,0 +1,232 @@
+"""SQLModel tables: the one schema every part of the gateway shares through the store.
+
+Alembic migrations in `migrations/` are generated from these classes; change both together.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend (SQLite would hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use timezone-aware values")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _timestamp(*, nullable: bool = False) -> Column[datetime]:
+    return Column(UTCDateTime(), nullable=nullable)
+
+
+class ServerState(SQLModel, table=True):
+    """Single-row counters that must never repeat across the whole server."""
+
+    __tablename__ = "server_state"
+    id: int | None = Field(default=None, primary_key=True)
+    # RFC 3501 §2.3.1.1: a re-created mailbox must get a UIDVALIDITY it never had before.
+    next_uidvalidity: int = Field(sa_type=BigInteger)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True, max_length=255)
+    password_hash: str
+    is_admin: bool = False
+    dedupe_across_sources: bool = True
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+
+
+class Identity(SQLModel, table=True):
+    """An address the user may send as, and the source whose SMTP relays it."""
+
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("user_id", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    address: str = Field(max_length=320)
+    display_name: str = ""
+    source_id: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("sources.id", ondelete="SET NULL"))
+    )
+    is_default: bool = False
+
+
+class Source(SQLModel, table=True):
+    """An external POP3/IMAP account, its encrypted secret and its sync state."""
+
+    __tablename__ = "sources"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    name: str = Field(max_length=255)
+    protocol: str = Field(max_length=8)
+    host: str = Field(max_length=255)
+    port: int
+    security: str = Field(max_length=16)
+    username: str = Field(max_length=320)
+    secret_ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    options_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    poll_interval: int = 60
+    enabled: bool = True
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+    # Sync state, written by fetch/ and read by the admin panel and metrics.
+    last_attempt_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    last_success_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    last_error_class: str | None = Field(default=None, max_length=32)
+    consecutive_failures: int = 0
+    next_run_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    lease_owner: str | None = Field(default=None, max_length=128)
+    lease_expires_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    messages_fetched: int = Field(default=0, sa_type=BigInteger)
+    bytes_fetched: int = Field(default=0, sa_type=BigInteger)
+    sync_state_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+
+
+class Mailbox(SQLModel, table=True):
+    __tablename__ = "mailboxes"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    # Full hierarchical name in Unicode with "/" as separator; INBOX is always spelled "INBOX".
+    name: str = Field(max_length=1024)
+    special_use: str | None = Field(default=None, max_length=32)
+    uidvalidity: int = Field(sa_type=BigInteger)
+    uidnext: int = Field(default=1, sa_type=BigInteger)
+    highestmodseq: int = Field(default=1, sa_type=BigInteger)
+    subscribed: bool = True
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+
+
+class Message(SQLModel, table=True):
+    """Immutable content of one message: blob reference plus everything IMAP precomputes."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_user_blob", "user_id", "blob_hash"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    blob_hash: str = Field(max_length=64, index=True)
+    size: int = Field(sa_type=BigInteger)
+    internal_date: datetime = Field(sa_column=_timestamp())
+    sent_date: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    message_id_header: str | None = Field(default=None, sa_column=Column(Text))
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False))
+    from_addr: str = Field(default="", sa_column=Column(Text, nullable=False))
+    to_addr: str = Field(default="", sa_column=Column(Text, nullable=False))
+    cc_addr: str = Field(default="", sa_column=Column(Text, nullable=False))
+    bcc_addr: str = Field(default="", sa_column=Column(Text, nullable=False))
+    envelope: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    bodystructure: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    parts_json: str = Field(sa_column=Column(Text, nullable=False))
+    header_text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    body_text: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class MailboxEntry(SQLModel, table=True):
+    """A message as it appears in one mailbox: UID, flags, keywords, MODSEQ."""
+
+    __tablename__ = "mailbox_entries"
+    __table_args__ = (
+        UniqueConstraint("mailbox_id", "uid"),
+        Index("ix_mailbox_entries_modseq", "mailbox_id", "modseq"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox_id: int = Field(
+        sa_column=Column(ForeignKey("mailboxes.id", ondelete="CASCADE"), nullable=False)
+    )
+    uid: int = Field(sa_type=BigInteger)
+    message_id: int = Field(
+        sa_column=Column(ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    flags: int = 0
+    keywords: str = Field(default="", sa_column=Column(Text, nullable=False))
+    modseq: int = Field(sa_type=BigInteger)
+
+
+class Origin(SQLModel, table=True):
+    """Where a message came from; the idempotency key of every fetch (DESIGN invariant 2).
+
+    Rows outlive the message they point to (message_id set to NULL on delete) so that a message
+    deleted locally is never fetched again.
+    """
+
+    __tablename__ = "origins"
+    __table_args__ = (
+        UniqueConstraint("source_id", "remote_folder", "uidvalidity", "remote_uid"),
+        UniqueConstraint("source_id", "uidl"),
+        Index("ix_origins_content", "source_id", "content_hash"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(
+        sa_column=Column(ForeignKey("sources.id", ondelete="CASCADE"), nullable=False)
+    )
+    message_id: int | None = Field(
+        default=None,
+        sa_column=Column(ForeignKey("messages.id", ondelete="SET NULL"), index=True),
+    )
+    remote_folder: str | None = Field(default=None, max_length=1024)
+    uidvalidity: int | None = Field(default=None, sa_type=BigInteger)
+    remote_uid: int | None = Field(default=None, sa_type=BigInteger)
+    uidl: str | None = Field(default=None, max_length=255)
+    content_hash: str | None = Field(default=None, max_length=64)
+    fetched_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+
+
+class Change(SQLModel, table=True):
+    """Per-mailbox change log: CONDSTORE/QRESYNC, IDLE wake-ups and write-back read it."""
+
+    __tablename__ = "changes"
+    __table_args__ = (Index("ix_changes_mailbox_modseq", "mailbox_id", "modseq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox_id: int = Field(
+        sa_column=Column(ForeignKey("mailboxes.id", ondelete="CASCADE"), nullable=False)
+    )
+    modseq: int = Field(sa_type=BigInteger)
+    uid: int = Field(sa_type=BigInteger)
+    kind: str = Field(max_length=16)
+    flags: int = 0
+    keywords: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # Who made the change ("imap", "smtp", "source:<id>", "cli"): write-back skips its own echoes.
+    actor: str = Field(default="", max_length=64)
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())

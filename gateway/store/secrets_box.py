@@ -1,0 +1,56 @@
+"""Encryption at rest for source passwords and tokens (DESIGN invariant 7), via Fernet."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from gateway.store.errors import StoreError
+
+_KEY_FILE = "secret.key"
+
+
+class SecretDecryptionError(StoreError):
+    """A stored secret cannot be decrypted with the configured key (the key changed?)."""
+
+
+class SecretBox:
+    """Encrypts and decrypts small secrets with one symmetric key."""
+
+    def __init__(self, key: str | bytes) -> None:
+        self._fernet = Fernet(key)
+
+    def encrypt(self, plaintext: str) -> bytes:
+        return self._fernet.encrypt(plaintext.encode("utf-8"))
+
+    def decrypt(self, ciphertext: bytes) -> str:
+        try:
+            return self._fernet.decrypt(ciphertext).decode("utf-8")
+        except InvalidToken as error:
+            raise SecretDecryptionError(
+                "stored secret cannot be decrypted: GATEWAY_SECRET_KEY differs from the key "
+                "it was encrypted with"
+            ) from error
+
+
+def load_or_create_key(configured: str | None, data_dir: Path) -> str:
+    """Use GATEWAY_SECRET_KEY if set, else the key file in the data dir, creating it once."""
+    if configured:
+        return configured
+    path = data_dir / _KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key().decode("ascii")
+    # O_EXCL: two processes starting together must not each write a different key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return key

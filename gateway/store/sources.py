@@ -1,0 +1,146 @@
+"""External account (source) operations; the secret is encrypted here and nowhere else."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from gateway.store.base import StoreBase, source_view
+from gateway.store.errors import AlreadyExistsError, InvalidOperationError, NotFoundError
+from gateway.store.models import Origin, Source, User
+from gateway.store.views import SourceInfo
+
+PROTOCOLS = ("imap", "pop3")
+SECURITY_MODES = ("tls", "starttls", "none")
+MIN_POLL_INTERVAL = 10
+
+
+def _validate_source(
+    *, name: str, protocol: str, host: str, port: int, security: str, interval: int
+) -> None:
+    if not name or len(name) > 255 or "/" in name:
+        raise InvalidOperationError("source name must be 1-255 characters without '/'")
+    if protocol not in PROTOCOLS:
+        raise InvalidOperationError(f"protocol must be one of {', '.join(PROTOCOLS)}")
+    if security not in SECURITY_MODES:
+        raise InvalidOperationError(f"security must be one of {', '.join(SECURITY_MODES)}")
+    if not host or len(host) > 255:
+        raise InvalidOperationError("host must be 1-255 characters")
+    if not 1 <= port <= 65535:
+        raise InvalidOperationError("port must be 1-65535")
+    if interval < MIN_POLL_INTERVAL:
+        raise InvalidOperationError(f"interval must be at least {MIN_POLL_INTERVAL} seconds")
+
+
+class SourceOperations(StoreBase):
+    def add_source(
+        self,
+        *,
+        user_id: int,
+        name: str,
+        protocol: str,
+        host: str,
+        port: int,
+        security: str,
+        username: str,
+        secret: str,
+        poll_interval: int = 60,
+        options: dict[str, Any] | None = None,
+    ) -> SourceInfo:
+        """Register an external account; the secret is stored encrypted only."""
+        _validate_source(
+            name=name,
+            protocol=protocol,
+            host=host,
+            port=port,
+            security=security,
+            interval=poll_interval,
+        )
+        try:
+            with self.database.write() as session:
+                source = Source(
+                    user_id=user_id,
+                    name=name,
+                    protocol=protocol,
+                    host=host,
+                    port=port,
+                    security=security,
+                    username=username,
+                    secret_ciphertext=self._secrets.encrypt(secret),
+                    options_json=json.dumps(options or {}, sort_keys=True),
+                    poll_interval=poll_interval,
+                )
+                session.add(source)
+                session.flush()
+                return source_view(source)
+        except IntegrityError as error:
+            raise AlreadyExistsError(f"source already exists: {name}") from error
+
+    def list_sources(self, *, user_id: int | None = None) -> list[SourceInfo]:
+        with self.database.read() as session:
+            query = select(Source).order_by(col(Source.user_id), col(Source.name))
+            if user_id is not None:
+                query = query.where(Source.user_id == user_id)
+            return [source_view(source) for source in session.exec(query)]
+
+    def get_source(self, *, user_name: str, name: str) -> SourceInfo:
+        with self.database.read() as session:
+            source = session.exec(
+                select(Source)
+                .join(User, col(User.id) == col(Source.user_id))
+                .where(User.name == user_name, Source.name == name)
+            ).first()
+            if source is None:
+                raise NotFoundError(f"no such source: {user_name}/{name}")
+            return source_view(source)
+
+    def read_source_secret(self, *, source_id: int) -> str:
+        """Decrypt a source's secret for the fetcher; never log or return it to clients."""
+        with self.database.read() as session:
+            source = session.get(Source, source_id)
+            if source is None:
+                raise NotFoundError(f"no such source id: {source_id}")
+            return self._secrets.decrypt(source.secret_ciphertext)
+
+    def remove_source(self, *, source_id: int) -> None:
+        """Forget a source and its origins; messages it fetched stay in the mailbox."""
+        with self.database.write() as session:
+            source = session.get(Source, source_id)
+            if source is None:
+                raise NotFoundError(f"no such source id: {source_id}")
+            for origin in session.exec(select(Origin).where(Origin.source_id == source_id)):
+                session.delete(origin)
+            session.delete(source)
+
+    def has_origin(
+        self,
+        *,
+        source_id: int,
+        uidl: str | None = None,
+        remote_folder: str | None = None,
+        uidvalidity: int | None = None,
+        remote_uid: int | None = None,
+    ) -> bool:
+        """Whether a remote message was already ingested (the fetchers' skip check)."""
+        with self.database.read() as session:
+            query = select(Origin.id).where(Origin.source_id == source_id)
+            if uidl is not None:
+                query = query.where(Origin.uidl == uidl)
+            else:
+                query = query.where(
+                    Origin.remote_folder == remote_folder,
+                    Origin.uidvalidity == uidvalidity,
+                    Origin.remote_uid == remote_uid,
+                )
+            return session.exec(query.limit(1)).first() is not None
+
+    def known_uidls(self, *, source_id: int) -> set[str]:
+        """Every POP3 UIDL already ingested from a source, in one query."""
+        with self.database.read() as session:
+            rows = session.exec(
+                select(Origin.uidl).where(Origin.source_id == source_id, col(Origin.uidl).is_not(None))
+            )
+            return {uidl for uidl in rows if uidl is not None}

@@ -1,0 +1,155 @@
+"""Plain, immutable results returned by store operations (ORM objects never leave the store)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gateway.store.flags import flag_names
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    id: int
+    name: str
+    is_admin: bool
+    dedupe_across_sources: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class IdentityInfo:
+    id: int
+    user_id: int
+    address: str
+    display_name: str
+    source_id: int | None
+    is_default: bool
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """A source as anyone outside the store sees it: never with its secret."""
+
+    id: int
+    user_id: int
+    name: str
+    protocol: str
+    host: str
+    port: int
+    security: str
+    username: str
+    options: dict[str, Any]
+    poll_interval: int
+    enabled: bool
+    last_attempt_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_class: str | None
+    consecutive_failures: int
+    next_run_at: datetime | None
+    messages_fetched: int
+    bytes_fetched: int
+
+
+@dataclass(frozen=True)
+class MailboxInfo:
+    id: int
+    user_id: int
+    name: str
+    special_use: str | None
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    subscribed: bool
+
+
+@dataclass(frozen=True)
+class MailboxStatus:
+    """The counters STATUS and SELECT report (RFC 3501 §6.3.10, RFC 7162 §3.1.2)."""
+
+    mailbox: MailboxInfo
+    messages: int
+    unseen: int
+    size: int
+
+    @property
+    def uidnext(self) -> int:
+        return self.mailbox.uidnext
+
+    @property
+    def uidvalidity(self) -> int:
+        return self.mailbox.uidvalidity
+
+    @property
+    def highestmodseq(self) -> int:
+        return self.mailbox.highestmodseq
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    """One message in one mailbox, as a session keeps it in memory."""
+
+    uid: int
+    message_id: int
+    flags: int
+    keywords: frozenset[str]
+    modseq: int
+
+    @property
+    def flag_names(self) -> list[str]:
+        return flag_names(self.flags, self.keywords)
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    """Immutable content metadata of a message, precomputed at ingest."""
+
+    id: int
+    blob_hash: str
+    size: int
+    internal_date: datetime
+    sent_date: datetime | None
+    envelope: bytes
+    bodystructure: bytes
+    body: bytes
+    parts_json: str
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    mailbox_id: int
+    uidvalidity: int
+    uid: int
+    message_id: int
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class FlagUpdate:
+    """Outcome of `set_flags`: new state of every matched entry, and CONDSTORE failures."""
+
+    entries: list[EntryInfo]
+    modseq: int
+    # RFC 7162 §3.1.3: UIDs whose MODSEQ exceeded UNCHANGEDSINCE and were left alone.
+    modified: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    """RFC 4315 COPYUID data: target UIDVALIDITY and the source→target UID pairs."""
+
+    uidvalidity: int
+    uid_pairs: list[tuple[int, int]]
+    expunged: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ChangeInfo:
+    modseq: int
+    uid: int
+    kind: str
+    flags: int
+    keywords: frozenset[str]
+    actor: str

@@ -1,0 +1,44 @@
+"""`gateway sync`: one pass over the selected sources, for scripts and benchmarks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from gateway.store import MailStore, SourceInfo
+
+log = logging.getLogger("gateway.sync")
+
+SyncEngine = Callable[[MailStore, SourceInfo], None]
+
+# Filled in by the fetch package as protocol engines land (see the fetching issue).
+SYNC_ENGINES: dict[str, SyncEngine] = {}
+
+
+def run_sync_pass(store: MailStore, *, user_name: str | None, source_name: str | None) -> int:
+    """Sync every matching source once; returns how many failed or could not run."""
+    user_id = store.get_user(name=user_name).id if user_name else None
+    sources = [
+        source
+        for source in store.list_sources(user_id=user_id)
+        if source_name is None or source.name == source_name
+    ]
+    if not sources:
+        log.warning("event=sync_nothing_to_do user=%s source=%s", user_name, source_name)
+    failures = 0
+    for source in sources:
+        engine = SYNC_ENGINES.get(source.protocol)
+        if engine is None:
+            log.error(
+                "event=sync_unavailable source_id=%d protocol=%s reason=engine_not_built_yet",
+                source.id,
+                source.protocol,
+            )
+            failures += 1
+            continue
+        try:
+            engine(store, source)
+        except Exception:
+            log.exception("event=sync_failed source_id=%d", source.id)
+            failures += 1
+    return failures

@@ -1,0 +1,5 @@
+"""Shared pytest plugins: each fixture family lives in its own module under tests/support."""
+
+pytest_plugins = [
+    "tests.support.fixtures_store",
+]

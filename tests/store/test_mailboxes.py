@@ -1,0 +1,89 @@
+"""Mailbox tree operations and their RFC 3501 semantics."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.store import AlreadyExistsError, InvalidOperationError, MailStore, NotFoundError
+
+MESSAGE = b"From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
+
+
+def _names(store: MailStore, user_id: int) -> set[str]:
+    return {m.name for m in store.list_mailboxes(user_id=user_id)}
+
+
+def test_create_makes_parents_and_rejects_duplicates(store: MailStore) -> None:
+    user = store.create_user(name="alice", password="pw")
+    store.create_mailbox(user_id=user.id, name="Lists/python/dev")
+    assert {"Lists", "Lists/python", "Lists/python/dev"} <= _names(store, user.id)
+    with pytest.raises(AlreadyExistsError):
+        store.create_mailbox(user_id=user.id, name="Lists/python/")
+    with pytest.raises(AlreadyExistsError):
+        store.create_mailbox(user_id=user.id, name="inbox")
+    for bad in ("", "a//b", "/", "bad\x01name"):
+        with pytest.raises(InvalidOperationError):
+            store.create_mailbox(user_id=user.id, name=bad)
+
+
+def test_recreated_mailbox_gets_new_uidvalidity(store: MailStore) -> None:
+    user = store.create_user(name="alice", password="pw")
+    first = store.create_mailbox(user_id=user.id, name="Work")
+    store.delete_mailbox(user_id=user.id, name="Work")
+    second = store.create_mailbox(user_id=user.id, name="Work")
+    assert second.uidvalidity > first.uidvalidity
+
+
+def test_delete_keeps_inferiors_and_refuses_inbox(store: MailStore) -> None:
+    user = store.create_user(name="alice", password="pw")
+    store.create_mailbox(user_id=user.id, name="A/B")
+    box = store.get_mailbox(user_id=user.id, name="A")
+    store.append_message(mailbox_id=box.id, content=MESSAGE)
+    store.delete_mailbox(user_id=user.id, name="A")
+    assert "A/B" in _names(store, user.id)
+    assert "A" not in _names(store, user.id)
+    with pytest.raises(InvalidOperationError):
+        store.delete_mailbox(user_id=user.id, name="INBOX")
+    with pytest.raises(NotFoundError):
+        store.delete_mailbox(user_id=user.id, name="missing")
+
+
+def test_rename_moves_inferiors(store: MailStore) -> None:
+    user = store.create_user(name="alice", password="pw")
+    store.create_mailbox(user_id=user.id, name="Old/child/grandchild")
+    store.rename_mailbox(user_id=user.id, old_name="Old", new_name="New/Place")
+    names = _names(store, user.id)
+    assert {"New", "New/Place", "New/Place/child", "New/Place/child/grandchild"} <= names
+    assert not any(n.startswith("Old") for n in names)
+    with pytest.raises(InvalidOperationError):
+        store.rename_mailbox(user_id=user.id, old_name="New", new_name="New/inside")
+    with pytest.raises(AlreadyExistsError):
+        store.rename_mailbox(user_id=user.id, old_name="New", new_name="Sent")
+
+
+def test_rename_inbox_moves_messages_and_leaves_inbox_empty(store: MailStore) -> None:
+    user = store.create_user(name="alice", password="pw")
+    inbox = store.get_mailbox(user_id=user.id, name="INBOX")
+    for _ in range(3):
+        store.append_message(mailbox_id=inbox.id, content=MESSAGE, flags=["\\Seen"])
+    moved = store.rename_mailbox(user_id=user.id, old_name="INBOX", new_name="Old Inbox")
+    assert store.mailbox_status(mailbox_id=inbox.id).messages == 0
+    status = store.mailbox_status(mailbox_id=moved.id)
+    assert status.messages == 3
+    assert [e.uid for e in store.list_entries(mailbox_id=moved.id)] == [1, 2, 3]
+    assert all(e.flag_names == ["\\Seen"] for e in store.list_entries(mailbox_id=moved.id))
+    # New mail to INBOX continues above the UIDs INBOX already handed out.
+    assert store.append_message(mailbox_id=inbox.id, content=MESSAGE).uid == 4
+
+
+def test_subscriptions_and_status(store: MailStore) -> None:
+    user = store.create_user(name="alice", password="pw")
+    store.set_subscribed(user_id=user.id, name="Junk", subscribed=False)
+    subscribed = {m.name for m in store.list_mailboxes(user_id=user.id) if m.subscribed}
+    assert "Junk" not in subscribed and "INBOX" in subscribed
+    inbox = store.get_mailbox(user_id=user.id, name="inbox")
+    store.append_message(mailbox_id=inbox.id, content=MESSAGE, flags=["\\Seen"])
+    store.append_message(mailbox_id=inbox.id, content=MESSAGE + b"more")
+    status = store.mailbox_status(mailbox_id=inbox.id)
+    assert (status.messages, status.unseen, status.uidnext) == (2, 1, 3)
+    assert status.size == 2 * len(MESSAGE) + 4
