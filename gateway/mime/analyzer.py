@@ -1,0 +1,145 @@
+"""The public analyser: raw message bytes in, :class:`AnalyzedMessage` out (sans-IO)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from gateway.mime.bodystructure import render_body, render_bodystructure
+from gateway.mime.model import AnalyzedMessage, PartSpan
+from gateway.mime.part_data import EMPTY_ENVELOPE
+from gateway.mime.scanner import BODY_TEXT_LIMIT, MimeScanner, ScannedPart
+from gateway.mime.text_decode import decode_header_value
+
+
+class MessageAnalyzer:
+    """Feed a message in chunks of any size, then call :meth:`finish` once."""
+
+    def __init__(self) -> None:
+        self._scanner = MimeScanner()
+        self._size = 0
+        self._result: AnalyzedMessage | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        """Add the next bytes of the raw message."""
+        if self._result is not None:
+            raise RuntimeError("feed() after finish()")
+        self._size += len(chunk)
+        self._scanner.feed(chunk)
+
+    def finish(self) -> AnalyzedMessage:
+        """Complete the analysis; calling it again returns the same result."""
+        if self._result is None:
+            self._result = _build(self._scanner, self._size)
+        return self._result
+
+
+def analyze_message(raw: bytes) -> AnalyzedMessage:
+    """Analyse a whole message held in memory."""
+    analyzer = MessageAnalyzer()
+    analyzer.feed(raw)
+    return analyzer.finish()
+
+
+def _build(scanner: MimeScanner, size: int) -> AnalyzedMessage:
+    root = scanner.finish()
+    envelope = root.envelope.render() if root.envelope is not None else EMPTY_ENVELOPE
+    fields = scanner.root_fields
+    last: dict[bytes, bytes] = {}
+    for name, value in fields:
+        last[name.lower()] = value
+    header_text = "\n".join(
+        f"{decode_header_value(name)}: {decode_header_value(value)}" for name, value in fields
+    )
+    message_id = last.get(b"message-id")
+    body_text = "\n".join(scanner.texts)
+    return AnalyzedMessage(
+        size=size,
+        envelope=b"(" + envelope + b")",
+        bodystructure=render_bodystructure(root),
+        body=render_body(root),
+        parts=tuple(_spans(root)),
+        message_id=message_id.strip().decode("utf-8", "replace") if message_id else None,
+        sent_date=_parse_date(last.get(b"date")),
+        subject=_decoded(last.get(b"subject")),
+        from_addr=_decoded(last.get(b"from")),
+        to_addr=_decoded(last.get(b"to")),
+        cc_addr=_decoded(last.get(b"cc")),
+        bcc_addr=_decoded(last.get(b"bcc")),
+        header_text=header_text,
+        body_text=body_text[:BODY_TEXT_LIMIT],
+    )
+
+
+def _decoded(value: bytes | None) -> str:
+    return "" if value is None else decode_header_value(value).strip()
+
+
+def _parse_date(value: bytes | None) -> datetime | None:
+    """RFC 5322 §3.3 date; None when absent or unparseable.  No zone means UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value.decode("ascii", "replace"))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _span(part: ScannedPart, section: str) -> PartSpan:
+    message_body_start = None
+    if part.is_message and part.children:
+        message_body_start = part.children[0].body_start
+    return PartSpan(
+        section=section,
+        header_start=part.header_start,
+        body_start=part.body_start,
+        end=part.end,
+        content_type=part.content_type,
+        is_multipart=part.is_multipart,
+        is_message=part.is_message,
+        message_body_start=message_body_start,
+    )
+
+
+def _spans(root: ScannedPart) -> list[PartSpan]:
+    """RFC 3501 §6.4.5 section numbers for every part."""
+    top = _span(root, "")
+    spans = [
+        PartSpan(
+            section="",
+            header_start=0,
+            body_start=root.body_start,
+            end=root.end,
+            content_type=top.content_type,
+            is_multipart=top.is_multipart,
+            is_message=top.is_message,
+            message_body_start=top.message_body_start,
+        )
+    ]
+    _number_message(root, "", spans)
+    return spans
+
+
+def _join(prefix: str, index: int) -> str:
+    return f"{prefix}.{index}" if prefix else str(index)
+
+
+def _number_message(message_root: ScannedPart, prefix: str, spans: list[PartSpan]) -> None:
+    # A non-multipart message has one part numbered 1; a multipart's children are 1..n.
+    if message_root.is_multipart:
+        for index, child in enumerate(message_root.children, 1):
+            _number_part(child, _join(prefix, index), spans)
+    else:
+        _number_part(message_root, _join(prefix, 1), spans)
+
+
+def _number_part(part: ScannedPart, section: str, spans: list[PartSpan]) -> None:
+    spans.append(_span(part, section))
+    if part.is_multipart:
+        for index, child in enumerate(part.children, 1):
+            _number_part(child, f"{section}.{index}", spans)
+    elif part.is_message and part.children:
+        _number_message(part.children[0], section, spans)

@@ -1,0 +1,290 @@
+"""Streaming MIME structure scanner (RFC 2045/2046), sans-IO and bounded in memory.
+
+Bytes go in with :meth:`MimeScanner.feed` in chunks of any size; the scanner keeps only the
+current line (up to a fragment limit), each part's header block (capped) and the decoded
+search text (capped).  Part boundaries follow Dovecot 2.3's lib-mail/message-parser.c so that
+sizes and line counts in BODYSTRUCTURE agree with it:
+
+* a boundary line is ``--`` + a boundary of any open multipart as a *prefix* of the line,
+  newest multipart first (RFC 2046 §5.1.1 says the same boundary may be reused when nested);
+* the line ending before a boundary line belongs to the boundary, not to the part;
+* a part without a blank line after its headers has an empty body;
+* without MIME-Version or Content-Type, Content-* headers are ignored (RFC 2045 §4);
+* parts under multipart/digest default to message/rfc822 (RFC 2046 §5.1.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gateway.mime.header_fields import split_header_fields
+from gateway.mime.parameters import parse_parameters
+from gateway.mime.part_data import EnvelopeData, PartData
+from gateway.mime.rfc822_lexer import Rfc822Lexer
+from gateway.mime.text_decode import TextCollector
+
+MAX_HEADER_BYTES = 256 * 1024  # per part; further header lines are counted but not kept
+MAX_LINE_FRAGMENT = 64 * 1024  # longer lines are processed in pieces
+BODY_TEXT_LIMIT = 1024 * 1024  # decoded text kept for SEARCH BODY/TEXT
+# Dovecot's message_parser limits: deeper or further parts are not split any more.
+MAX_NESTED_PARTS = 100
+MAX_TOTAL_PARTS = 10000
+
+
+@dataclass(eq=False)
+class ScannedPart:
+    """One node of the MIME tree with its raw-byte offsets and Dovecot-style sizes."""
+
+    parent: ScannedPart | None
+    header_start: int
+    depth: int = 0
+    children: list[ScannedPart] = field(default_factory=list)
+    body_start: int = -1
+    end: int = -1
+    body_lines: int = 0
+    header_block: bytearray = field(default_factory=bytearray)
+    header_complete: bool = True
+    is_mime: bool = False
+    is_multipart: bool = False
+    is_message: bool = False
+    is_digest: bool = False
+    boundary: bytes | None = None
+    data: PartData = field(default_factory=PartData)
+    envelope: EnvelopeData | None = None
+    lf_at_body_start: int = 0
+    collector: TextCollector | None = None
+
+    @property
+    def body_size(self) -> int:
+        return max(self.end - self.body_start, 0)
+
+    @property
+    def content_type(self) -> str:
+        if self.is_message:
+            return "message/rfc822"
+        if self.data.content_type is None:
+            return "text/plain"
+        subtype = self.data.content_subtype or b""
+        return (self.data.content_type + b"/" + subtype).decode("latin-1").lower()
+
+
+class MimeScanner:
+    """Incremental scanner building a :class:`ScannedPart` tree."""
+
+    def __init__(self) -> None:
+        self.root = ScannedPart(parent=None, header_start=0)
+        self.root.envelope = EnvelopeData()
+        self.texts: list[str] = []
+        self.root_fields: list[tuple[bytes, bytes]] = []
+        self._text_bytes = 0
+        self._part = self.root
+        self._in_header = True
+        self._boundaries: list[tuple[bytes, ScannedPart]] = []
+        self._buffer = bytearray()
+        self._offset = 0  # octets consumed so far
+        self._lf_count = 0  # LF octets consumed so far
+        self._at_line_start = True
+        self._skip_line_rest = False  # inside the tail of an over-long boundary line
+        self._pending_eol = 0  # length of the line end that may still belong to a boundary
+        self._total_parts = 1
+        self._finished = False
+
+    # -- input -----------------------------------------------------------------------------
+
+    def feed(self, chunk: bytes) -> None:
+        if self._finished or not chunk:
+            return
+        self._buffer += chunk
+        start = 0
+        buffer = self._buffer
+        while True:
+            newline = buffer.find(b"\n", start)
+            if newline < 0:
+                break
+            self._process(bytes(buffer[start : newline + 1]))
+            start = newline + 1
+        del buffer[:start]
+        # Over-long line: process a fragment, but keep a trailing CR so that a CRLF split
+        # across chunks is still seen as one line ending.
+        while len(buffer) > MAX_LINE_FRAGMENT:
+            cut = MAX_LINE_FRAGMENT
+            self._process(bytes(buffer[:cut]))
+            del buffer[:cut]
+
+    def finish(self) -> ScannedPart:
+        if self._finished:
+            return self.root
+        self._finished = True
+        if self._buffer:
+            self._process(bytes(self._buffer))
+            self._buffer.clear()
+        while self._in_header:
+            # EOF inside a header block: the header ends here with an empty body.
+            self._end_headers()
+        self._close_until(None, self._offset, self._lf_count)
+        return self.root
+
+    # -- line processing -------------------------------------------------------------------
+
+    def _process(self, piece: bytes) -> None:
+        at_start = self._at_line_start
+        complete = piece.endswith(b"\n")
+        self._at_line_start = complete
+        if self._skip_line_rest:
+            self._consume(piece)
+            self._skip_line_rest = not complete
+            return
+        if self._in_header:
+            self._header_piece(piece, at_start)
+        else:
+            self._body_piece(piece, at_start, complete)
+
+    def _consume(self, piece: bytes) -> None:
+        self._offset += len(piece)
+        self._lf_count += piece.count(b"\n")
+
+    def _header_piece(self, piece: bytes, at_start: bool) -> None:
+        part = self._part
+        self._consume(piece)
+        if at_start and piece in (b"\n", b"\r\n"):
+            self._end_headers()
+            return
+        if len(part.header_block) + len(piece) <= MAX_HEADER_BYTES and part.header_complete:
+            part.header_block += piece
+        else:
+            part.header_complete = False
+
+    def _body_piece(self, piece: bytes, at_start: bool, complete: bool) -> None:
+        if at_start and self._boundaries and piece.startswith(b"--"):
+            found = self._find_boundary(piece)
+            if found is not None:
+                self._boundary_line(found, piece, complete)
+                return
+        part = self._part
+        if self._pending_eol and part.collector is not None:
+            part.collector.feed(b"\r\n" if self._pending_eol == 2 else b"\n")
+        self._consume(piece)
+        eol = 0
+        if complete:
+            eol = 2 if piece.endswith(b"\r\n") else 1
+        self._pending_eol = eol
+        if part.collector is not None:
+            part.collector.feed(piece[: len(piece) - eol])
+
+    def _find_boundary(self, line: bytes) -> int | None:
+        for index in range(len(self._boundaries) - 1, -1, -1):
+            if line.startswith(self._boundaries[index][0], 2):
+                return index
+        return None
+
+    def _boundary_line(self, index: int, line: bytes, complete: bool) -> None:
+        boundary, owner = self._boundaries[index]
+        end = self._offset - self._pending_eol
+        end_lf = self._lf_count - (1 if self._pending_eol else 0)
+        self._close_until(owner, end, end_lf)
+        self._part = owner
+        closing = line.startswith(b"--", 2 + len(boundary))
+        # RFC 2046 §5.1.1: the close delimiter ends this multipart and any nested ones left
+        # open; a plain delimiter only abandons multiparts nested deeper than it.
+        del self._boundaries[index if closing else index + 1 :]
+        self._consume(line)
+        self._skip_line_rest = not complete
+        self._pending_eol = 0
+        if not closing:
+            self._start_part(owner, self._offset)
+
+    # -- part lifecycle --------------------------------------------------------------------
+
+    def _start_part(self, parent: ScannedPart, offset: int) -> None:
+        child = ScannedPart(parent=parent, header_start=offset, depth=parent.depth + 1)
+        if parent.is_multipart:
+            child.is_mime = True  # RFC 2045 §4: body parts of a MIME entity are MIME
+        if parent.is_message:
+            child.envelope = EnvelopeData()
+        parent.children.append(child)
+        self._total_parts += 1
+        self._part = child
+        self._in_header = True
+
+    def _end_headers(self) -> None:
+        part = self._part
+        part.body_start = self._offset
+        part.lf_at_body_start = self._lf_count
+        self._in_header = False
+        self._pending_eol = 0
+        self._apply_headers(part)
+        if part.is_multipart and part.boundary is not None:
+            self._boundaries.append((part.boundary, part))
+        elif part.is_message:
+            self._start_part(part, self._offset)
+        elif not part.is_multipart and part.data.is_text:
+            budget = BODY_TEXT_LIMIT - self._text_bytes
+            if budget > 0:
+                part.collector = TextCollector(
+                    part.data.content_transfer_encoding, part.data.charset(), budget
+                )
+
+    def _apply_headers(self, part: ScannedPart) -> None:
+        seen_content_type = False
+        parent_is_message = part.parent is not None and part.parent.is_message
+        fields = split_header_fields(bytes(part.header_block))
+        if part.parent is None:
+            self.root_fields = fields
+        for name, value in fields:
+            key = name.lower()
+            if key == b"mime-version":
+                part.is_mime = True
+            elif key == b"content-type":
+                part.is_mime = True
+                if not seen_content_type:
+                    seen_content_type = True
+                    self._classify(part, value)
+            if key.startswith(b"content-"):
+                part.data.apply_header(name, value)
+            if part.envelope is not None and (part.parent is None or parent_is_message):
+                part.envelope.apply_header(name, value)
+        part.header_block = bytearray()  # no longer needed; frees memory early
+        if not part.is_mime:
+            part.data = PartData()
+            part.is_multipart = part.is_message = part.is_digest = False
+            part.boundary = None
+        in_digest = part.parent is not None and part.parent.is_digest
+        if in_digest and (not seen_content_type or not part.is_mime):
+            part.is_message = True
+        if part.depth >= MAX_NESTED_PARTS or self._total_parts >= MAX_TOTAL_PARTS:
+            part.is_multipart = part.is_message = False
+            part.boundary = None
+
+    @staticmethod
+    def _classify(part: ScannedPart, value: bytes) -> None:
+        lexer = Rfc822Lexer(value)
+        lexer.skip_lwsp()
+        out = bytearray()
+        if lexer.parse_content_type(out) < 0:
+            return
+        content_type = bytes(out).lower()
+        if content_type == b"message/rfc822":
+            part.is_message = True
+        elif content_type.startswith(b"multipart/"):
+            part.is_multipart = True
+            part.is_digest = content_type == b"multipart/digest"
+            for key, param in parse_parameters(lexer):
+                if key.lower() == b"boundary":
+                    part.boundary = param
+                    break
+
+    def _close_until(self, owner: ScannedPart | None, end: int, end_lf: int) -> None:
+        part: ScannedPart | None = self._part
+        while part is not None and part is not owner:
+            if part.body_start < 0:
+                part.body_start = end
+                part.lf_at_body_start = end_lf
+            part.end = end
+            part.body_lines = end_lf - part.lf_at_body_start
+            if part.collector is not None:
+                text = part.collector.finish()
+                self._text_bytes += len(part.collector)
+                part.collector = None
+                if text:
+                    self.texts.append(text)
+            part = part.parent
