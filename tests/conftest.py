@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "tests.support.fixtures_store",
+    "tests.support.fixtures_dovecot",
 ]

@@ -46,6 +46,7 @@ def _build(scanner: MimeScanner, size: int) -> AnalyzedMessage:
     envelope = root.envelope.render() if root.envelope is not None else EMPTY_ENVELOPE
     fields = scanner.root_fields
     last: dict[bytes, bytes] = {}
+    fields = [(name, value.replace(b"\n", b"")) for name, value in fields]  # unfold
     for name, value in fields:
         last[name.lower()] = value
     header_text = "\n".join(

@@ -1,8 +1,10 @@
 """Split a header block into (name, value) fields the way Dovecot unfolds them.
 
 RFC 5322 §2.2.3 unfolding removes the CRLF before folding whitespace.  Dovecot's
-``full_value`` does exactly that and keeps the whitespace itself ("<x>\\r\\n\\t<y>" becomes
-"<x>\\t<y>"), and strips only the blanks right after the colon; ENVELOPE strings show this.
+``full_value`` keeps an LF at each fold (CR dropped) plus the folding whitespace, and strips
+only the blanks right after the colon.  The LF matters: ENVELOPE drops it from Date and
+Message-ID (which then stay quoted strings) but counts it as a change in the Subject (which
+then becomes a literal), so callers that want plain unfolded text remove the LFs themselves.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def split_header_fields(block: bytes) -> list[tuple[bytes, bytes]]:
         if line[:1] in (b" ", b"\t"):
             # RFC 5322 §2.2.3: a continuation line belongs to the previous field.
             if fields:
-                fields[-1][1].extend(line)
+                fields[-1][1].extend(b"\n" + line)
             continue
         colon = line.find(b":")
         if colon < 0:

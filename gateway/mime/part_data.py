@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from gateway.mime.addresses import Address, parse_address_list, render_address_list
 from gateway.mime.header_fields import header_strdup
-from gateway.mime.imap_quote import nstring, string_for_humans
+from gateway.mime.imap_quote import nstring_nolf, string_for_humans
 from gateway.mime.parameters import parse_parameters
 from gateway.mime.rfc822_lexer import Rfc822Lexer
 
@@ -132,7 +132,7 @@ class EnvelopeData:
         sender = self.addresses.get(b"sender") or from_
         reply_to = self.addresses.get(b"reply-to") or from_
         fields = [
-            nstring(strings.get(b"date")),
+            nstring_nolf(strings.get(b"date")),
             b"NIL" if subject is None else string_for_humans(subject),
             render_address_list(from_),
             render_address_list(sender),
@@ -140,8 +140,8 @@ class EnvelopeData:
             render_address_list(self.addresses.get(b"to")),
             render_address_list(self.addresses.get(b"cc")),
             render_address_list(self.addresses.get(b"bcc")),
-            nstring(strings.get(b"in-reply-to")),
-            nstring(strings.get(b"message-id")),
+            nstring_nolf(strings.get(b"in-reply-to")),
+            nstring_nolf(strings.get(b"message-id")),
         ]
         return b" ".join(fields)
 
