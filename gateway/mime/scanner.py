@@ -121,6 +121,9 @@ class MimeScanner:
         while self._in_header:
             # EOF inside a header block: the header ends here with an empty body.
             self._end_headers()
+        if self._pending_eol and self._part.collector is not None:
+            # no boundary followed, so the last line end is part of the body
+            self._part.collector.feed(b"\r\n" if self._pending_eol == 2 else b"\n")
         self._close_until(None, self._offset, self._lf_count)
         return self.root
 

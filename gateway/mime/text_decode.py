@@ -96,6 +96,15 @@ def decode_header_value(value: bytes) -> str:
     return "".join(out).replace("\x00", "\ufffd")
 
 
+def _decode_base64(data: bytes) -> bytes:
+    if not data:
+        return b""
+    try:
+        return binascii.a2b_base64(data)
+    except (binascii.Error, ValueError):
+        return b""
+
+
 class TextCollector:
     """Decodes one text/* body, fed as raw bytes in any chunking, into at most ``budget`` bytes.
 
@@ -145,10 +154,9 @@ class TextCollector:
             data = self._base64_carry + _BASE64_JUNK.sub(b"", line.split(b"=", 1)[0])
             usable = len(data) - len(data) % 4
             self._base64_carry = data[usable:]
-            try:
-                self._out += binascii.a2b_base64(data[:usable]) if usable else b""
-            except (binascii.Error, ValueError):
-                self._base64_carry = b""
+            self._out += _decode_base64(data[:usable])
+            if b"=" in line:
+                self._flush_base64()
         elif self._mode == "qp":
             stripped = line.rstrip(b" \t")
             soft_break = stripped.endswith(b"=")
@@ -165,9 +173,18 @@ class TextCollector:
         if len(self._out) > self._budget:
             del self._out[self._budget :]
 
+    def _flush_base64(self) -> None:
+        # RFC 2045 §6.8: "=" padding ends the data; a final 2- or 3-char group is still data.
+        carry, self._base64_carry = self._base64_carry, b""
+        if len(carry) % 4 in (2, 3):
+            self._out += _decode_base64(carry + b"=" * (-len(carry) % 4))
+
     def finish(self) -> str:
         if self._line and not self.full:
             self._take_line(has_eol=False)
+        if self._mode == "base64" and not self.full:
+            self._flush_base64()
+            del self._out[self._budget :]
         return decode_bytes(bytes(self._out), self._charset)
 
     def __len__(self) -> int:

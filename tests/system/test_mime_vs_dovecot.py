@@ -52,7 +52,8 @@ def _compare(messages: list[tuple[str, bytes]], fetched: dict[int, dict[str, byt
         for item in ITEMS:
             if ours[item] != items[item]:
                 problems.append(
-                    f"#{number} {name} {item}:\n  dovecot: {items[item]!r}\n  ours:    {ours[item]!r}"
+                    f"#{number} {name} {item}:\n"
+                    f"  dovecot: {items[item]!r}\n  ours:    {ours[item]!r}"
                 )
     return problems
 
