@@ -47,10 +47,15 @@ def export_maildir(store: MailStore, *, user_id: int, directory: Path) -> int:
         metadata = store.get_messages(message_ids=[entry.message_id for entry in entries])
         for entry in entries:
             info_letters = "".join(letter for letter, bit in _MAILDIR_LETTERS if entry.flags & bit)
-            info_letters += "".join(sorted(letter_for[k] for k in entry.keywords if k in letter_for))
+            info_letters += "".join(
+                sorted(letter_for[k] for k in entry.keywords if k in letter_for)
+            )
             name = f"{time.time_ns()}.{secrets.token_hex(6)}.{socket.gethostname()}"
             tmp_path = folder / "tmp" / name
-            with store.open_message(message_id=entry.message_id) as source, tmp_path.open("xb") as out:
+            with (
+                store.open_message(message_id=entry.message_id) as source,
+                tmp_path.open("xb") as out,
+            ):
                 shutil.copyfileobj(source, out, 1024 * 1024)
             stamp = metadata[entry.message_id].internal_date.timestamp()
             os.utime(tmp_path, (stamp, stamp))
@@ -76,7 +81,9 @@ def export_mbox(store: MailStore, *, user_id: int, directory: Path) -> int:
                 message.set_flags(
                     "".join(letter for letter, bit in _MBOX_LETTERS if entry.flags & bit)
                 )
-                message.set_from("MAILER-DAEMON", metadata[entry.message_id].internal_date.timetuple())
+                message.set_from(
+                    "MAILER-DAEMON", metadata[entry.message_id].internal_date.timetuple()
+                )
                 box.add(message)
                 written += 1
             box.flush()
@@ -164,7 +171,7 @@ def _read_keywords(folder: Path) -> dict[str, str]:
 
 def _read_mbox(path: Path) -> _Imported:
     box = mailbox.mbox(path, create=False)
-    for key in box.keys():
+    for key in list(box.iterkeys()):
         message = box.get_message(key)
         flags = [name for letter, name in _MBOX_NAMES if letter in message.get_flags()]
         # get_bytes leaves out the From_ line: it is mbox framing, not part of the message.

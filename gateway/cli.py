@@ -95,7 +95,9 @@ def migrate() -> None:
 
 @app.command()
 def gc(
-    grace: Annotated[float, typer.Option(help="Keep unreferenced blobs younger than this (s).")] = 3600,
+    grace: Annotated[
+        float, typer.Option(help="Keep unreferenced blobs younger than this (s).")
+    ] = 3600,
 ) -> None:
     """Delete message files no mailbox refers to any more."""
     with _store() as store:
@@ -119,7 +121,9 @@ def user_list() -> None:
     """List users."""
     with _store() as store:
         for user in store.list_users():
-            typer.echo(f"{user.name}\t{'admin' if user.is_admin else 'user'}\t{user.created_at:%Y-%m-%d}")
+            typer.echo(
+                f"{user.name}\t{'admin' if user.is_admin else 'user'}\t{user.created_at:%Y-%m-%d}"
+            )
 
 
 @user_app.command("passwd")
@@ -157,7 +161,9 @@ def source_add(
             secret=secret,
             poll_interval=interval,
         )
-        typer.echo(f"added source {user}/{source.name} ({source.protocol}://{source.host}:{source.port})")
+        typer.echo(
+            f"added source {user}/{source.name} ({source.protocol}://{source.host}:{source.port})"
+        )
 
 
 @source_app.command("list")
@@ -205,7 +211,9 @@ def sync(
 def export_command(
     user: Annotated[str, typer.Option(help="Whose mail to export.")],
     directory: Annotated[Path, typer.Argument(help="Target directory (created if missing).")],
-    format: Annotated[ExportFormat, typer.Option("--format", help="maildir or mbox.")] = ExportFormat.maildir,  # noqa: A002
+    format: Annotated[
+        ExportFormat, typer.Option("--format", help="maildir or mbox.")
+    ] = ExportFormat.maildir,
 ) -> None:
     """Back up a user's mailboxes (Maildir is lossless; mbox is for other tools)."""
     from gateway.backup import export_maildir, export_mbox
@@ -222,7 +230,9 @@ def export_command(
 def import_command(
     user: Annotated[str, typer.Option(help="Whose mailboxes receive the mail.")],
     path: Annotated[Path, typer.Argument(help="A Maildir tree, an mbox file or a folder of them.")],
-    mailbox: Annotated[str | None, typer.Option(help="Target mailbox for a single mbox/Maildir.")] = None,
+    mailbox: Annotated[
+        str | None, typer.Option(help="Target mailbox for a single mbox/Maildir.")
+    ] = None,
 ) -> None:
     """Restore or import mail into a user's mailboxes."""
     from gateway.backup import import_path

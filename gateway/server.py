@@ -66,9 +66,10 @@ async def serve(settings: Settings) -> None:
             lifespan="off",
         )
         admin = uvicorn.Server(config)
-        admin.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         tasks.append(asyncio.create_task(admin.serve()))
-        log.info("event=listening part=admin address=http://%s:%d", settings.bind, settings.admin_port)
+        log.info(
+            "event=listening part=admin address=http://%s:%d", settings.bind, settings.admin_port
+        )
     await stop.wait()
     log.info("event=stopping")
     if settings.admin_port:

@@ -5,6 +5,7 @@ Settings are built once at start-up and injected; nothing reads the environment 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -49,6 +50,11 @@ class Settings(BaseSettings):
     ingest_batch_size: int = Field(
         default=200, gt=0, description="Messages per group commit when ingesting in bulk."
     )
+    ingest_workers: int | None = Field(
+        default=None,
+        ge=0,
+        description="Processes analysing messages in bulk ingest; unset: one per CPU, 0: inline.",
+    )
     io_threads: int = Field(
         default=8, gt=0, description="Worker threads for SQL and disk work off the event loop."
     )
@@ -61,6 +67,11 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    def resolved_ingest_workers(self) -> int:
+        if self.ingest_workers is not None:
+            return self.ingest_workers
+        return os.cpu_count() or 1
 
     def resolved_database_url(self) -> str:
         """The configured URL, or the embedded SQLite file inside the data directory."""

@@ -69,6 +69,7 @@ def _build(scanner: MimeScanner, size: int) -> AnalyzedMessage:
         bcc_addr=_decoded(last.get(b"bcc")),
         header_text=header_text,
         body_text=body_text[:BODY_TEXT_LIMIT],
+        body_text_truncated=scanner.text_truncated or len(body_text) > BODY_TEXT_LIMIT,
     )
 
 

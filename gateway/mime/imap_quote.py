@@ -7,10 +7,15 @@ FETCH bytes notice any deviation, so these two functions mirror Dovecot's
 
 from __future__ import annotations
 
+import re
+
 # Dovecot switches from a quoted string to a literal after this many quoted-specials: a
 # literal's "{n}\r\n" overhead is then no worse than the backslashes.
 _QUOTED_MAX_ESCAPES = 4
 _LWSP = (0x20, 0x09)
+
+
+_NEEDS_CHANGE = re.compile(rb'[\x00\t\r\n"\\\x80-\xff]')
 
 
 def _literal(value: bytes) -> bytes:
@@ -24,12 +29,7 @@ def nstring(value: bytes | None) -> bytes:
     # RFC 3501 §9: QUOTED-CHAR excludes CR and LF and (unescaped) DQUOTE and backslash; 8-bit
     # octets are not CHARs at all, so such strings must be sent as literals.
     escapes = value.count(b'"') + value.count(b"\\")
-    if (
-        escapes > _QUOTED_MAX_ESCAPES
-        or b"\r" in value
-        or b"\n" in value
-        or any(octet >= 0x80 for octet in value)
-    ):
+    if escapes > _QUOTED_MAX_ESCAPES or b"\r" in value or b"\n" in value or not value.isascii():
         return _literal(value)
     return b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
 
@@ -47,11 +47,7 @@ def string_for_humans(value: bytes) -> bytes:
     Anything that needs changing, escaping or is 8-bit is sent as a literal; a string that is
     only whitespace becomes ``""``.
     """
-    needs_change = False
-    for octet in value:
-        if octet in (0, 0x09, 0x0D, 0x0A, 0x22, 0x5C) or octet >= 0x80:
-            needs_change = True
-            break
+    needs_change = _NEEDS_CHANGE.search(value) is not None
     if not needs_change:
         needs_change = b"  " in value or value.startswith(b" ") or value.endswith(b" ")
     if not needs_change:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 
 
@@ -30,7 +30,22 @@ class PartSpan:
 
 def parts_to_json(parts: tuple[PartSpan, ...]) -> str:
     """Compact JSON for one database column."""
-    return json.dumps([asdict(part) for part in parts], separators=(",", ":"))
+    return json.dumps(
+        [
+            {
+                "section": part.section,
+                "header_start": part.header_start,
+                "body_start": part.body_start,
+                "end": part.end,
+                "content_type": part.content_type,
+                "is_multipart": part.is_multipart,
+                "is_message": part.is_message,
+                "message_body_start": part.message_body_start,
+            }
+            for part in parts
+        ],
+        separators=(",", ":"),
+    )
 
 
 def parts_from_json(text: str) -> tuple[PartSpan, ...]:
@@ -56,6 +71,8 @@ class AnalyzedMessage:
     bcc_addr: str
     header_text: str
     body_text: str
+    # True when body_text is not all of the message's text: SEARCH must then read the blob.
+    body_text_truncated: bool = False
 
     def find_part(self, section: str) -> PartSpan | None:
         """The span for an RFC 3501 section number ("" for the whole message)."""

@@ -25,7 +25,8 @@ from gateway.mime.text_decode import TextCollector
 
 MAX_HEADER_BYTES = 256 * 1024  # per part; further header lines are counted but not kept
 MAX_LINE_FRAGMENT = 64 * 1024  # longer lines are processed in pieces
-BODY_TEXT_LIMIT = 1024 * 1024  # decoded text kept for SEARCH BODY/TEXT
+# Decoded text kept for SEARCH BODY/TEXT; beyond it, search reads the message itself.
+BODY_TEXT_LIMIT = 128 * 1024
 # Dovecot's message_parser limits: deeper or further parts are not split any more.
 MAX_NESTED_PARTS = 100
 MAX_TOTAL_PARTS = 10000
@@ -77,6 +78,7 @@ class MimeScanner:
         self.texts: list[str] = []
         self.root_fields: list[tuple[bytes, bytes]] = []
         self._text_bytes = 0
+        self.text_truncated = False  # body_text holds less than all decoded text
         self._part = self.root
         self._in_header = True
         self._boundaries: list[tuple[bytes, ScannedPart]] = []
@@ -98,6 +100,8 @@ class MimeScanner:
         start = 0
         buffer = self._buffer
         while True:
+            if not self._in_header and self._at_line_start and not self._skip_line_rest:
+                start = self._body_run(buffer, start)
             newline = buffer.find(b"\n", start)
             if newline < 0:
                 break
@@ -174,6 +178,33 @@ class MimeScanner:
         if part.collector is not None:
             part.collector.feed(piece[: len(piece) - eol])
 
+    def _body_run(self, buffer: bytearray, start: int) -> int:
+        """Consume, in one step, every complete body line before the next possible boundary.
+
+        Speed matters here: attachments are most of the bytes, and looking only at lines that
+        begin with "--" keeps the work per chunk instead of per line. Returns the new start.
+        """
+        if self._boundaries:
+            if buffer.startswith(b"--", start):
+                return start  # the line path decides whether this is a boundary
+            candidate = buffer.find(b"\n--", start)
+            stop = candidate + 1 if candidate >= 0 else buffer.rfind(b"\n", start) + 1
+        else:
+            stop = buffer.rfind(b"\n", start) + 1
+        if stop <= start:
+            return start
+        block = bytes(buffer[start:stop])
+        part = self._part
+        if self._pending_eol and part.collector is not None:
+            part.collector.feed(b"\r\n" if self._pending_eol == 2 else b"\n")
+        self._offset += len(block)
+        self._lf_count += block.count(b"\n")
+        eol = 2 if block.endswith(b"\r\n") else 1
+        self._pending_eol = eol
+        if part.collector is not None:
+            part.collector.feed(block[: len(block) - eol])
+        return stop
+
     def _find_boundary(self, line: bytes) -> int | None:
         for index in range(len(self._boundaries) - 1, -1, -1):
             if line.startswith(self._boundaries[index][0], 2):
@@ -222,6 +253,7 @@ class MimeScanner:
             self._start_part(part, self._offset)
         elif not part.is_multipart and part.data.is_text:
             budget = BODY_TEXT_LIMIT - self._text_bytes
+            self.text_truncated = self.text_truncated or budget <= 0
             if budget > 0:
                 part.collector = TextCollector(
                     part.data.content_transfer_encoding, part.data.charset(), budget
@@ -287,6 +319,7 @@ class MimeScanner:
             if part.collector is not None:
                 text = part.collector.finish()
                 self._text_bytes += len(part.collector)
+                self.text_truncated = self.text_truncated or part.collector.truncated
                 part.collector = None
                 if text:
                     self.texts.append(text)

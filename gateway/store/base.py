@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
+from gateway.ingest_worker import start_worker
 from gateway.store.blobs import BlobStore
 from gateway.store.database import Database
 from gateway.store.errors import NotFoundError
@@ -33,12 +38,37 @@ class StoreBase:
         blobs: BlobStore,
         secrets: SecretBox,
         max_message_size: int = 64 * 1024 * 1024,
+        ingest_workers: int = 0,
     ) -> None:
         self.database = database
+        self._ingest_workers = ingest_workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self.blobs = blobs
         self._secrets = secrets
         self.max_message_size = max_message_size
         self._listeners: list[ChangeListener] = []
+
+    def _analysis_pool(self) -> ProcessPoolExecutor | None:
+        """Worker processes for bulk message analysis, started on first use (None: inline)."""
+        if self._ingest_workers <= 0:
+            return None
+        with self._pool_lock:
+            if self._pool is None:
+                # spawn, not fork: the parent holds threads and database connections.
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self._ingest_workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=start_worker,
+                    initargs=(os.getpid(),),
+                )
+            return self._pool
+
+    def shutdown_workers(self) -> None:
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
 
     def add_change_listener(self, listener: ChangeListener) -> None:
         """Register a callback run after every commit that changes a mailbox (IDLE wake-ups)."""
@@ -76,9 +106,9 @@ class StoreBase:
     def _allocate_uidvalidity(session: Session) -> int:
         row = session.exec(
             update(ServerState)
-            .where(ServerState.id == 1)  # type: ignore[arg-type]
-            .values(next_uidvalidity=ServerState.next_uidvalidity + 1)
-            .returning(ServerState.next_uidvalidity)  # type: ignore[arg-type]
+            .where(col(ServerState.id) == 1)
+            .values(next_uidvalidity=col(ServerState.next_uidvalidity) + 1)
+            .returning(col(ServerState.next_uidvalidity))
         ).first()
         if row is None:
             raise RuntimeError("server_state row missing: run `gateway migrate`")
@@ -93,9 +123,12 @@ class StoreBase:
         """
         row = session.exec(
             update(Mailbox)
-            .where(Mailbox.id == mailbox_id)  # type: ignore[arg-type]
-            .values(uidnext=Mailbox.uidnext + uids, highestmodseq=Mailbox.highestmodseq + 1)
-            .returning(Mailbox.uidnext, Mailbox.highestmodseq)  # type: ignore[arg-type]
+            .where(col(Mailbox.id) == mailbox_id)
+            .values(
+                uidnext=col(Mailbox.uidnext) + uids,
+                highestmodseq=col(Mailbox.highestmodseq) + 1,
+            )
+            .returning(col(Mailbox.uidnext), col(Mailbox.highestmodseq))
         ).first()
         if row is None:
             raise NotFoundError(f"no such mailbox: {mailbox_id}")

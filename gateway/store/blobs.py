@@ -36,14 +36,22 @@ _syncfs = _load_syncfs()
 class PendingBlob:
     """A blob being written: stream chunks in, then hand it to `BlobStore.commit`."""
 
-    def __init__(self, tmp_path: Path, file: BinaryIO) -> None:
+    def __init__(self, tmp_path: Path, file: BinaryIO | None) -> None:
         self.tmp_path = tmp_path
         self._file = file
         self._hash = hashlib.sha256()
         self.size = 0
         self.digest: str | None = None
 
+    @classmethod
+    def written(cls, tmp_path: Path, size: int, digest: str) -> PendingBlob:
+        """A temp file another process already wrote and closed (see `write_temporary`)."""
+        blob = cls(tmp_path, None)
+        blob.size, blob.digest = size, digest
+        return blob
+
     def write(self, chunk: bytes) -> None:
+        assert self._file is not None  # noqa: S101 - only blobs from begin() take writes
         self._file.write(chunk)
         self._hash.update(chunk)
         self.size += len(chunk)
@@ -51,12 +59,14 @@ class PendingBlob:
     def close(self) -> str:
         """Flush to the kernel and return the content hash; the data is not yet durable."""
         if self.digest is None:
+            assert self._file is not None  # noqa: S101
             self._file.close()
             self.digest = self._hash.hexdigest()
         return self.digest
 
     def discard(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
         self.tmp_path.unlink(missing_ok=True)
 
 
@@ -68,11 +78,14 @@ class BlobStore:
         self.tmp_root = root / _TMP_DIR
         self.tmp_root.mkdir(parents=True, exist_ok=True)
 
+    def _new_tmp_path(self) -> Path:
+        return self.tmp_root / f"{secrets.token_hex(12)}.tmp"
+
     def path_for(self, digest: str) -> Path:
         return self.root / digest[:2] / digest
 
     def begin(self) -> PendingBlob:
-        tmp_path = self.tmp_root / f"{secrets.token_hex(12)}.tmp"
+        tmp_path = self._new_tmp_path()
         return PendingBlob(tmp_path, tmp_path.open("xb"))
 
     def commit(self, blobs: Iterable[PendingBlob]) -> None:

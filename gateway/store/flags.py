@@ -33,7 +33,8 @@ def split_flags(names: Iterable[str]) -> tuple[int, frozenset[str]]:
         if bit is not None:
             bits |= bit
         elif name.startswith("\\"):
-            # Unknown system flags (e.g. \Recent) cannot be stored; RFC 3501 §6.4.6 lets us drop them.
+            # Unknown system flags (e.g. \Recent) cannot be stored: RFC 3501 §6.4.6 lets us
+            # drop them.
             continue
         else:
             keywords.add(name)

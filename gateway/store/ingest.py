@@ -16,6 +16,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from gateway.ingest_worker import write_and_analyze
 from gateway.mime import AnalyzedMessage, MessageAnalyzer, parts_to_json
 from gateway.store.base import StoreBase, log
 from gateway.store.blobs import PendingBlob
@@ -27,6 +28,8 @@ from gateway.store.views import AppendResult
 MessageContent = bytes | Iterable[bytes]
 _CHUNK = 256 * 1024
 _MAX_ATTEMPTS = 3
+# Smaller batches are analysed inline: shipping them to a worker costs more than it saves.
+_POOL_MIN_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class NewMessage:
 class _Prepared:
     item: NewMessage
     blob: PendingBlob
-    analysis: AnalyzedMessage
+    analysis: AnalyzedMessage | None
 
 
 def _clean_text(text: str) -> str:
@@ -95,12 +98,13 @@ class IngestOperations(StoreBase):
         item = NewMessage(mailbox_id, content, flags, internal_date, origin)
         return self.append_messages(items=[item], actor=actor)[0]
 
-    def append_messages(self, *, items: Sequence[NewMessage], actor: str = "") -> list[AppendResult]:
+    def append_messages(
+        self, *, items: Sequence[NewMessage], actor: str = ""
+    ) -> list[AppendResult]:
         """Store many messages with one blob sync and one commit (group commit)."""
         prepared: list[_Prepared] = []
         try:
-            for item in items:
-                prepared.append(self._prepare(item))
+            self._prepare_all(items, prepared)
             self.blobs.commit(entry.blob for entry in prepared)
         except BaseException:
             for entry in prepared:
@@ -119,6 +123,41 @@ class IngestOperations(StoreBase):
                 log.info("event=ingest_retry reason=origin_race attempt=%d", attempt)
         self._notify(changed)
         return results
+
+    def _prepare_all(self, items: Sequence[NewMessage], prepared: list[_Prepared]) -> None:
+        """Blob writing, hashing and analysis of in-memory messages in worker processes.
+
+        That work is pure-Python CPU and would otherwise hold the GIL for most of a bulk
+        ingest; this process keeps only the database work. Streamed content is handled inline.
+        """
+        pool = self._analysis_pool() if len(items) >= _POOL_MIN_BATCH else None
+        if pool is None:
+            prepared.extend(self._prepare(item) for item in items)
+            return
+        in_memory: list[int] = []
+        slots: list[_Prepared | None] = []
+        for index, item in enumerate(items):
+            if isinstance(item.content, bytes):
+                if len(item.content) > self.max_message_size:
+                    raise MessageTooLargeError(
+                        f"message exceeds the maximum size of {self.max_message_size} octets"
+                    )
+                in_memory.append(index)
+                slots.append(None)
+            else:
+                entry = self._prepare(item)
+                prepared.append(entry)
+                slots.append(entry)
+        jobs = [(self.blobs.tmp_root, items[index].content) for index in in_memory]
+        chunk = max(1, len(jobs) // (4 * self._ingest_workers))
+        for index, (tmp_path, digest, analysis) in zip(
+            in_memory, pool.map(write_and_analyze, jobs, chunksize=chunk), strict=True
+        ):
+            size = len(items[index].content)  # type: ignore[arg-type]
+            entry = _Prepared(items[index], PendingBlob.written(tmp_path, size, digest), analysis)
+            prepared.append(entry)
+            slots[index] = entry
+        prepared[:] = [entry for entry in slots if entry is not None]
 
     def _prepare(self, item: NewMessage) -> _Prepared:
         blob = self.blobs.begin()
@@ -140,7 +179,9 @@ class IngestOperations(StoreBase):
         self, session: Session, prepared: list[_Prepared], actor: str
     ) -> tuple[list[AppendResult], dict[int, tuple[int, int]]]:
         mailbox_ids = {entry.item.mailbox_id for entry in prepared}
-        mailboxes = {m.id: m for m in session.exec(select(Mailbox).where(col(Mailbox.id).in_(mailbox_ids)))}
+        mailboxes = {
+            m.id: m for m in session.exec(select(Mailbox).where(col(Mailbox.id).in_(mailbox_ids)))
+        }
         missing = mailbox_ids - set(mailboxes)
         if missing:
             raise NotFoundError(f"no such mailbox: {min(missing)}")
@@ -169,13 +210,18 @@ class IngestOperations(StoreBase):
             return [r for r in results if r is not None], {}
 
         now = datetime.now(UTC)
-        message_rows = [self._message_row(mailboxes[prepared[i].item.mailbox_id].user_id, prepared[i], now) for i in fresh]
-        message_ids = list(
-            session.scalars(
+        message_rows = [
+            self._message_row(mailboxes[prepared[i].item.mailbox_id].user_id, prepared[i], now)
+            for i in fresh
+        ]
+        message_ids = [
+            int(message_id)
+            for message_id in session.scalars(
                 insert(Message).returning(col(Message.id), sort_by_parameter_order=True),
                 message_rows,
             )
-        )
+            if message_id is not None
+        ]
 
         by_mailbox: dict[int, list[int]] = defaultdict(list)
         for position, index in enumerate(fresh):
@@ -196,12 +242,26 @@ class IngestOperations(StoreBase):
                 keyword_text = encode_keywords(keywords)
                 message_id = message_ids[position]
                 entry_rows.append(
-                    {"mailbox_id": mailbox_id, "uid": uid, "message_id": message_id,
-                     "flags": bits, "keywords": keyword_text, "modseq": modseq}
+                    {
+                        "mailbox_id": mailbox_id,
+                        "uid": uid,
+                        "message_id": message_id,
+                        "flags": bits,
+                        "keywords": keyword_text,
+                        "modseq": modseq,
+                    }
                 )
                 change_rows.append(
-                    {"mailbox_id": mailbox_id, "modseq": modseq, "uid": uid, "kind": "append",
-                     "flags": bits, "keywords": keyword_text, "actor": actor, "created_at": now}
+                    {
+                        "mailbox_id": mailbox_id,
+                        "modseq": modseq,
+                        "uid": uid,
+                        "kind": "append",
+                        "flags": bits,
+                        "keywords": keyword_text,
+                        "actor": actor,
+                        "created_at": now,
+                    }
                 )
                 if item.origin is not None:
                     origin_rows.append(self._origin_row(item.origin, message_id, now))
@@ -220,7 +280,7 @@ class IngestOperations(StoreBase):
     @staticmethod
     def _message_row(user_id: int, entry: _Prepared, now: datetime) -> dict[str, object]:
         analysis = entry.analysis
-        assert entry.blob.digest is not None  # noqa: S101
+        assert analysis is not None and entry.blob.digest is not None  # noqa: S101
         return {
             "user_id": user_id,
             "blob_hash": entry.blob.digest,
@@ -241,6 +301,7 @@ class IngestOperations(StoreBase):
             "parts_json": parts_to_json(analysis.parts),
             "header_text": _clean_text(analysis.header_text),
             "body_text": _clean_text(analysis.body_text),
+            "body_text_truncated": analysis.body_text_truncated,
         }
 
     @staticmethod

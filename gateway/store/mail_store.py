@@ -20,6 +20,7 @@ class MailStore(
     """Users, sources, mailboxes and messages, with durable ingest and a change log."""
 
     def close(self) -> None:
+        self.shutdown_workers()
         self.database.dispose()
 
 
@@ -35,4 +36,5 @@ def open_store(settings: Settings, *, migrate: bool = True) -> MailStore:
         blobs=BlobStore(settings.blob_dir),
         secrets=SecretBox(load_or_create_key(settings.secret_key, settings.data_dir)),
         max_message_size=settings.max_message_size,
+        ingest_workers=settings.resolved_ingest_workers(),
     )

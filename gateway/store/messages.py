@@ -72,8 +72,16 @@ class MessageOperations(StoreBase):
                 session.execute(
                     insert(Change),
                     [
-                        {"mailbox_id": mailbox_id, "modseq": modseq, "uid": e.uid, "kind": "flags",
-                         "flags": b, "keywords": k, "actor": actor, "created_at": now}
+                        {
+                            "mailbox_id": mailbox_id,
+                            "modseq": modseq,
+                            "uid": e.uid,
+                            "kind": "flags",
+                            "flags": b,
+                            "keywords": k,
+                            "actor": actor,
+                            "created_at": now,
+                        }
                         for e, b, k in updates
                     ],
                 )
@@ -90,7 +98,11 @@ class MessageOperations(StoreBase):
         return result
 
     def copy_messages(
-        self, *, from_mailbox_id: int, uids: Collection[int] | None, to_mailbox_id: int,
+        self,
+        *,
+        from_mailbox_id: int,
+        uids: Collection[int] | None,
+        to_mailbox_id: int,
         actor: str = "",
     ) -> CopyResult:
         """Copy entries (content shared, flags kept) to another mailbox (RFC 3501 §6.4.7)."""
@@ -100,7 +112,11 @@ class MessageOperations(StoreBase):
         return result
 
     def move_messages(
-        self, *, from_mailbox_id: int, uids: Collection[int] | None, to_mailbox_id: int,
+        self,
+        *,
+        from_mailbox_id: int,
+        uids: Collection[int] | None,
+        to_mailbox_id: int,
         actor: str = "",
     ) -> CopyResult:
         """Copy then expunge from the source in one transaction (RFC 6851 atomicity)."""
@@ -181,8 +197,12 @@ class MessageOperations(StoreBase):
         return rows
 
     def _copy(
-        self, session: Session, from_mailbox_id: int, uids: Collection[int] | None,
-        to_mailbox_id: int, actor: str,
+        self,
+        session: Session,
+        from_mailbox_id: int,
+        uids: Collection[int] | None,
+        to_mailbox_id: int,
+        actor: str,
     ) -> tuple[CopyResult, dict[int, tuple[int, int]]]:
         self._mailbox(session, from_mailbox_id)
         target = self._mailbox(session, to_mailbox_id)
@@ -195,28 +215,48 @@ class MessageOperations(StoreBase):
         session.execute(
             insert(MailboxEntry),
             [
-                {"mailbox_id": to_mailbox_id, "uid": new_uid, "message_id": e.message_id,
-                 "flags": e.flags, "keywords": e.keywords, "modseq": modseq}
+                {
+                    "mailbox_id": to_mailbox_id,
+                    "uid": new_uid,
+                    "message_id": e.message_id,
+                    "flags": e.flags,
+                    "keywords": e.keywords,
+                    "modseq": modseq,
+                }
                 for e, (_, new_uid) in zip(entries, pairs, strict=True)
             ],
         )
         session.execute(
             insert(Change),
             [
-                {"mailbox_id": to_mailbox_id, "modseq": modseq, "uid": new_uid, "kind": "append",
-                 "flags": e.flags, "keywords": e.keywords, "actor": actor, "created_at": now}
+                {
+                    "mailbox_id": to_mailbox_id,
+                    "modseq": modseq,
+                    "uid": new_uid,
+                    "kind": "append",
+                    "flags": e.flags,
+                    "keywords": e.keywords,
+                    "actor": actor,
+                    "created_at": now,
+                }
                 for e, (_, new_uid) in zip(entries, pairs, strict=True)
             ],
         )
         return CopyResult(target.uidvalidity, pairs), {to_mailbox_id: (target.user_id, modseq)}
 
     def _expunge(
-        self, session: Session, mailbox_id: int, uids: Collection[int] | None, actor: str,
-        *, only_deleted: bool,
+        self,
+        session: Session,
+        mailbox_id: int,
+        uids: Collection[int] | None,
+        actor: str,
+        *,
+        only_deleted: bool,
     ) -> tuple[list[int], dict[int, tuple[int, int]]]:
         mailbox = self._mailbox(session, mailbox_id)
         entries = [
-            e for e in self._select_entries(session, mailbox_id, uids)
+            e
+            for e in self._select_entries(session, mailbox_id, uids)
             if not only_deleted or e.flags & DELETED
         ]
         if not entries:
@@ -228,8 +268,16 @@ class MessageOperations(StoreBase):
         session.execute(
             insert(Change),
             [
-                {"mailbox_id": mailbox_id, "modseq": modseq, "uid": e.uid, "kind": "expunge",
-                 "flags": 0, "keywords": "", "actor": actor, "created_at": now}
+                {
+                    "mailbox_id": mailbox_id,
+                    "modseq": modseq,
+                    "uid": e.uid,
+                    "kind": "expunge",
+                    "flags": 0,
+                    "keywords": "",
+                    "actor": actor,
+                    "created_at": now,
+                }
                 for e in entries
             ],
         )

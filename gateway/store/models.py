@@ -161,6 +161,8 @@ class Message(SQLModel, table=True):
     parts_json: str = Field(sa_column=Column(Text, nullable=False))
     header_text: str = Field(default="", sa_column=Column(Text, nullable=False))
     body_text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # body_text holds only the first part of a long text: SEARCH must then read the blob.
+    body_text_truncated: bool = False
 
 
 class MailboxEntry(SQLModel, table=True):

@@ -141,6 +141,8 @@ class SourceOperations(StoreBase):
         """Every POP3 UIDL already ingested from a source, in one query."""
         with self.database.read() as session:
             rows = session.exec(
-                select(Origin.uidl).where(Origin.source_id == source_id, col(Origin.uidl).is_not(None))
+                select(Origin.uidl).where(
+                    Origin.source_id == source_id, col(Origin.uidl).is_not(None)
+                )
             )
             return {uidl for uidl in rows if uidl is not None}

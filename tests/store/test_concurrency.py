@@ -39,7 +39,10 @@ def test_concurrent_appends_from_threads(store: MailStore) -> None:
         seen = []
         for i in range(APPENDS_PER_WRITER):
             if i % 5 == 0:
-                batch = [NewMessage(inbox, _message(number, i)), NewMessage(inbox, _message(number, -i))]
+                batch = [
+                    NewMessage(inbox, _message(number, i)),
+                    NewMessage(inbox, _message(number, -i)),
+                ]
                 results = store.append_messages(items=batch)
             else:
                 results = [store.append_message(mailbox_id=inbox, content=_message(number, i))]
@@ -64,7 +67,10 @@ def test_concurrent_flag_stores_get_distinct_modseqs(store: MailStore) -> None:
         modseqs = []
         for i in range(15):
             result = store.set_flags(
-                mailbox_id=inbox, uids=[1 + (number + i) % 20], flags=[f"$k{number}-{i}"], mode="add"
+                mailbox_id=inbox,
+                uids=[1 + (number + i) % 20],
+                flags=[f"$k{number}-{i}"],
+                mode="add",
             )
             modseqs.append(result.modseq)
         return modseqs

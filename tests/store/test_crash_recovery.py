@@ -68,7 +68,10 @@ def _run_and_kill(
         time.sleep(kill_after)
         process.send_signal(signal.SIGKILL)
         process.wait(30)
-    reader.join(30)
+    # The pipe closes only when every process holding it is gone: a worker process that
+    # outlived the kill (an orphan) would keep the reader waiting.
+    reader.join(15)
+    assert not reader.is_alive(), "a child of the killed ingest process survived it"
     return acked, finished
 
 
@@ -114,8 +117,16 @@ def _prepare(settings: Settings) -> None:
     store = open_store(settings)
     try:
         user = store.create_user(name="alice", password="pw")
-        store.add_source(user_id=user.id, name=SOURCE_NAME, protocol="pop3", host="pop.test",
-                         port=995, security="tls", username="alice", secret="x")
+        store.add_source(
+            user_id=user.id,
+            name=SOURCE_NAME,
+            protocol="pop3",
+            host="pop.test",
+            port=995,
+            security="tls",
+            username="alice",
+            secret="x",
+        )
     finally:
         store.close()
 

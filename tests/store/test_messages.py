@@ -20,7 +20,9 @@ def inbox(store: MailStore) -> int:
 def test_append_assigns_ascending_uids_and_keeps_bytes(store: MailStore, inbox: int) -> None:
     when = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     results = [
-        store.append_message(mailbox_id=inbox, content=MESSAGE + bytes([65 + i]), internal_date=when)
+        store.append_message(
+            mailbox_id=inbox, content=MESSAGE + bytes([65 + i]), internal_date=when
+        )
         for i in range(5)
     ]
     assert [r.uid for r in results] == [1, 2, 3, 4, 5]
@@ -77,7 +79,10 @@ def test_unchanged_since_reports_modified(store: MailStore, inbox: int) -> None:
     store.append_message(mailbox_id=inbox, content=MESSAGE)
     first = store.set_flags(mailbox_id=inbox, uids=[1], flags=["\\Seen"], mode="add")
     result = store.set_flags(
-        mailbox_id=inbox, uids=[1, 2], flags=["\\Flagged"], mode="add",
+        mailbox_id=inbox,
+        uids=[1, 2],
+        flags=["\\Flagged"],
+        mode="add",
         unchanged_since=first.modseq - 1,
     )
     assert result.modified == [1]
@@ -121,16 +126,29 @@ def test_changes_since_reports_every_kind(store: MailStore, inbox: int) -> None:
 
 def test_origin_makes_ingest_idempotent(store: MailStore, inbox: int) -> None:
     user_id = store.list_users()[0].id
-    source_id = store.add_source(user_id=user_id, name="isp", protocol="pop3", host="h",
-                                 port=995, security="tls", username="u", secret="s").id
+    source_id = store.add_source(
+        user_id=user_id,
+        name="isp",
+        protocol="pop3",
+        host="h",
+        port=995,
+        security="tls",
+        username="u",
+        secret="s",
+    ).id
     pop = OriginKey(source_id=source_id, uidl="abc")
     imap = OriginKey(source_id=source_id, remote_folder="INBOX", uidvalidity=7, remote_uid=42)
-    first = store.append_messages(items=[NewMessage(inbox, MESSAGE, origin=pop),
-                                         NewMessage(inbox, MESSAGE, origin=imap),
-                                         NewMessage(inbox, MESSAGE, origin=pop)])
+    first = store.append_messages(
+        items=[
+            NewMessage(inbox, MESSAGE, origin=pop),
+            NewMessage(inbox, MESSAGE, origin=imap),
+            NewMessage(inbox, MESSAGE, origin=pop),
+        ]
+    )
     assert [r.duplicate for r in first] == [False, False, True]
-    again = store.append_messages(items=[NewMessage(inbox, MESSAGE, origin=pop),
-                                         NewMessage(inbox, MESSAGE, origin=imap)])
+    again = store.append_messages(
+        items=[NewMessage(inbox, MESSAGE, origin=pop), NewMessage(inbox, MESSAGE, origin=imap)]
+    )
     assert all(r.duplicate for r in again)
     assert len(store.list_entries(mailbox_id=inbox)) == 2
     assert store.has_origin(source_id=source_id, uidl="abc")

@@ -108,10 +108,24 @@ def test_source_validation_and_removal(store: MailStore) -> None:
     source_id = _add_source(store, user.id)
     with pytest.raises(AlreadyExistsError):
         _add_source(store, user.id)
-    base = dict(user_id=user.id, name="x", protocol="imap", host="h", port=993,
-                security="tls", username="u", secret="s")
-    for override in ({"protocol": "smtp"}, {"security": "ssl"}, {"port": 0},
-                     {"name": "a/b"}, {"poll_interval": 5}, {"host": ""}):
+    base = dict(
+        user_id=user.id,
+        name="x",
+        protocol="imap",
+        host="h",
+        port=993,
+        security="tls",
+        username="u",
+        secret="s",
+    )
+    for override in (
+        {"protocol": "smtp"},
+        {"security": "ssl"},
+        {"port": 0},
+        {"name": "a/b"},
+        {"poll_interval": 5},
+        {"host": ""},
+    ):
         with pytest.raises(InvalidOperationError):
             store.add_source(**{**base, **override})  # type: ignore[arg-type]
     assert store.get_source(user_name="alice", name="isp").id == source_id

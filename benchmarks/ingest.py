@@ -1,0 +1,148 @@
+"""Ingest throughput and memory: messages/s, MB/s and peak RSS on SQLite and PostgreSQL.
+
+    .venv/bin/python benchmarks/ingest.py [--count 10000] [--backend both|sqlite|postgres]
+
+The corpus (deterministic seed: sizes with a ~20 KB median and multi-MB attachments, MIME mix,
+Japanese and malformed mail) is written to disk first, so generating it is not timed. Each backend
+runs in a fresh child process so its peak RSS is its own; the child reports peak RSS after the
+first 20 % and at the end, which shows whether memory grows with the corpus. Ingest is durable:
+blobs are synced and rows committed (SQLite synchronous=FULL) once per batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cryptography.fernet import Fernet  # noqa: E402
+
+from gateway.settings import Settings  # noqa: E402
+from gateway.store import NewMessage, open_store  # noqa: E402
+from tests.support.corpus import generate_corpus, malformed_corpus  # noqa: E402
+from tests.support.fixtures_store import PostgresDatabase  # noqa: E402
+
+MALFORMED_EVERY = 40
+
+
+def write_corpus(directory: Path, count: int, seed: int) -> tuple[int, int]:
+    """Write `count` messages as numbered files; returns (count, total bytes)."""
+    marker = directory / f"corpus-{count}-{seed}.done"
+    if marker.exists():
+        files = sorted(directory.glob("*.eml"))
+        return len(files), sum(f.stat().st_size for f in files)
+    malformed = [raw for _, raw in malformed_corpus()]
+    generated = generate_corpus(count, seed=seed)
+    total = 0
+    for index in range(count):
+        raw = (
+            malformed[(index // MALFORMED_EVERY) % len(malformed)]
+            if index % MALFORMED_EVERY == MALFORMED_EVERY - 1
+            else next(generated)
+        )
+        (directory / f"{index:07d}.eml").write_bytes(raw)
+        total += len(raw)
+    marker.touch()
+    return count, total
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(corpus: Path, database_url: str | None, batch: int) -> None:
+    """Ingest the corpus into a fresh store and print one JSON line of figures."""
+    with tempfile.TemporaryDirectory(prefix="gw-bench-") as data_dir:
+        settings = Settings(
+            data_dir=Path(data_dir),
+            database_url=database_url,
+            secret_key=Fernet.generate_key().decode(),
+            _env_file=None,  # type: ignore[call-arg]
+        )
+        store = open_store(settings)
+        user = store.create_user(name="bench", password="bench")
+        inbox = store.get_mailbox(user_id=user.id, name="INBOX").id
+        files = sorted(corpus.glob("*.eml"))
+        rss_at_fifth = 0.0
+        total_bytes = 0
+        started = time.perf_counter()
+        for start in range(0, len(files), batch):
+            items = []
+            for path in files[start : start + batch]:
+                raw = path.read_bytes()
+                total_bytes += len(raw)
+                items.append(NewMessage(inbox, raw))
+            store.append_messages(items=items)
+            if not rss_at_fifth and start + batch >= len(files) // 5:
+                rss_at_fifth = peak_rss_mb()
+        elapsed = time.perf_counter() - started
+        count = store.mailbox_status(mailbox_id=inbox).messages
+        store.close()
+    print(
+        json.dumps(
+            {
+                "messages": count,
+                "seconds": elapsed,
+                "messages_per_second": count / elapsed,
+                "mb_per_second": total_bytes / 1e6 / elapsed,
+                "peak_rss_mb_at_20pct": rss_at_fifth,
+                "peak_rss_mb": peak_rss_mb(),
+            }
+        )
+    )
+
+
+def run_backend(name: str, corpus: Path, batch: int) -> dict[str, float]:
+    def launch(url: str | None) -> dict[str, float]:
+        command = [sys.executable, __file__, "--child", str(corpus), "--batch", str(batch)]
+        if url:
+            command += ["--database-url", url]
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        figures: dict[str, float] = json.loads(output.strip().splitlines()[-1])
+        return figures
+
+    if name == "sqlite":
+        return launch(None)
+    with PostgresDatabase() as url:
+        return launch(url)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--backend", choices=["both", "sqlite", "postgres"], default="both")
+    parser.add_argument("--corpus-dir", type=Path, help="reuse a generated corpus here")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--database-url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.database_url, args.batch)
+        return
+    corpus_dir = args.corpus_dir or Path(tempfile.mkdtemp(prefix="gw-corpus-"))
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    count, total = write_corpus(corpus_dir, args.count, args.seed)
+    print(f"corpus: {count} messages, {total / 1e6:.1f} MB, batch {args.batch}, dir {corpus_dir}")
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    print(
+        f"{'backend':10} {'msg/s':>8} {'MB/s':>7} {'seconds':>8} {'RSS@20% MB':>11} {'RSS MB':>7}"
+    )
+    for backend in backends:
+        f = run_backend(backend, corpus_dir, args.batch)
+        print(
+            f"{backend:10} {f['messages_per_second']:8.0f} {f['mb_per_second']:7.1f} "
+            f"{f['seconds']:8.1f} {f['peak_rss_mb_at_20pct']:11.0f} {f['peak_rss_mb']:7.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

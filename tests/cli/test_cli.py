@@ -1,0 +1,323 @@
+"""The `gateway` command as operators and scripts use it: real subprocesses, real data dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from gateway.settings import Settings
+from gateway.store import MailStore, NewMessage, open_store
+
+GATEWAY = str(Path(sys.executable).with_name("gateway"))
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    variables = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    variables.update(
+        GATEWAY_DATA_DIR=str(tmp_path / "data"),
+        GATEWAY_SECRET_KEY=Fernet.generate_key().decode(),
+    )
+    return variables
+
+
+def run(
+    env: dict[str, str], *args: str, stdin: str = "", check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [GATEWAY, *args], input=stdin, env=env, capture_output=True, text=True, timeout=120
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@contextmanager
+def env_store(env: dict[str, str]) -> Iterator[MailStore]:
+    """The store the CLI subprocesses use, opened in the test process."""
+    store = open_store(
+        Settings(
+            data_dir=Path(env["GATEWAY_DATA_DIR"]),
+            secret_key=env["GATEWAY_SECRET_KEY"],
+            _env_file=None,
+        )  # type: ignore[call-arg]
+    )
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def test_help_documents_every_command(env: dict[str, str]) -> None:
+    text = run(env, "--help").stdout
+    for command in ("serve", "migrate", "user", "source", "sync", "export", "import", "gc"):
+        assert command in text
+    assert "add" in run(env, "user", "--help").stdout
+    source_help = run(env, "source", "add", "--help").stdout
+    for option in (
+        "--user",
+        "--name",
+        "--protocol",
+        "--host",
+        "--port",
+        "--security",
+        "--username",
+        "--interval",
+    ):
+        assert option in source_help
+
+
+def test_user_commands(env: dict[str, str]) -> None:
+    assert (
+        "created user alice (admin)"
+        in run(env, "user", "add", "alice", "--admin", stdin="pw1\n").stdout
+    )
+    run(env, "user", "add", "bob", stdin="pw2\n")
+    listing = run(env, "user", "list").stdout.splitlines()
+    assert [line.split("\t")[:2] for line in listing] == [["alice", "admin"], ["bob", "user"]]
+    duplicate = run(env, "user", "add", "bob", stdin="pw\n", check=False)
+    assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
+    empty = run(env, "user", "add", "carol", stdin="", check=False)
+    assert empty.returncode == 1 and "standard input" in empty.stderr
+    run(env, "user", "passwd", "bob", stdin="new password\n")
+    with env_store(env) as store:
+        assert store.authenticate_user(name="bob", password="new password") is not None
+        assert store.authenticate_user(name="bob", password="pw2") is None
+
+
+def test_source_commands_keep_the_secret_secret(env: dict[str, str]) -> None:
+    run(env, "user", "add", "alice", stdin="pw\n")
+    added = run(
+        env,
+        "source",
+        "add",
+        "--user",
+        "alice",
+        "--name",
+        "isp",
+        "--protocol",
+        "pop3",
+        "--host",
+        "pop.example.net",
+        "--port",
+        "995",
+        "--security",
+        "tls",
+        "--username",
+        "alice@example.net",
+        "--interval",
+        "120",
+        stdin="TopSecret99\n",
+    )
+    assert "added source alice/isp" in added.stdout
+    listing = run(env, "source", "list").stdout
+    assert "alice/isp" in listing and "pop3" in listing and "every 120s" in listing
+    assert "TopSecret99" not in listing + added.stdout + added.stderr
+    bad = run(
+        env,
+        "source",
+        "add",
+        "--user",
+        "alice",
+        "--name",
+        "x",
+        "--protocol",
+        "smtp",
+        "--host",
+        "h",
+        "--port",
+        "1",
+        "--security",
+        "tls",
+        "--username",
+        "u",
+        stdin="s\n",
+        check=False,
+    )
+    assert bad.returncode == 2 and "smtp" in bad.stderr
+    with env_store(env) as store:
+        source = store.get_source(user_name="alice", name="isp")
+        assert store.read_source_secret(source_id=source.id) == "TopSecret99"
+    run(env, "source", "remove", "--user", "alice", "--name", "isp")
+    assert "alice/isp" not in run(env, "source", "list").stdout
+
+
+def test_sync_reports_sources_it_cannot_sync(env: dict[str, str]) -> None:
+    run(env, "user", "add", "alice", stdin="pw\n")
+    assert run(env, "sync").returncode == 0  # nothing to do is not a failure
+    run(
+        env,
+        "source",
+        "add",
+        "--user",
+        "alice",
+        "--name",
+        "isp",
+        "--protocol",
+        "imap",
+        "--host",
+        "h",
+        "--port",
+        "993",
+        "--security",
+        "tls",
+        "--username",
+        "u",
+        stdin="s\n",
+    )
+    result = run(env, "sync", "--user", "alice", "--source", "isp", check=False)
+    assert result.returncode == 1
+    assert "event=sync_unavailable" in result.stderr and "protocol=imap" in result.stderr
+
+
+def _fill(store: MailStore) -> dict[str, list[tuple[bytes, list[str], datetime]]]:
+    user = store.create_user(name="alice", password="pw")
+    store.create_mailbox(user_id=user.id, name="Lists/python")
+    when = datetime(2023, 3, 4, 5, 6, 7, tzinfo=UTC)
+    content = {
+        "INBOX": [
+            (b"Subject: one\r\n\r\nhello\r\n", ["\\Seen", "$Forwarded"], when),
+            (b"Subject: two\n\nbare LF body\nFrom me\n", ["\\Flagged"], when),
+        ],
+        "Lists/python": [
+            (b"Subject: \xe6\x97\xa5\r\n\r\n8bit\r\n", ["\\Answered", "\\Draft", "work"], when)
+        ],
+    }
+    for name, messages in content.items():
+        box = store.get_mailbox(user_id=user.id, name=name)
+        store.append_messages(
+            items=[NewMessage(box.id, raw, flags, date) for raw, flags, date in messages]
+        )
+    return content
+
+
+def _read_back(store: MailStore, user: str) -> dict[str, list[tuple[bytes, list[str], datetime]]]:
+    owner = store.get_user(name=user)
+    result = {}
+    for box in store.list_mailboxes(user_id=owner.id):
+        entries = store.list_entries(mailbox_id=box.id)
+        meta = store.get_messages(message_ids=[e.message_id for e in entries])
+        rows = []
+        for entry in entries:
+            with store.open_message(message_id=entry.message_id) as handle:
+                rows.append((handle.read(), entry.flag_names, meta[entry.message_id].internal_date))
+        if rows:
+            result[box.name] = rows
+    return result
+
+
+def test_maildir_export_import_round_trip_is_lossless(env: dict[str, str], tmp_path: Path) -> None:
+    with env_store(env) as store:
+        original = _fill(store)
+    assert (
+        "exported 3 messages"
+        in run(env, "export", "--user", "alice", "--format", "maildir", str(tmp_path / "md")).stdout
+    )
+    assert (tmp_path / "md" / "Lists" / "python" / "cur").is_dir()
+    run(env, "user", "add", "restored", stdin="pw\n")
+    assert (
+        "imported 3 messages"
+        in run(env, "import", "--user", "restored", str(tmp_path / "md")).stdout
+    )
+    with env_store(env) as store:
+        restored = _read_back(store, "restored")
+
+    def normal(data):  # flags order is not meaningful
+        return {
+            k: sorted((raw, sorted(flags), date) for raw, flags, date in v) for k, v in data.items()
+        }
+
+    assert normal(restored) == normal(original)
+
+
+def test_mbox_export_import_keeps_messages_and_flags(env: dict[str, str], tmp_path: Path) -> None:
+    with env_store(env) as store:
+        _fill(store)
+    run(env, "export", "--user", "alice", "--format", "mbox", str(tmp_path / "mb"))
+    assert (tmp_path / "mb" / "INBOX.mbox").is_file()
+    run(env, "user", "add", "restored", stdin="pw\n")
+    assert (
+        "imported 3 messages"
+        in run(env, "import", "--user", "restored", str(tmp_path / "mb")).stdout
+    )
+    with env_store(env) as store:
+        restored = _read_back(store, "restored")
+    assert sorted(restored) == ["INBOX", "Lists/python"]
+    inbox_flags = sorted(tuple(sorted(f)) for _, f, _ in restored["INBOX"])
+    # mbox has no keywords or \\Draft; the system flags it has survive.
+    assert inbox_flags == [("\\Flagged",), ("\\Seen",)]
+    assert any(b"hello" in raw for raw, _, _ in restored["INBOX"])
+
+
+def test_import_of_missing_path_fails_clearly(env: dict[str, str], tmp_path: Path) -> None:
+    run(env, "user", "add", "alice", stdin="pw\n")
+    result = run(env, "import", "--user", "alice", str(tmp_path / "nope"), check=False)
+    assert result.returncode != 0 and "nothing to import" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_first_start_creates_admin_cert_and_answers(env: dict[str, str]) -> None:
+    port = _free_port()
+    env = {
+        **env,
+        "GATEWAY_ADMIN_PORT": str(port),
+        "GATEWAY_IMAP_PORT": "0",
+        "GATEWAY_IMAPS_PORT": "0",
+        "GATEWAY_SUBMISSION_PORT": "0",
+        "GATEWAY_SMTPS_PORT": "0",
+    }
+    process = subprocess.Popen(
+        [GATEWAY, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        line = ""
+        deadline = time.monotonic() + 60
+        assert process.stdout is not None
+        while "password:" not in line and time.monotonic() < deadline:
+            line = process.stdout.readline()
+        password = line.rsplit("password:", 1)[1].strip()
+        body = None
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    body = json.loads(r.read())
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert body == {"status": "ok"}
+        data_dir = Path(env["GATEWAY_DATA_DIR"])
+        assert (data_dir / "tls" / "selfsigned.crt").is_file()
+        assert (data_dir / "tls" / "selfsigned.key").stat().st_mode & 0o077 == 0
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert password not in stderr, "the first admin password must never reach the logs"
+    with env_store(env) as store:
+        assert store.authenticate_user(name="admin", password=password) is not None
+    # A second start must not create another admin or print a password.
+    second = subprocess.Popen(
+        [GATEWAY, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(3)
+    second.send_signal(signal.SIGTERM)
+    out, _ = second.communicate(timeout=30)
+    assert "password" not in out
