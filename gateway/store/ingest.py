@@ -8,9 +8,11 @@ fsynced and the rows committed (DESIGN invariant 1).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
@@ -61,6 +63,15 @@ class NewMessage:
 
 
 @dataclass
+class _Batch:
+    """A batch on its way in: which items went to worker processes, and their results."""
+
+    items: Sequence[NewMessage]
+    offloaded: list[int] = field(default_factory=list)
+    results: Iterator[tuple[Path, str, AnalyzedMessage]] | None = None
+
+
+@dataclass
 class _Prepared:
     item: NewMessage
     blob: PendingBlob
@@ -102,9 +113,85 @@ class IngestOperations(StoreBase):
         self, *, items: Sequence[NewMessage], actor: str = ""
     ) -> list[AppendResult]:
         """Store many messages with one blob sync and one commit (group commit)."""
+        return self._commit_batch(self._start_batch(items), actor)
+
+    def append_message_batches(
+        self, *, batches: Iterable[Sequence[NewMessage]], actor: str = ""
+    ) -> Iterator[list[AppendResult]]:
+        """Group-commit each batch, analysing batch k+1 in the workers while batch k commits.
+
+        Yields each batch's results once it is durable: the moment a fetcher may acknowledge
+        those messages at their source. For imports and first syncs of large folders.
+        """
+        pending: _Batch | None = None
+        for items in batches:
+            started = self._start_batch(items)
+            if pending is not None:
+                yield self._commit_batch(pending, actor)
+            pending = started
+        if pending is not None:
+            yield self._commit_batch(pending, actor)
+
+    def _start_batch(self, items: Sequence[NewMessage]) -> _Batch:
+        """Hand in-memory messages to the worker processes (blob file, hash, analysis).
+
+        That work is pure-Python CPU and would otherwise hold the GIL for most of a bulk
+        ingest; this process keeps the database work. Streamed content is handled inline
+        when the batch is committed.
+        """
+        pool = self._analysis_pool() if len(items) >= _POOL_MIN_BATCH else None
+        batch = _Batch(items=items)
+        if pool is None:
+            return batch
+        for index, item in enumerate(items):
+            if isinstance(item.content, bytes):
+                if len(item.content) > self.max_message_size:
+                    raise MessageTooLargeError(
+                        f"message exceeds the maximum size of {self.max_message_size} octets"
+                    )
+                batch.offloaded.append(index)
+        jobs = [(self.blobs.tmp_root, items[index].content) for index in batch.offloaded]
+        chunk = max(1, len(jobs) // (4 * self._ingest_workers))
+        try:
+            batch.results = pool.map(write_and_analyze, jobs, chunksize=chunk)
+        except BrokenProcessPool:
+            self._drop_broken_pool()
+            batch.offloaded.clear()
+        return batch
+
+    def _drop_broken_pool(self) -> None:
+        # A worker died (the OOM killer, an operator's kill): the next batch starts a fresh
+        # pool; this one is analysed inline.
+        log.warning("event=ingest_workers_broken action=restart")
+        self.shutdown_workers()
+
+    def _collect_batch(self, batch: _Batch, prepared: list[_Prepared]) -> None:
+        slots: dict[int, _Prepared] = {}
+        if batch.results is not None:
+            try:
+                for index, (tmp_path, digest, analysis) in zip(
+                    batch.offloaded, batch.results, strict=True
+                ):
+                    item = batch.items[index]
+                    blob = PendingBlob.written(tmp_path, len(item.content), digest)  # type: ignore[arg-type]
+                    slots[index] = entry = _Prepared(item, blob, analysis)
+                    prepared.append(entry)
+            except BrokenProcessPool:
+                self._drop_broken_pool()
+                for entry in slots.values():
+                    entry.blob.discard()
+                prepared.clear()
+                slots.clear()
+        for index, item in enumerate(batch.items):
+            if index not in slots:
+                slots[index] = entry = self._prepare(item)
+                prepared.append(entry)
+        prepared[:] = [slots[index] for index in range(len(batch.items))]
+
+    def _commit_batch(self, batch: _Batch, actor: str) -> list[AppendResult]:
         prepared: list[_Prepared] = []
         try:
-            self._prepare_all(items, prepared)
+            self._collect_batch(batch, prepared)
             self.blobs.commit(entry.blob for entry in prepared)
         except BaseException:
             for entry in prepared:
@@ -123,41 +210,6 @@ class IngestOperations(StoreBase):
                 log.info("event=ingest_retry reason=origin_race attempt=%d", attempt)
         self._notify(changed)
         return results
-
-    def _prepare_all(self, items: Sequence[NewMessage], prepared: list[_Prepared]) -> None:
-        """Blob writing, hashing and analysis of in-memory messages in worker processes.
-
-        That work is pure-Python CPU and would otherwise hold the GIL for most of a bulk
-        ingest; this process keeps only the database work. Streamed content is handled inline.
-        """
-        pool = self._analysis_pool() if len(items) >= _POOL_MIN_BATCH else None
-        if pool is None:
-            prepared.extend(self._prepare(item) for item in items)
-            return
-        in_memory: list[int] = []
-        slots: list[_Prepared | None] = []
-        for index, item in enumerate(items):
-            if isinstance(item.content, bytes):
-                if len(item.content) > self.max_message_size:
-                    raise MessageTooLargeError(
-                        f"message exceeds the maximum size of {self.max_message_size} octets"
-                    )
-                in_memory.append(index)
-                slots.append(None)
-            else:
-                entry = self._prepare(item)
-                prepared.append(entry)
-                slots.append(entry)
-        jobs = [(self.blobs.tmp_root, items[index].content) for index in in_memory]
-        chunk = max(1, len(jobs) // (4 * self._ingest_workers))
-        for index, (tmp_path, digest, analysis) in zip(
-            in_memory, pool.map(write_and_analyze, jobs, chunksize=chunk), strict=True
-        ):
-            size = len(items[index].content)  # type: ignore[arg-type]
-            entry = _Prepared(items[index], PendingBlob.written(tmp_path, size, digest), analysis)
-            prepared.append(entry)
-            slots[index] = entry
-        prepared[:] = [entry for entry in slots if entry is not None]
 
     def _prepare(self, item: NewMessage) -> _Prepared:
         blob = self.blobs.begin()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from datetime import UTC, datetime
 
 import pytest
@@ -177,3 +179,33 @@ def test_garbage_collection_keeps_referenced_blobs(store: MailStore, inbox: int)
     assert store.collect_garbage(grace_seconds=0) == 1
     with store.open_message(message_id=keep.message_id) as handle:
         assert handle.read() == MESSAGE + b"keep"
+
+
+def test_pipelined_batches_commit_in_order(store: MailStore, inbox: int) -> None:
+    batches = [
+        [NewMessage(inbox, MESSAGE + f"{b}-{i}".encode()) for i in range(size)]
+        for b, size in enumerate([10, 1, 25, 9])
+    ]
+    results = list(store.append_message_batches(batches=iter(batches)))
+    assert [len(r) for r in results] == [10, 1, 25, 9]
+    uids = [r.uid for batch in results for r in batch]
+    assert uids == list(range(1, 46))
+    for batch, batch_results in zip(batches, results, strict=True):
+        for item, result in zip(batch, batch_results, strict=True):
+            with store.open_message(message_id=result.message_id) as handle:
+                assert handle.read() == item.content
+
+
+def test_ingest_survives_dead_worker_processes(store: MailStore, inbox: int) -> None:
+    items = [NewMessage(inbox, MESSAGE + bytes([65 + i])) for i in range(12)]
+    store.append_messages(items=items)
+    pool = store._analysis_pool()
+    assert pool is not None, "the fixture's store analyses bulk ingest in worker processes"
+    for process in list(pool._processes.values()):
+        os.kill(process.pid, signal.SIGKILL)
+        process.join(10)
+    results = store.append_messages(items=items)
+    assert [r.uid for r in results] == list(range(13, 25))
+    # ...and the next batch gets a fresh pool.
+    assert [r.uid for r in store.append_messages(items=items)] == list(range(25, 37))
+    assert list(store.blobs.tmp_root.iterdir()) == []
