@@ -9,7 +9,7 @@ from gateway.mime.bodystructure import render_body, render_bodystructure
 from gateway.mime.model import AnalyzedMessage, PartSpan
 from gateway.mime.part_data import EMPTY_ENVELOPE
 from gateway.mime.scanner import BODY_TEXT_LIMIT, MimeScanner, ScannedPart
-from gateway.mime.text_decode import decode_header_value
+from gateway.mime.text_decode import decode_header_value, decode_unlabelled
 
 
 class MessageAnalyzer:
@@ -50,7 +50,7 @@ def _build(scanner: MimeScanner, size: int) -> AnalyzedMessage:
     for name, value in fields:
         last[name.lower()] = value
     header_text = "\n".join(
-        f"{decode_header_value(name)}: {decode_header_value(value)}" for name, value in fields
+        f"{name.decode('latin-1')}: {_decoded_text(value)}" for name, value in fields
     )
     message_id = last.get(b"message-id")
     body_text = "\n".join(scanner.texts)
@@ -75,6 +75,13 @@ def _build(scanner: MimeScanner, size: int) -> AnalyzedMessage:
 
 def _decoded(value: bytes | None) -> str:
     return "" if value is None else decode_header_value(value).strip()
+
+
+def _decoded_text(value: bytes) -> str:
+    # Most header values hold no encoded word; skip the RFC 2047 machinery for them.
+    if b"=?" in value:
+        return decode_header_value(value)
+    return decode_unlabelled(value).replace("\x00", "\ufffd")
 
 
 def _parse_date(value: bytes | None) -> datetime | None:

@@ -15,6 +15,9 @@ _QUOTED_MAX_ESCAPES = 4
 _LWSP = (0x20, 0x09)
 
 
+_PLAIN_QUOTABLE = re.compile(rb'[^\r\n"\\\x80-\xff]*')
+_LWSP_RUN = re.compile(rb"[ \t]+")
+_NUL_TO_0X80 = bytes.maketrans(b"\x00", b"\x80")
 _NEEDS_CHANGE = re.compile(rb'[\x00\t\r\n"\\\x80-\xff]')
 
 
@@ -26,6 +29,8 @@ def nstring(value: bytes | None) -> bytes:
     """NIL, a quoted string, or a literal (8-bit, CR/LF or more than 4 escapes)."""
     if value is None:
         return b"NIL"
+    if _PLAIN_QUOTABLE.fullmatch(value):
+        return b'"' + value + b'"'  # the common case: nothing to escape
     # RFC 3501 §9: QUOTED-CHAR excludes CR and LF and (unescaped) DQUOTE and backslash; 8-bit
     # octets are not CHARs at all, so such strings must be sent as literals.
     escapes = value.count(b'"') + value.count(b"\\")
@@ -52,23 +57,12 @@ def string_for_humans(value: bytes) -> bytes:
         needs_change = b"  " in value or value.startswith(b" ") or value.endswith(b" ")
     if not needs_change:
         return b'"' + value + b'"'
-    out = bytearray()
-    last_lwsp = True
-    for octet in value:
-        if octet == 0:
-            out.append(0x80)
-            last_lwsp = False
-        elif octet in _LWSP:
-            if not last_lwsp:
-                out.append(0x20)
-            last_lwsp = True
-        elif octet in (0x0D, 0x0A):
-            continue
-        else:
-            out.append(octet)
-            last_lwsp = False
+    # CR and LF vanish without ending a whitespace run, runs of SP/TAB become one SP, leading
+    # and trailing whitespace goes, NUL becomes 0x80 (as Dovecot's loop does octet by octet).
+    collapsed = _LWSP_RUN.sub(b" ", value.replace(b"\r", b"").replace(b"\n", b""))
+    out = collapsed.lstrip(b" ").translate(_NUL_TO_0X80)
     if out.endswith(b" "):
-        del out[-1]
+        out = out[:-1]
     if not out:
         return b'""'
-    return _literal(bytes(out))
+    return _literal(out)

@@ -24,7 +24,8 @@ from gateway.mime.rfc822_lexer import Rfc822Lexer
 from gateway.mime.text_decode import TextCollector
 
 MAX_HEADER_BYTES = 256 * 1024  # per part; further header lines are counted but not kept
-MAX_LINE_FRAGMENT = 64 * 1024  # longer lines are processed in pieces
+MAX_LINE_FRAGMENT = 64 * 1024
+_HEADER_SEARCH_WINDOW = 64 * 1024  # longer lines are processed in pieces
 # Decoded text kept for SEARCH BODY/TEXT; beyond it, search reads the message itself.
 BODY_TEXT_LIMIT = 128 * 1024
 # Dovecot's message_parser limits: deeper or further parts are not split any more.
@@ -100,8 +101,11 @@ class MimeScanner:
         start = 0
         buffer = self._buffer
         while True:
-            if not self._in_header and self._at_line_start and not self._skip_line_rest:
-                start = self._body_run(buffer, start)
+            if self._at_line_start and not self._skip_line_rest:
+                if self._in_header:
+                    start = self._header_run(buffer, start)
+                else:
+                    start = self._body_run(buffer, start)
             newline = buffer.find(b"\n", start)
             if newline < 0:
                 break
@@ -177,6 +181,30 @@ class MimeScanner:
         self._pending_eol = eol
         if part.collector is not None:
             part.collector.feed(piece[: len(piece) - eol])
+
+    def _header_run(self, buffer: bytearray, start: int) -> int:
+        """Consume every complete header line before the blank line that ends the block."""
+        if buffer.startswith(b"\n", start) or buffer.startswith(b"\r\n", start):
+            return start  # the blank line itself: the line path ends the header block
+        # Look for the blank line in whichever line-ending style comes first, without
+        # scanning the rest of a large buffer for the other style.
+        # scanning a large buffer for the other style (the window bounds the work per call).
+        window = min(len(buffer), start + _HEADER_SEARCH_WINDOW)
+        crlf = buffer.find(b"\n\r\n", start, window)
+        lf = buffer.find(b"\n\n", start, crlf + 2 if crlf >= 0 else window)
+        end = lf if lf >= 0 else crlf
+        stop = end + 1 if end >= 0 else buffer.rfind(b"\n", start, window) + 1
+        if stop <= start:
+            return start  # a blank line (or no complete line) here: the line path handles it
+        part = self._part
+        block = bytes(buffer[start:stop])
+        if part.header_complete and len(part.header_block) + len(block) <= MAX_HEADER_BYTES:
+            self._consume(block)
+            part.header_block += block
+        else:
+            for line in block[:-1].split(b"\n"):
+                self._header_piece(line + b"\n", at_start=True)
+        return stop
 
     def _body_run(self, buffer: bytearray, start: int) -> int:
         """Consume, in one step, every complete body line before the next possible boundary.
