@@ -94,7 +94,9 @@ def child(corpus: Path, database_url: str | None, batch: int) -> None:
                 rss_at_fifth = peak_rss_mb()
         elapsed = time.perf_counter() - started
         count = store.mailbox_status(mailbox_id=inbox).messages
-        store.close()
+        store.close()  # reaps the worker processes, so their CPU time is counted below
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(
         json.dumps(
             {
@@ -104,6 +106,9 @@ def child(corpus: Path, database_url: str | None, batch: int) -> None:
                 "mb_per_second": total_bytes / 1e6 / elapsed,
                 "peak_rss_mb_at_20pct": rss_at_fifth,
                 "peak_rss_mb": peak_rss_mb(),
+                "cpu_main_ms_per_message": (own.ru_utime + own.ru_stime) * 1000 / count,
+                "cpu_workers_ms_per_message": (workers.ru_utime + workers.ru_stime) * 1000 / count,
+                "peak_rss_mb_workers": workers.ru_maxrss / 1024,
             }
         )
     )
@@ -153,8 +158,10 @@ def main() -> None:
     for backend in backends:
         f = run_backend(backend, corpus_dir, args.batch)
         print(
-            f"{backend:10} {f['messages_per_second']:8.0f} {f['mb_per_second']:7.1f} "
-            f"{f['seconds']:8.1f} {f['peak_rss_mb_at_20pct']:11.0f} {f['peak_rss_mb']:7.0f}"
+            f"{backend:10} {f['messages_per_second']:7.0f} {f['mb_per_second']:6.1f} "
+            f"{f['seconds']:7.1f} {f['peak_rss_mb_at_20pct']:10.0f} {f['peak_rss_mb']:6.0f} "
+            f"{f['peak_rss_mb_workers']:13.0f} "
+            f"{f['cpu_main_ms_per_message']:15.2f} + {f['cpu_workers_ms_per_message']:.2f}"
         )
 
 

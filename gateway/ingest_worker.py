@@ -1,4 +1,4 @@
-"""Worker-process half of the store's bulk ingest: temp blob file, hash, MIME analysis.
+"""The CPU half of the store's ingest: temp blob file, hash, MIME analysis, row values.
 
 Kept apart from `gateway.store` so that worker processes import only `gateway.mime` and start
 quickly. Only the store calls into it; the parent makes the files durable and commits rows.
@@ -16,7 +16,10 @@ import threading
 import time
 from pathlib import Path
 
-from gateway.mime import AnalyzedMessage, analyze_message
+from gateway.mime import AnalyzedMessage, analyze_message, parts_to_json
+
+# Column name → value for one row of the store's `messages` table.
+MessageColumns = dict[str, object]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -51,7 +54,36 @@ def write_temporary(tmp_root: Path, content: bytes) -> tuple[Path, str]:
     return tmp_path, hashlib.sha256(content).hexdigest()
 
 
-def write_and_analyze(job: tuple[Path, bytes]) -> tuple[Path, str, AnalyzedMessage]:
+def write_and_analyze(job: tuple[Path, bytes]) -> tuple[Path, str, MessageColumns]:
     tmp_root, content = job
     tmp_path, digest = write_temporary(tmp_root, content)
-    return tmp_path, digest, analyze_message(content)
+    return tmp_path, digest, message_columns(analyze_message(content))
+
+
+def message_columns(analysis: AnalyzedMessage) -> MessageColumns:
+    """The `messages` columns that depend on content alone, ready to insert."""
+    return {
+        "sent_date": analysis.sent_date,
+        "message_id_header": None
+        if analysis.message_id is None
+        else _clean_text(analysis.message_id),
+        "subject": _clean_text(analysis.subject),
+        "from_addr": _clean_text(analysis.from_addr),
+        "to_addr": _clean_text(analysis.to_addr),
+        "cc_addr": _clean_text(analysis.cc_addr),
+        "bcc_addr": _clean_text(analysis.bcc_addr),
+        "envelope": analysis.envelope,
+        "bodystructure": analysis.bodystructure,
+        "body": analysis.body,
+        "parts_json": parts_to_json(analysis.parts),
+        "header_text": _clean_text(analysis.header_text),
+        "body_text": _clean_text(analysis.body_text),
+        "body_text_truncated": analysis.body_text_truncated,
+    }
+
+
+def _clean_text(text: str) -> str:
+    """Make decoded text storable on every backend: PostgreSQL rejects NUL and lone surrogates."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return text.encode("utf-8", "replace").decode("utf-8")

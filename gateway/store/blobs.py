@@ -105,16 +105,14 @@ class BlobStore:
         for blob in pending:
             assert blob.digest is not None  # noqa: S101 - set by close() above
             final = self.path_for(blob.digest)
-            if final.exists() and final.stat().st_size == blob.size:
-                # Identical content is already durable (it was fsynced before its rename). Touch it
-                # so garbage collection's grace period protects it until our row commits.
-                os.utime(final)
-                blob.tmp_path.unlink(missing_ok=True)
-                continue
-            if not final.parent.exists():
+            # Replacing identical content is harmless and atomic, and the fresh mtime renews the
+            # garbage collector's grace period until our row commits.
+            try:
+                os.replace(blob.tmp_path, final)
+            except FileNotFoundError:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 touched.add(self.root)
-            os.replace(blob.tmp_path, final)
+                os.replace(blob.tmp_path, final)
             touched.add(final.parent)
         if batched:
             self._sync_filesystem()

@@ -18,8 +18,8 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from gateway.ingest_worker import write_and_analyze
-from gateway.mime import AnalyzedMessage, MessageAnalyzer, parts_to_json
+from gateway.ingest_worker import MessageColumns, message_columns, write_and_analyze
+from gateway.mime import MessageAnalyzer
 from gateway.store.base import StoreBase, log
 from gateway.store.blobs import PendingBlob
 from gateway.store.errors import MessageTooLargeError, NotFoundError
@@ -68,21 +68,14 @@ class _Batch:
 
     items: Sequence[NewMessage]
     offloaded: list[int] = field(default_factory=list)
-    results: Iterator[tuple[Path, str, AnalyzedMessage]] | None = None
+    results: Iterator[tuple[Path, str, MessageColumns]] | None = None
 
 
 @dataclass
 class _Prepared:
     item: NewMessage
     blob: PendingBlob
-    analysis: AnalyzedMessage | None
-
-
-def _clean_text(text: str) -> str:
-    """Make decoded text storable on every backend: PostgreSQL rejects NUL and lone surrogates."""
-    if "\x00" in text:
-        text = text.replace("\x00", "")
-    return text.encode("utf-8", "replace").decode("utf-8")
+    columns: MessageColumns | None
 
 
 def _chunks(content: MessageContent) -> Iterable[bytes]:
@@ -169,12 +162,12 @@ class IngestOperations(StoreBase):
         slots: dict[int, _Prepared] = {}
         if batch.results is not None:
             try:
-                for index, (tmp_path, digest, analysis) in zip(
+                for index, (tmp_path, digest, columns) in zip(
                     batch.offloaded, batch.results, strict=True
                 ):
                     item = batch.items[index]
                     blob = PendingBlob.written(tmp_path, len(item.content), digest)  # type: ignore[arg-type]
-                    slots[index] = entry = _Prepared(item, blob, analysis)
+                    slots[index] = entry = _Prepared(item, blob, columns)
                     prepared.append(entry)
             except BrokenProcessPool:
                 self._drop_broken_pool()
@@ -222,7 +215,7 @@ class IngestOperations(StoreBase):
                     )
                 blob.write(chunk)
                 analyzer.feed(chunk)
-            return _Prepared(item=item, blob=blob, analysis=analyzer.finish())
+            return _Prepared(item=item, blob=blob, columns=message_columns(analyzer.finish()))
         except BaseException:
             blob.discard()
             raise
@@ -331,29 +324,13 @@ class IngestOperations(StoreBase):
 
     @staticmethod
     def _message_row(user_id: int, entry: _Prepared, now: datetime) -> dict[str, object]:
-        analysis = entry.analysis
-        assert analysis is not None and entry.blob.digest is not None  # noqa: S101
+        assert entry.columns is not None and entry.blob.digest is not None  # noqa: S101
         return {
+            **entry.columns,
             "user_id": user_id,
             "blob_hash": entry.blob.digest,
             "size": entry.blob.size,
             "internal_date": entry.item.internal_date or now,
-            "sent_date": analysis.sent_date,
-            "message_id_header": _clean_text(analysis.message_id)
-            if analysis.message_id is not None
-            else None,
-            "subject": _clean_text(analysis.subject),
-            "from_addr": _clean_text(analysis.from_addr),
-            "to_addr": _clean_text(analysis.to_addr),
-            "cc_addr": _clean_text(analysis.cc_addr),
-            "bcc_addr": _clean_text(analysis.bcc_addr),
-            "envelope": analysis.envelope,
-            "bodystructure": analysis.bodystructure,
-            "body": analysis.body,
-            "parts_json": parts_to_json(analysis.parts),
-            "header_text": _clean_text(analysis.header_text),
-            "body_text": _clean_text(analysis.body_text),
-            "body_text_truncated": analysis.body_text_truncated,
         }
 
     @staticmethod

@@ -16,6 +16,7 @@ from sqlalchemy import (
     LargeBinary,
     Text,
     UniqueConstraint,
+    insert_sentinel,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -163,6 +164,9 @@ class Message(SQLModel, table=True):
     body_text: str = Field(default="", sa_column=Column(Text, nullable=False))
     # body_text holds only the first part of a long text: SEARCH must then read the blob.
     body_text_truncated: bool = False
+    # Lets SQLAlchemy insert a whole batch with RETURNING in one statement and still know
+    # which id belongs to which row (SQLite does not promise RETURNING order otherwise).
+    batch_sentinel: int | None = Field(default=None, sa_column=insert_sentinel("batch_sentinel"))
 
 
 class MailboxEntry(SQLModel, table=True):

@@ -79,6 +79,7 @@ def upgrade() -> None:
         sa.Column("header_text", sa.Text(), nullable=False),
         sa.Column("body_text", sa.Text(), nullable=False),
         sa.Column("body_text_truncated", sa.Boolean(), nullable=False),
+        sa.Column("batch_sentinel", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
