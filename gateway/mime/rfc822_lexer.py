@@ -8,6 +8,8 @@ error, 0 at end of input and 1 when more input follows.
 
 from __future__ import annotations
 
+import re
+
 # Character classes of RFC 5322 §3.2.3 atext.  Like Dovecot, every 8-bit octet counts as
 # atext (so raw UTF-8 names still parse); bit 2 marks RFC 2045 §5.1 tspecials that are atext.
 _ATEXT = bytearray(256)
@@ -20,6 +22,18 @@ for _c in range(0x80, 0x100):
 for _c in b"/=?":
     _ATEXT[_c] = 4
 ATEXT = bytes(_ATEXT)
+
+
+def _run_of(octets: bytes) -> re.Pattern[bytes]:
+    """A pattern matching a (possibly empty) run of the given octets, for `match(data, pos)`."""
+    return re.compile(b"[" + b"".join(re.escape(bytes([o])) for o in octets) + b"]*")
+
+
+# The scanning loops below advance over runs of these classes in C, not octet by octet.
+_ATEXT_RUN = _run_of(bytes(o for o in range(256) if ATEXT[o]))
+_ATEXT_OR_DOT_RUN = _run_of(bytes(o for o in range(256) if ATEXT[o] or o == 0x2E))
+_TOKEN_OR_DOT_RUN = _run_of(bytes(o for o in range(256) if (ATEXT[o] & 3) or o == 0x2E))
+_WHITESPACE_RUN = re.compile(rb"[ \t\r\n]*")
 
 # Dovecot replaces NUL inside quoted strings and comments with U+FFFD when parsing addresses
 # and MIME parameters.
@@ -95,23 +109,18 @@ class Rfc822Lexer:
         """Skip whitespace and comments (CFWS); 1 if input remains, 0 at end, -1 on error."""
         data = self.data
         while self.pos < self.end:
-            octet = data[self.pos]
-            if octet in (0x20, 0x09, 0x0D, 0x0A):
-                self.pos += 1
-                continue
-            if octet != 0x28:
+            self.pos = _WHITESPACE_RUN.match(data, self.pos).end()  # type: ignore[union-attr]
+            if self.pos >= self.end or data[self.pos] != 0x28:
                 break
             if self.skip_comment() < 0:
                 return -1
         return 1 if self.pos < self.end else 0
 
     def parse_atom(self, out: bytearray) -> int:
-        if self.pos >= self.end or not is_atext(self.data[self.pos]):
-            return -1
         start = self.pos
-        self.pos += 1
-        while self.pos < self.end and is_atext(self.data[self.pos]):
-            self.pos += 1
+        self.pos = _ATEXT_RUN.match(self.data, start).end()  # type: ignore[union-attr]
+        if self.pos == start:
+            return -1
         out += self.data[start : self.pos]
         return self.skip_lwsp() if self.pos < self.end else 0
 
@@ -123,7 +132,7 @@ class Rfc822Lexer:
         self.pos += 1
         while self.pos < self.end:
             if is_atext(data[self.pos]):
-                self.pos += 1
+                self.pos = _ATEXT_RUN.match(data, self.pos).end()  # type: ignore[union-attr]
                 continue
             if start == self.pos:
                 return -1
@@ -144,8 +153,7 @@ class Rfc822Lexer:
     def parse_mime_token(self, out: bytearray) -> int:
         data = self.data
         start = self.pos
-        while self.pos < self.end and (is_token_char(data[self.pos]) or data[self.pos] == 0x2E):
-            self.pos += 1
+        self.pos = _TOKEN_OR_DOT_RUN.match(data, start).end()  # type: ignore[union-attr]
         out += data[start : self.pos]
         return self.skip_lwsp() if self.pos < self.end else 0
 
@@ -182,8 +190,7 @@ class Rfc822Lexer:
     def _parse_atom_or_dot(self, out: bytearray) -> int:
         data = self.data
         start = self.pos
-        while self.pos < self.end and (is_atext(data[self.pos]) or data[self.pos] == 0x2E):
-            self.pos += 1
+        self.pos = _ATEXT_OR_DOT_RUN.match(data, start).end()  # type: ignore[union-attr]
         out += data[start : self.pos]
         return self.skip_lwsp() if self.pos < self.end else 0
 
