@@ -33,6 +33,7 @@ def _run_of(octets: bytes) -> re.Pattern[bytes]:
 _ATEXT_RUN = _run_of(bytes(o for o in range(256) if ATEXT[o]))
 _ATEXT_OR_DOT_RUN = _run_of(bytes(o for o in range(256) if ATEXT[o] or o == 0x2E))
 _TOKEN_OR_DOT_RUN = _run_of(bytes(o for o in range(256) if (ATEXT[o] & 3) or o == 0x2E))
+_CFWS_START = frozenset(b" \t\r\n(")
 _WHITESPACE_RUN = re.compile(rb"[ \t\r\n]*")
 
 # Dovecot replaces NUL inside quoted strings and comments with U+FFFD when parsing addresses
@@ -108,6 +109,8 @@ class Rfc822Lexer:
     def skip_lwsp(self) -> int:
         """Skip whitespace and comments (CFWS); 1 if input remains, 0 at end, -1 on error."""
         data = self.data
+        if self.pos < self.end and data[self.pos] not in _CFWS_START:
+            return 1  # the common case: nothing to skip
         while self.pos < self.end:
             self.pos = _WHITESPACE_RUN.match(data, self.pos).end()  # type: ignore[union-attr]
             if self.pos >= self.end or data[self.pos] != 0x28:
