@@ -24,7 +24,8 @@ from gateway.store.base import StoreBase, log
 from gateway.store.blobs import PendingBlob
 from gateway.store.errors import MessageTooLargeError, NotFoundError
 from gateway.store.flags import encode_keywords, split_flags
-from gateway.store.models import Change, Mailbox, MailboxEntry, Message, Origin
+from gateway.store.models import Mailbox, Origin
+from gateway.store.tables import CHANGES, MAILBOX_ENTRIES, MESSAGES, ORIGINS
 from gateway.store.views import AppendResult
 
 MessageContent = bytes | Iterable[bytes]
@@ -262,7 +263,7 @@ class IngestOperations(StoreBase):
         message_ids = [
             int(message_id)
             for message_id in session.scalars(
-                insert(Message).returning(col(Message.id), sort_by_parameter_order=True),
+                insert(MESSAGES).returning(MESSAGES.c.id, sort_by_parameter_order=True),
                 message_rows,
             )
             if message_id is not None
@@ -316,10 +317,10 @@ class IngestOperations(StoreBase):
                     uid=uid,
                     message_id=message_id,
                 )
-        session.execute(insert(MailboxEntry), entry_rows)
-        session.execute(insert(Change), change_rows)
+        session.execute(insert(MAILBOX_ENTRIES), entry_rows)
+        session.execute(insert(CHANGES), change_rows)
         if origin_rows:
-            session.execute(insert(Origin), origin_rows)
+            session.execute(insert(ORIGINS), origin_rows)
         return [r for r in results if r is not None], changed
 
     @staticmethod

@@ -13,6 +13,7 @@ from gateway.store.base import StoreBase, chunked_ids, entry_view
 from gateway.store.errors import InvalidOperationError, NotFoundError
 from gateway.store.flags import DELETED, decode_keywords, encode_keywords, split_flags
 from gateway.store.models import Change, MailboxEntry, Message
+from gateway.store.tables import CHANGES, MAILBOX_ENTRIES
 from gateway.store.views import ChangeInfo, CopyResult, EntryInfo, FlagUpdate, MessageInfo
 
 FlagMode = Literal["replace", "add", "remove"]
@@ -70,7 +71,7 @@ class MessageOperations(StoreBase):
                     ],
                 )
                 session.execute(
-                    insert(Change),
+                    insert(CHANGES),
                     [
                         {
                             "mailbox_id": mailbox_id,
@@ -213,7 +214,7 @@ class MessageOperations(StoreBase):
         now = datetime.now(UTC)
         pairs = [(entry.uid, first_uid + offset) for offset, entry in enumerate(entries)]
         session.execute(
-            insert(MailboxEntry),
+            insert(MAILBOX_ENTRIES),
             [
                 {
                     "mailbox_id": to_mailbox_id,
@@ -227,7 +228,7 @@ class MessageOperations(StoreBase):
             ],
         )
         session.execute(
-            insert(Change),
+            insert(CHANGES),
             [
                 {
                     "mailbox_id": to_mailbox_id,
@@ -266,7 +267,7 @@ class MessageOperations(StoreBase):
         for chunk in chunked_ids([e.id for e in entries if e.id is not None]):
             session.execute(delete(MailboxEntry).where(col(MailboxEntry.id).in_(chunk)))
         session.execute(
-            insert(Change),
+            insert(CHANGES),
             [
                 {
                     "mailbox_id": mailbox_id,

@@ -1,0 +1,23 @@
+"""Core `Table` objects of the hot tables, for bulk inserts without ORM bookkeeping.
+
+`session.execute(insert(Model), rows)` runs SQLAlchemy's ORM bulk path, which costs more per
+row than the database does; ingest and copy insert thousands of rows per transaction.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Table
+
+from gateway.store.models import Change, MailboxEntry, Message, Origin
+
+
+def _table(model: type) -> Table:
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)  # noqa: S101
+    return table
+
+
+MESSAGES = _table(Message)
+MAILBOX_ENTRIES = _table(MailboxEntry)
+CHANGES = _table(Change)
+ORIGINS = _table(Origin)
