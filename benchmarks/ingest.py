@@ -74,6 +74,7 @@ def child(corpus: Path, database_url: str | None, batch: int) -> None:
         inbox = store.get_mailbox(user_id=user.id, name="INBOX").id
         files = sorted(corpus.glob("*.eml"))
         rss_at_fifth = 0.0
+        rss_curve: list[float] = []  # peak RSS after each tenth of the corpus
         total_bytes = 0
         started = time.perf_counter()
 
@@ -92,11 +93,13 @@ def child(corpus: Path, database_url: str | None, batch: int) -> None:
             done += len(results)
             if not rss_at_fifth and done >= len(files) // 5:
                 rss_at_fifth = peak_rss_mb()
+            while len(rss_curve) < 10 and done >= len(files) * (len(rss_curve) + 1) // 10:
+                rss_curve.append(round(peak_rss_mb()))
         elapsed = time.perf_counter() - started
         count = store.mailbox_status(mailbox_id=inbox).messages
         store.close()  # reaps the worker processes, so their CPU time is counted below
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        workers = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(
         json.dumps(
             {
@@ -105,6 +108,7 @@ def child(corpus: Path, database_url: str | None, batch: int) -> None:
                 "messages_per_second": count / elapsed,
                 "mb_per_second": total_bytes / 1e6 / elapsed,
                 "peak_rss_mb_at_20pct": rss_at_fifth,
+                "peak_rss_mb_by_tenth": rss_curve,
                 "peak_rss_mb": peak_rss_mb(),
                 "cpu_main_ms_per_message": (own.ru_utime + own.ru_stime) * 1000 / count,
                 "cpu_workers_ms_per_message": (workers.ru_utime + workers.ru_stime) * 1000 / count,
@@ -153,7 +157,8 @@ def main() -> None:
     print(f"corpus: {count} messages, {total / 1e6:.1f} MB, batch {args.batch}, dir {corpus_dir}")
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     print(
-        f"{'backend':10} {'msg/s':>8} {'MB/s':>7} {'seconds':>8} {'RSS@20% MB':>11} {'RSS MB':>7}"
+        f"{'backend':10} {'msg/s':>7} {'MB/s':>6} {'seconds':>7} {'RSS@20% MB':>10} {'RSS MB':>6} "
+        f"{'worker RSS MB':>13} {'CPU ms/msg main + workers':>26}"
     )
     for backend in backends:
         f = run_backend(backend, corpus_dir, args.batch)
@@ -161,8 +166,9 @@ def main() -> None:
             f"{backend:10} {f['messages_per_second']:7.0f} {f['mb_per_second']:6.1f} "
             f"{f['seconds']:7.1f} {f['peak_rss_mb_at_20pct']:10.0f} {f['peak_rss_mb']:6.0f} "
             f"{f['peak_rss_mb_workers']:13.0f} "
-            f"{f['cpu_main_ms_per_message']:15.2f} + {f['cpu_workers_ms_per_message']:.2f}"
+            f"{f['cpu_main_ms_per_message']:19.2f} + {f['cpu_workers_ms_per_message']:.2f}"
         )
+        print(f"{'':10} peak RSS MB after each tenth: {f['peak_rss_mb_by_tenth']}")
 
 
 if __name__ == "__main__":
