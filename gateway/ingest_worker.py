@@ -6,12 +6,9 @@ quickly. Only the store calls into it; the parent makes the files durable and co
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import hashlib
 import os
 import secrets
-import signal
 import threading
 import time
 from pathlib import Path
@@ -21,29 +18,42 @@ from gateway.mime import AnalyzedMessage, analyze_message, parts_to_json
 # Column name → value for one row of the store's `messages` table.
 MessageColumns = dict[str, object]
 
-_PR_SET_PDEATHSIG = 1
+_WATCH_INTERVAL = 0.5  # seconds between checks that the gateway still runs
+# The module the forkserver preloads, so that workers fork with it already imported.
+WORKER_MODULE = __name__
 
 
-def start_worker(parent: int) -> None:
-    """Initializer: die with the parent `parent`, even when it is killed with SIGKILL.
+def start_worker(gateway_pid: int) -> None:
+    """Initializer: exit when the gateway process `gateway_pid` is gone, even after SIGKILL.
 
-    A kill -9 of the gateway must not leave workers behind holding its files and pipes.
+    Workers are forked by the multiprocessing forkserver, which lives as long as any worker
+    does, so parent-death signals never fire; a kill -9 of the gateway must still not leave
+    workers (and the forkserver) behind holding its files and pipes.
     """
-    name = ctypes.util.find_library("c")
-    if name is not None:
-        libc = ctypes.CDLL(name, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    # The parent may have died while this process was still starting, before prctl.
-    if os.getppid() != parent:
+    if not _is_alive(gateway_pid):
         os._exit(1)
-    # Covers systems without prctl.
-    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+    threading.Thread(target=_exit_when_gone, args=(gateway_pid,), daemon=True).start()
 
 
-def _exit_when_orphaned(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(1.0)
+def _exit_when_gone(pid: int) -> None:
+    while _is_alive(pid):
+        time.sleep(_WATCH_INTERVAL)
     os._exit(1)
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A killed process stays a zombie until reaped; it is gone for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b") ", 1)[1][:1] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def write_temporary(tmp_root: Path, content: bytes) -> tuple[Path, str]:

@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
-from gateway.ingest_worker import start_worker
+from gateway.ingest_worker import WORKER_MODULE, start_worker
 from gateway.store.blobs import BlobStore
 from gateway.store.database import Database
 from gateway.store.errors import NotFoundError
@@ -55,10 +55,14 @@ class StoreBase:
             return None
         with self._pool_lock:
             if self._pool is None:
-                # spawn, not fork: the parent holds threads and database connections.
+                # Not fork: this process holds threads and database connections. A forkserver
+                # that has imported only the worker module forks workers that start fast and
+                # stay small, instead of each re-importing this program's __main__ (spawn).
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload([WORKER_MODULE])
                 self._pool = ProcessPoolExecutor(
                     max_workers=self._ingest_workers,
-                    mp_context=multiprocessing.get_context("spawn"),
+                    mp_context=context,
                     initializer=start_worker,
                     initargs=(os.getpid(),),
                 )
