@@ -132,3 +132,21 @@ def test_source_validation_and_removal(store: MailStore) -> None:
     store.remove_source(source_id=source_id)
     with pytest.raises(NotFoundError):
         store.get_source(user_name="alice", name="isp")
+
+
+def test_delete_user_removes_their_mail_sources_and_leaves_others(store: MailStore) -> None:
+    alice = store.create_user(name="alice", password="pw")
+    bob = store.create_user(name="bob", password="pw")
+    _add_source(store, alice.id)
+    for user in (alice, bob):
+        inbox = store.get_mailbox(user_id=user.id, name="INBOX")
+        store.append_message(mailbox_id=inbox.id, content=f"Subject: {user.name}\r\n\r\nx".encode())
+    store.delete_user(name="alice")
+    assert [u.name for u in store.list_users()] == ["bob"]
+    assert store.list_mailboxes(user_id=alice.id) == []
+    assert store.list_sources(user_id=alice.id) == []
+    assert store.collect_garbage(grace_seconds=0) == 1  # alice's message file only
+    bob_inbox = store.get_mailbox(user_id=bob.id, name="INBOX")
+    assert store.mailbox_status(mailbox_id=bob_inbox.id).messages == 1
+    with pytest.raises(NotFoundError):
+        store.delete_user(name="alice")
