@@ -9,6 +9,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
 
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
@@ -151,6 +152,30 @@ class StoreBase:
             orphans = [message_id for message_id in chunk if message_id not in still_used]
             if orphans:
                 session.execute(delete(Message).where(col(Message.id).in_(orphans)))
+
+
+def change_row(
+    *,
+    mailbox_id: int,
+    modseq: int,
+    uid: int,
+    kind: str,
+    flags: int,
+    keywords: str,
+    actor: str,
+    now: datetime,
+) -> dict[str, object]:
+    """One row of the `changes` log, for bulk inserts."""
+    return {
+        "mailbox_id": mailbox_id,
+        "modseq": modseq,
+        "uid": uid,
+        "kind": kind,
+        "flags": flags,
+        "keywords": keywords,
+        "actor": actor,
+        "created_at": now,
+    }
 
 
 def chunked_ids(values: list[int], size: int = 500) -> Iterator[list[int]]:

@@ -45,7 +45,7 @@ class PendingBlob:
 
     @classmethod
     def written(cls, tmp_path: Path, size: int, digest: str) -> PendingBlob:
-        """A temp file another process already wrote and closed (see `write_temporary`)."""
+        """A temp file a worker process already wrote and closed (`gateway.ingest_worker`)."""
         blob = cls(tmp_path, None)
         blob.size, blob.digest = size, digest
         return blob
@@ -120,26 +120,11 @@ class BlobStore:
             for directory in touched:
                 _fsync_path(directory)
 
-    def put(self, data: bytes) -> str:
-        """Store one in-memory blob durably and return its hash."""
-        blob = self.begin()
-        try:
-            blob.write(data)
-            self.commit([blob])
-        except BaseException:
-            blob.discard()
-            raise
-        assert blob.digest is not None  # noqa: S101
-        return blob.digest
-
     def open(self, digest: str) -> BinaryIO:
         return self.path_for(digest).open("rb")
 
     def read(self, digest: str) -> bytes:
         return self.path_for(digest).read_bytes()
-
-    def exists(self, digest: str) -> bool:
-        return self.path_for(digest).exists()
 
     def iter_digests(self) -> Iterator[tuple[str, Path]]:
         for shard in self.root.iterdir():

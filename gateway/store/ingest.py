@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from gateway.ingest_worker import MessageColumns, message_columns, write_and_analyze
 from gateway.mime import MessageAnalyzer
-from gateway.store.base import StoreBase, log
+from gateway.store.base import StoreBase, change_row, log
 from gateway.store.blobs import PendingBlob
 from gateway.store.errors import MessageTooLargeError, NotFoundError
 from gateway.store.flags import encode_keywords, split_flags
@@ -76,7 +76,7 @@ class _Batch:
 class _Prepared:
     item: NewMessage
     blob: PendingBlob
-    columns: MessageColumns | None
+    columns: MessageColumns
 
 
 def _chunks(content: MessageContent) -> Iterable[bytes]:
@@ -140,9 +140,7 @@ class IngestOperations(StoreBase):
         for index, item in enumerate(items):
             if isinstance(item.content, bytes):
                 if len(item.content) > self.max_message_size:
-                    raise MessageTooLargeError(
-                        f"message exceeds the maximum size of {self.max_message_size} octets"
-                    )
+                    raise self._too_large()
                 batch.offloaded.append(index)
         jobs = [(self.blobs.tmp_root, items[index].content) for index in batch.offloaded]
         chunk = max(1, len(jobs) // (4 * self._ingest_workers))
@@ -153,39 +151,47 @@ class IngestOperations(StoreBase):
             batch.offloaded.clear()
         return batch
 
+    def _too_large(self) -> MessageTooLargeError:
+        return MessageTooLargeError(
+            f"message exceeds the maximum size of {self.max_message_size} octets"
+        )
+
     def _drop_broken_pool(self) -> None:
         # A worker died (the OOM killer, an operator's kill): the next batch starts a fresh
         # pool; this one is analysed inline.
         log.warning("event=ingest_workers_broken action=restart")
         self.shutdown_workers()
 
-    def _collect_batch(self, batch: _Batch, prepared: list[_Prepared]) -> None:
-        slots: dict[int, _Prepared] = {}
-        if batch.results is not None:
+    def _collect_batch(self, batch: _Batch) -> list[_Prepared]:
+        """Every item of the batch with its blob written: worker results, else done inline."""
+        done: dict[int, _Prepared] = {}
+        try:
             try:
                 for index, (tmp_path, digest, columns) in zip(
-                    batch.offloaded, batch.results, strict=True
+                    batch.offloaded, batch.results or (), strict=True
                 ):
                     item = batch.items[index]
-                    blob = PendingBlob.written(tmp_path, len(item.content), digest)  # type: ignore[arg-type]
-                    slots[index] = entry = _Prepared(item, blob, columns)
-                    prepared.append(entry)
+                    size = len(item.content)  # type: ignore[arg-type]
+                    done[index] = _Prepared(
+                        item, PendingBlob.written(tmp_path, size, digest), columns
+                    )
             except BrokenProcessPool:
                 self._drop_broken_pool()
-                for entry in slots.values():
+                for entry in done.values():
                     entry.blob.discard()
-                prepared.clear()
-                slots.clear()
-        for index, item in enumerate(batch.items):
-            if index not in slots:
-                slots[index] = entry = self._prepare(item)
-                prepared.append(entry)
-        prepared[:] = [slots[index] for index in range(len(batch.items))]
+                done.clear()
+            for index, item in enumerate(batch.items):
+                if index not in done:
+                    done[index] = self._prepare(item)
+        except BaseException:
+            for entry in done.values():
+                entry.blob.discard()
+            raise
+        return [done[index] for index in range(len(batch.items))]
 
     def _commit_batch(self, batch: _Batch, actor: str) -> list[AppendResult]:
-        prepared: list[_Prepared] = []
+        prepared = self._collect_batch(batch)
         try:
-            self._collect_batch(batch, prepared)
             self.blobs.commit(entry.blob for entry in prepared)
         except BaseException:
             for entry in prepared:
@@ -211,9 +217,7 @@ class IngestOperations(StoreBase):
         try:
             for chunk in _chunks(item.content):
                 if blob.size + len(chunk) > self.max_message_size:
-                    raise MessageTooLargeError(
-                        f"message exceeds the maximum size of {self.max_message_size} octets"
-                    )
+                    raise self._too_large()
                 blob.write(chunk)
                 analyzer.feed(chunk)
             return _Prepared(item=item, blob=blob, columns=message_columns(analyzer.finish()))
@@ -235,11 +239,12 @@ class IngestOperations(StoreBase):
         results: list[AppendResult | None] = [None] * len(prepared)
         fresh: list[int] = []
         seen_keys: set[tuple[object, ...]] = set()
+        stored = find_origins(session, (e.item.origin for e in prepared if e.item.origin))
         for index, entry in enumerate(prepared):
             origin = entry.item.origin
             if origin is not None:
                 key = origin.dedupe_key()
-                existing = None if key in seen_keys else self._find_origin(session, origin)
+                existing = stored.get(key)
                 if key in seen_keys or existing is not None:
                     mailbox = mailboxes[entry.item.mailbox_id]
                     results[index] = AppendResult(
@@ -298,16 +303,16 @@ class IngestOperations(StoreBase):
                     }
                 )
                 change_rows.append(
-                    {
-                        "mailbox_id": mailbox_id,
-                        "modseq": modseq,
-                        "uid": uid,
-                        "kind": "append",
-                        "flags": bits,
-                        "keywords": keyword_text,
-                        "actor": actor,
-                        "created_at": now,
-                    }
+                    change_row(
+                        mailbox_id=mailbox_id,
+                        modseq=modseq,
+                        uid=uid,
+                        kind="append",
+                        flags=bits,
+                        keywords=keyword_text,
+                        actor=actor,
+                        now=now,
+                    )
                 )
                 if item.origin is not None:
                     origin_rows.append(self._origin_row(item.origin, message_id, now))
@@ -325,7 +330,7 @@ class IngestOperations(StoreBase):
 
     @staticmethod
     def _message_row(user_id: int, entry: _Prepared, now: datetime) -> dict[str, object]:
-        assert entry.columns is not None and entry.blob.digest is not None  # noqa: S101
+        assert entry.blob.digest is not None  # noqa: S101
         return {
             **entry.columns,
             "user_id": user_id,
@@ -347,18 +352,40 @@ class IngestOperations(StoreBase):
             "fetched_at": now,
         }
 
-    @staticmethod
-    def _find_origin(session: Session, origin: OriginKey) -> int | None:
-        query = select(Origin.id, Origin.message_id).where(Origin.source_id == origin.source_id)
+
+def find_origins(session: Session, origins: Iterable[OriginKey]) -> dict[tuple[object, ...], int]:
+    """Which of `origins` are already stored: dedupe key → message id (0 if since deleted).
+
+    One query per source and remote folder, not one per message.
+    """
+    by_uidl: dict[int, set[str]] = defaultdict(set)
+    by_folder: dict[tuple[int, str | None, int | None], set[int]] = defaultdict(set)
+    for origin in origins:
         if origin.uidl is not None:
-            query = query.where(Origin.uidl == origin.uidl)
-        else:
-            query = query.where(
-                Origin.remote_folder == origin.remote_folder,
-                Origin.uidvalidity == origin.uidvalidity,
-                Origin.remote_uid == origin.remote_uid,
+            by_uidl[origin.source_id].add(origin.uidl)
+        elif origin.remote_uid is not None:
+            by_folder[origin.source_id, origin.remote_folder, origin.uidvalidity].add(
+                origin.remote_uid
             )
-        row = session.exec(query.limit(1)).first()
-        if row is None:
-            return None
-        return int(row[1]) if row[1] is not None else 0
+    found: dict[tuple[object, ...], int] = {}
+    for source_id, uidls in by_uidl.items():
+        uidl_rows = session.exec(
+            select(Origin.uidl, Origin.message_id).where(
+                Origin.source_id == source_id, col(Origin.uidl).in_(uidls)
+            )
+        )
+        for uidl, message_id in uidl_rows:
+            found[OriginKey(source_id, uidl=uidl).dedupe_key()] = message_id or 0
+    for (source_id, folder, uidvalidity), uids in by_folder.items():
+        uid_rows = session.exec(
+            select(Origin.remote_uid, Origin.message_id).where(
+                Origin.source_id == source_id,
+                Origin.remote_folder == folder,
+                Origin.uidvalidity == uidvalidity,
+                col(Origin.remote_uid).in_(uids),
+            )
+        )
+        for remote_uid, message_id in uid_rows:
+            key = OriginKey(source_id, folder, uidvalidity, remote_uid).dedupe_key()
+            found[key] = message_id or 0
+    return found

@@ -43,15 +43,6 @@ class MailboxOperations(StoreBase):
         with self.database.read() as session:
             return mailbox_view(self._mailbox_by_name(session, user_id, name))
 
-    def find_special_mailbox(self, *, user_id: int, special_use: str) -> MailboxInfo | None:
-        with self.database.read() as session:
-            mailbox = session.exec(
-                select(Mailbox)
-                .where(Mailbox.user_id == user_id, Mailbox.special_use == special_use)
-                .order_by(col(Mailbox.id))
-            ).first()
-            return None if mailbox is None else mailbox_view(mailbox)
-
     def create_mailbox(
         self, *, user_id: int, name: str, special_use: str | None = None
     ) -> MailboxInfo:

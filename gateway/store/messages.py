@@ -9,7 +9,7 @@ from typing import BinaryIO, Literal
 from sqlalchemy import delete, insert, update
 from sqlmodel import Session, col, select
 
-from gateway.store.base import StoreBase, chunked_ids, entry_view
+from gateway.store.base import StoreBase, change_row, chunked_ids, entry_view
 from gateway.store.errors import InvalidOperationError, NotFoundError
 from gateway.store.flags import DELETED, decode_keywords, encode_keywords, split_flags
 from gateway.store.models import Change, MailboxEntry, Message
@@ -73,23 +73,24 @@ class MessageOperations(StoreBase):
                 session.execute(
                     insert(CHANGES),
                     [
-                        {
-                            "mailbox_id": mailbox_id,
-                            "modseq": modseq,
-                            "uid": e.uid,
-                            "kind": "flags",
-                            "flags": b,
-                            "keywords": k,
-                            "actor": actor,
-                            "created_at": now,
-                        }
+                        change_row(
+                            mailbox_id=mailbox_id,
+                            modseq=modseq,
+                            uid=e.uid,
+                            kind="flags",
+                            flags=b,
+                            keywords=k,
+                            actor=actor,
+                            now=now,
+                        )
                         for e, b, k in updates
                     ],
                 )
                 for entry, new_bits, new_keywords in updates:
                     entry.flags, entry.keywords, entry.modseq = new_bits, new_keywords, modseq
+            skipped = set(modified)
             result = FlagUpdate(
-                entries=[entry_view(e) for e in entries if e.uid not in set(modified)],
+                entries=[entry_view(e) for e in entries if e.uid not in skipped],
                 modseq=modseq,
                 modified=modified,
             )
@@ -230,16 +231,16 @@ class MessageOperations(StoreBase):
         session.execute(
             insert(CHANGES),
             [
-                {
-                    "mailbox_id": to_mailbox_id,
-                    "modseq": modseq,
-                    "uid": new_uid,
-                    "kind": "append",
-                    "flags": e.flags,
-                    "keywords": e.keywords,
-                    "actor": actor,
-                    "created_at": now,
-                }
+                change_row(
+                    mailbox_id=to_mailbox_id,
+                    modseq=modseq,
+                    uid=new_uid,
+                    kind="append",
+                    flags=e.flags,
+                    keywords=e.keywords,
+                    actor=actor,
+                    now=now,
+                )
                 for e, (_, new_uid) in zip(entries, pairs, strict=True)
             ],
         )
@@ -269,16 +270,16 @@ class MessageOperations(StoreBase):
         session.execute(
             insert(CHANGES),
             [
-                {
-                    "mailbox_id": mailbox_id,
-                    "modseq": modseq,
-                    "uid": e.uid,
-                    "kind": "expunge",
-                    "flags": 0,
-                    "keywords": "",
-                    "actor": actor,
-                    "created_at": now,
-                }
+                change_row(
+                    mailbox_id=mailbox_id,
+                    modseq=modseq,
+                    uid=e.uid,
+                    kind="expunge",
+                    flags=0,
+                    keywords="",
+                    actor=actor,
+                    now=now,
+                )
                 for e in entries
             ],
         )

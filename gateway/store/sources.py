@@ -10,6 +10,7 @@ from sqlmodel import col, select
 
 from gateway.store.base import StoreBase, source_view
 from gateway.store.errors import AlreadyExistsError, InvalidOperationError, NotFoundError
+from gateway.store.ingest import OriginKey, find_origins
 from gateway.store.models import Origin, Source, User
 from gateway.store.views import SourceInfo
 
@@ -125,17 +126,9 @@ class SourceOperations(StoreBase):
         remote_uid: int | None = None,
     ) -> bool:
         """Whether a remote message was already ingested (the fetchers' skip check)."""
+        origin = OriginKey(source_id, remote_folder, uidvalidity, remote_uid, uidl)
         with self.database.read() as session:
-            query = select(Origin.id).where(Origin.source_id == source_id)
-            if uidl is not None:
-                query = query.where(Origin.uidl == uidl)
-            else:
-                query = query.where(
-                    Origin.remote_folder == remote_folder,
-                    Origin.uidvalidity == uidvalidity,
-                    Origin.remote_uid == remote_uid,
-                )
-            return session.exec(query.limit(1)).first() is not None
+            return bool(find_origins(session, [origin]))
 
     def known_uidls(self, *, source_id: int) -> set[str]:
         """Every POP3 UIDL already ingested from a source, in one query."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -12,9 +13,9 @@ DOVECOT_USER = "tester"
 DOVECOT_PASSWORD = "secret-pw"
 
 
-@pytest.fixture
-def dovecot() -> Iterator[DovecotServer]:
-    """A running Dovecot with one user (DOVECOT_USER / DOVECOT_PASSWORD), stopped afterwards."""
+@contextmanager
+def running_dovecot() -> Iterator[DovecotServer]:
+    """A started Dovecot with one user (DOVECOT_USER / DOVECOT_PASSWORD), stopped on exit."""
     server = DovecotServer()
     server.start()
     try:
@@ -22,15 +23,17 @@ def dovecot() -> Iterator[DovecotServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def dovecot() -> Iterator[DovecotServer]:
+    """A Dovecot for one test."""
+    with running_dovecot() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def dovecot_module() -> Iterator[DovecotServer]:
-    """Like ``dovecot`` but shared by all tests of one module."""
-    server = DovecotServer()
-    server.start()
-    try:
-        server.add_user(DOVECOT_USER, DOVECOT_PASSWORD)
+    """A Dovecot shared by all tests of one module."""
+    with running_dovecot() as server:
         yield server
-    finally:
-        server.stop()
