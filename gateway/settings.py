@@ -55,6 +55,18 @@ class Settings(BaseSettings):
         ge=0,
         description="Processes analysing messages in bulk ingest; unset: one per CPU, 0: inline.",
     )
+    imap_connections_per_address: int = Field(
+        default=200, gt=0, description="Open IMAP connections allowed from one IP address."
+    )
+    imap_sessions_per_user: int = Field(
+        default=100, gt=0, description="Logged-in IMAP sessions allowed per user."
+    )
+    imap_autologout_seconds: int = Field(
+        default=1800, ge=60, description="Idle time before a logged-in session is closed."
+    )
+    imap_login_timeout_seconds: int = Field(
+        default=60, gt=0, description="Time allowed to log in after connecting."
+    )
     io_threads: int = Field(
         default=8, gt=0, description="Worker threads for SQL and disk work off the event loop."
     )

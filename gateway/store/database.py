@@ -65,6 +65,18 @@ class Database:
             yield session
 
     @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read-only transaction whose statements all see one consistent snapshot.
+
+        SQLite's deferred read transaction already does; PostgreSQL needs REPEATABLE READ,
+        since under READ COMMITTED each statement sees the newest commits.
+        """
+        with Session(self.engine, expire_on_commit=False) as session:
+            if not self.is_sqlite:
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            yield session
+
+    @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits on success and rolls back on any exception."""
         with Session(self._write_engine, expire_on_commit=False) as session:

@@ -5,17 +5,27 @@ from __future__ import annotations
 from gateway.settings import Settings
 from gateway.store.blobs import BlobStore
 from gateway.store.database import Database, create_database_engine
+from gateway.store.fetch_data import FetchDataOperations
 from gateway.store.ingest import IngestOperations
+from gateway.store.mailbox_sync import MailboxSyncOperations
 from gateway.store.mailboxes import MailboxOperations
 from gateway.store.messages import MessageOperations
 from gateway.store.migrations import upgrade_database
+from gateway.store.search_data import SearchDataOperations
 from gateway.store.secrets_box import SecretBox, load_or_create_key
 from gateway.store.sources import SourceOperations
 from gateway.store.users import UserOperations
 
 
 class MailStore(
-    UserOperations, SourceOperations, MailboxOperations, IngestOperations, MessageOperations
+    UserOperations,
+    SourceOperations,
+    MailboxOperations,
+    IngestOperations,
+    MessageOperations,
+    MailboxSyncOperations,
+    FetchDataOperations,
+    SearchDataOperations,
 ):
     """Users, sources, mailboxes and messages, with durable ingest and a change log."""
 

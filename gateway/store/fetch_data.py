@@ -1,0 +1,80 @@
+"""Reads behind IMAP FETCH: only the precomputed columns a FETCH asks for, in bulk.
+
+A FETCH over a whole mailbox must never load the search columns (`header_text`,
+`body_text`): they are the heaviest part of a row and FETCH never needs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, BinaryIO, Literal
+
+from sqlmodel import col, select
+
+from gateway.store.base import StoreBase, chunked_ids
+from gateway.store.models import Message
+
+FetchColumn = Literal[
+    "blob_hash", "size", "internal_date", "envelope", "bodystructure", "body", "parts_json"
+]
+
+# Every column `fetch_message_data` may load, in `FetchData` field order.
+FETCH_COLUMNS: tuple[FetchColumn, ...] = (
+    "blob_hash",
+    "size",
+    "internal_date",
+    "envelope",
+    "bodystructure",
+    "body",
+    "parts_json",
+)
+_MODEL_COLUMNS: dict[FetchColumn, Any] = {
+    "blob_hash": col(Message.blob_hash),
+    "size": col(Message.size),
+    "internal_date": col(Message.internal_date),
+    "envelope": col(Message.envelope),
+    "bodystructure": col(Message.bodystructure),
+    "body": col(Message.body),
+    "parts_json": col(Message.parts_json),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FetchData:
+    """The FETCH columns of one message; a column that was not asked for is None."""
+
+    message_id: int
+    blob_hash: str | None = None
+    size: int | None = None
+    internal_date: datetime | None = None
+    envelope: bytes | None = None
+    bodystructure: bytes | None = None
+    body: bytes | None = None
+    parts_json: str | None = None
+
+
+class FetchDataOperations(StoreBase):
+    def fetch_message_data(
+        self, *, message_ids: Collection[int], columns: Collection[FetchColumn]
+    ) -> dict[int, FetchData]:
+        """`columns` of many messages, one query per 500 ids; messages gone are left out."""
+        wanted = [name for name in FETCH_COLUMNS if name in columns]
+        unknown = set(columns) - set(FETCH_COLUMNS)
+        if unknown:
+            raise ValueError(f"not a FETCH column: {sorted(unknown)}")
+        query_columns = [col(Message.id), *(_MODEL_COLUMNS[name] for name in wanted)]
+        result: dict[int, FetchData] = {}
+        with self.database.read() as session:
+            for chunk in chunked_ids(sorted(set(message_ids))):
+                rows = session.execute(select(*query_columns).where(col(Message.id).in_(chunk)))
+                for row in rows:
+                    values = dict(zip(wanted, row[1:], strict=True))
+                    result[row[0]] = FetchData(message_id=row[0], **values)
+        return result
+
+    def open_blob(self, *, blob_hash: str) -> BinaryIO:
+        """The raw bytes of a message by its blob hash (from `fetch_message_data`), for ranged
+        reads: BODY[2] of a 25 MB message reads only part 2."""
+        return self.blobs.open(blob_hash)

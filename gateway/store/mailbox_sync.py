@@ -1,0 +1,111 @@
+"""Reads that keep an IMAP session's in-memory view of a selected mailbox current.
+
+A session loads the whole mailbox once (`load_mailbox`), then asks only for what changed
+after the highest MODSEQ it knows (`mailbox_delta`). Both read one snapshot, so the view
+a session builds is always a state the mailbox really had.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from sqlalchemy import select
+from sqlalchemy.engine import Row
+from sqlmodel import Session
+
+from gateway.store.base import StoreBase, mailbox_view
+from gateway.store.flags import decode_keywords
+from gateway.store.tables import CHANGES, MAILBOX_ENTRIES
+from gateway.store.views import EntryInfo, MailboxInfo
+
+_NO_KEYWORDS: frozenset[str] = frozenset()
+_ENTRY_COLUMNS = (
+    MAILBOX_ENTRIES.c.uid,
+    MAILBOX_ENTRIES.c.message_id,
+    MAILBOX_ENTRIES.c.flags,
+    MAILBOX_ENTRIES.c.keywords,
+    MAILBOX_ENTRIES.c.modseq,
+)
+
+
+@dataclass(frozen=True)
+class MailboxSnapshot:
+    """A mailbox and every entry in UID order, as of `mailbox.highestmodseq`."""
+
+    mailbox: MailboxInfo
+    entries: list[EntryInfo]
+
+
+@dataclass(frozen=True)
+class MailboxDelta:
+    """What changed after a MODSEQ: entries appended or re-flagged, UIDs expunged."""
+
+    mailbox: MailboxInfo
+    changed: list[EntryInfo]
+    expunged: list[int]
+
+
+class MailboxSyncOperations(StoreBase):
+    def load_mailbox(self, *, mailbox_id: int) -> MailboxSnapshot:
+        """The mailbox row and all its entries from one snapshot (SELECT/EXAMINE)."""
+        with self.database.snapshot() as session:
+            mailbox = mailbox_view(self._mailbox(session, mailbox_id))
+            rows = session.execute(
+                select(*_ENTRY_COLUMNS)
+                .where(MAILBOX_ENTRIES.c.mailbox_id == mailbox_id)
+                .order_by(MAILBOX_ENTRIES.c.uid)
+            )
+            return MailboxSnapshot(mailbox, [_entry(row) for row in rows])
+
+    def mailbox_delta(self, *, mailbox_id: int, since_modseq: int) -> MailboxDelta:
+        """Entries with MODSEQ > `since_modseq` and UIDs expunged after it, from one snapshot."""
+        with self.database.snapshot() as session:
+            mailbox = mailbox_view(self._mailbox(session, mailbox_id))
+            if mailbox.highestmodseq <= since_modseq:
+                return MailboxDelta(mailbox, [], [])
+            changed = [_entry(row) for row in _entries_after(session, mailbox_id, since_modseq)]
+            expunged = self._expunged_after(session, mailbox_id, since_modseq)
+            return MailboxDelta(mailbox, changed, expunged)
+
+    def expunged_since(self, *, mailbox_id: int, modseq: int) -> list[int]:
+        """UIDs expunged after `modseq`, ascending (QRESYNC VANISHED (EARLIER))."""
+        with self.database.read() as session:
+            return self._expunged_after(session, mailbox_id, modseq)
+
+    @staticmethod
+    def _expunged_after(session: Session, mailbox_id: int, modseq: int) -> list[int]:
+        rows = session.execute(
+            select(CHANGES.c.uid)
+            .where(
+                CHANGES.c.mailbox_id == mailbox_id,
+                CHANGES.c.modseq > modseq,
+                CHANGES.c.kind == "expunge",
+            )
+            .order_by(CHANGES.c.uid)
+        )
+        return [int(row[0]) for row in rows]
+
+
+_EntryRow: TypeAlias = "Row[int, int, int, str, int]"
+
+
+def _entries_after(session: Session, mailbox_id: int, modseq: int) -> list[_EntryRow]:
+    return list(
+        session.execute(
+            select(*_ENTRY_COLUMNS)
+            .where(MAILBOX_ENTRIES.c.mailbox_id == mailbox_id, MAILBOX_ENTRIES.c.modseq > modseq)
+            .order_by(MAILBOX_ENTRIES.c.uid)
+        )
+    )
+
+
+def _entry(row: _EntryRow) -> EntryInfo:
+    keywords = row[3]
+    return EntryInfo(
+        uid=row[0],
+        message_id=row[1],
+        flags=row[2],
+        keywords=decode_keywords(keywords) if keywords else _NO_KEYWORDS,
+        modseq=row[4],
+    )
