@@ -13,7 +13,8 @@ from gateway.admin.app import create_app
 from gateway.bootstrap import create_first_admin
 from gateway.settings import Settings
 from gateway.store import open_store
-from gateway.tls import ensure_certificate
+from gateway.imap.server import ImapServer
+from gateway.tls import ensure_certificate, server_context
 
 log = logging.getLogger("gateway.server")
 
@@ -43,10 +44,9 @@ async def serve(settings: Settings) -> None:
         settings.resolved_database_url().split("://")[0],
         cert,
     )
-    _ = key
+    imap = ImapServer(store, settings, server_context(cert, key))
+    await imap.start(starttls_port=settings.imap_port or None, tls_port=settings.imaps_port or None)
     for part, port in (
-        ("imap", settings.imap_port),
-        ("imaps", settings.imaps_port),
         ("submission", settings.submission_port),
         ("smtps", settings.smtps_port),
     ):
@@ -74,5 +74,6 @@ async def serve(settings: Settings) -> None:
     log.info("event=stopping")
     if settings.admin_port:
         admin.should_exit = True
+    await imap.stop()
     await asyncio.gather(*tasks, return_exceptions=True)
     store.close()

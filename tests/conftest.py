@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.support.fixtures_store",
     "tests.support.fixtures_dovecot",
+    "tests.support.fixtures_gateway",
 ]

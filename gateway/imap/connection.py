@@ -1,0 +1,199 @@
+"""One TCP connection: bytes from the socket into the parser, commands into the session.
+
+Owns the transport concerns the session must not know about: timeouts, STARTTLS, COMPRESS
+(RFC 4978 raw DEFLATE both ways), literal continuations and malformed-input accounting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import ssl
+import zlib
+
+from gateway.imap.context import ServerContext
+from gateway.imap.protocol import responses
+from gateway.imap.protocol.commands import Command
+from gateway.imap.protocol.events import CommandError, LiteralContinuation
+from gateway.imap.protocol.parser import NEED_DATA, CommandParser
+from gateway.imap.session import ImapSession
+from gateway.imap.session_base import State, log
+
+READ_SIZE = 65536
+# RFC 4978 §4: inflate in bounded steps so a tiny compressed bomb cannot fill memory.
+MAX_INFLATE_STEP = 1 << 20
+# Dovecot's choice too: a client that only sends garbage is cut off eventually.
+MAX_CONSECUTIVE_ERRORS = 20
+_session_numbers = itertools.count(1)
+
+
+class ConnectionClosedError(Exception):
+    """The peer went away or timed out; nothing more to write."""
+
+
+class ImapConnection:
+    def __init__(
+        self,
+        context: ServerContext,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        implicit_tls: bool,
+        peer: str,
+    ) -> None:
+        self.context = context
+        self.reader = reader
+        self.writer = writer
+        self.peer = peer
+        self._tls_active = implicit_tls
+        self._deflate: zlib._Compress | None = None
+        self._inflate: zlib._Decompress | None = None
+        self.parser = CommandParser(max_literal_size=context.settings.max_message_size)
+        self.session_id = f"{next(_session_numbers):x}"
+        self.session = ImapSession(context, self, peer=peer, session_id=self.session_id)
+        self._eof = False
+
+    # --- Channel protocol ----------------------------------------------------------------
+
+    @property
+    def tls_active(self) -> bool:
+        return self._tls_active
+
+    @property
+    def compression_active(self) -> bool:
+        return self._deflate is not None
+
+    def write(self, data: bytes) -> None:
+        if self._deflate is not None:
+            data = self._deflate.compress(data)
+        if data:
+            self.writer.write(data)
+
+    async def drain(self) -> None:
+        if self._deflate is not None:
+            self.writer.write(self._deflate.flush(zlib.Z_SYNC_FLUSH))
+        await self.writer.drain()
+
+    async def read_line(self) -> bytes | None:
+        while True:
+            line = self.parser.next_line()
+            if line is not NEED_DATA:
+                assert isinstance(line, bytes)  # noqa: S101
+                return line
+            if not await self._receive():
+                return None
+
+    async def start_tls(self) -> None:
+        assert self.context.tls_context is not None  # noqa: S101
+        # Anything the client pipelined after STARTTLS arrived in the clear: drop it
+        # (the STARTTLS command-injection attack, CVE-2011-0411 class).
+        self.parser = CommandParser(max_literal_size=self.context.settings.max_message_size)
+        await self.writer.start_tls(self.context.tls_context)
+        self._tls_active = True
+
+    def start_compression(self) -> None:
+        self._deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self._inflate = zlib.decompressobj(-15)
+
+    # --- the loop ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            self.write(
+                responses.untagged(f"OK [{self.session.capability_code()}] mail-gateway ready")
+            )
+            await self.drain()
+            errors = 0
+            while self.session.state is not State.LOGOUT:
+                event = self.parser.next_event()
+                if event is NEED_DATA:
+                    await self.drain()
+                    if not await self._receive():
+                        return
+                    continue
+                if isinstance(event, LiteralContinuation):
+                    self.write(responses.continuation("Ready for literal data"))
+                    await self.drain()
+                    continue
+                if isinstance(event, CommandError):
+                    errors += 1
+                    self.write(self._error_response(event))
+                    if errors >= MAX_CONSECUTIVE_ERRORS:
+                        self.write(responses.untagged("BYE Too many invalid commands"))
+                        return
+                    continue
+                assert isinstance(event, Command)  # noqa: S101
+                errors = 0
+                await self._run_command(event)
+        except ConnectionClosedError:
+            return
+        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError) as error:
+            log.info("event=imap_connection_lost session=%s error=%r", self.session_id, error)
+        finally:
+            self.session.close()
+            await self._close()
+
+    async def _run_command(self, command: Command) -> None:
+        try:
+            await self.session.handle(command)
+        except (ConnectionClosedError, ConnectionError, ssl.SSLError):
+            raise
+        except Exception:
+            # The one place an unexpected error becomes a response; the session survives.
+            log.exception(
+                "event=imap_command_failed session=%s command=%s",
+                self.session_id,
+                type(command).__name__,
+            )
+            self.write(responses.tagged(command.tag, "NO", "internal server error", "SERVERBUG"))
+        await self.drain()
+
+    def _error_response(self, error: CommandError) -> bytes:
+        if error.tag is None:
+            return responses.untagged(f"BAD {error.text}")
+        return responses.tagged(error.tag, error.status, error.text, error.code)
+
+    async def _receive(self) -> bool:
+        """Read more bytes into the parser; False at EOF, ConnectionClosedError on timeout."""
+        if self._eof:
+            return False
+        settings = self.context.settings
+        timeout = (
+            settings.imap_autologout_seconds
+            if self.session.user is not None
+            else settings.imap_login_timeout_seconds
+        )
+        try:
+            data = await asyncio.wait_for(self.reader.read(READ_SIZE), timeout)
+        except TimeoutError:
+            self.write(responses.untagged("BYE Autologout; idle for too long"))
+            await self.drain()
+            raise ConnectionClosedError from None
+        if not data:
+            self._eof = True
+            return False
+        if self._inflate is not None:
+            self._feed_inflated(data)
+        else:
+            self.parser.receive_data(data)
+        return True
+
+    def _feed_inflated(self, data: bytes) -> None:
+        assert self._inflate is not None  # noqa: S101
+        try:
+            chunk = self._inflate.decompress(data, MAX_INFLATE_STEP)
+            self.parser.receive_data(chunk)
+            while self._inflate.unconsumed_tail:
+                chunk = self._inflate.decompress(self._inflate.unconsumed_tail, MAX_INFLATE_STEP)
+                self.parser.receive_data(chunk)
+        except zlib.error as error:
+            raise ConnectionClosedError(f"bad DEFLATE stream: {error}") from error
+
+    async def _close(self) -> None:
+        try:
+            if self._deflate is not None and not self.writer.is_closing():
+                self.writer.write(self._deflate.flush(zlib.Z_SYNC_FLUSH))
+            self.writer.close()
+            await asyncio.wait_for(self.writer.wait_closed(), 5)
+        except (ConnectionError, ssl.SSLError, TimeoutError, OSError):
+            pass

@@ -1,0 +1,265 @@
+"""FETCH responses (RFC 3501 §7.4.2) for many messages, rendered in chunks of bytes.
+
+Synchronous on purpose: the server runs `render_fetch` in a worker thread and writes each
+chunk before asking for the next, so a FETCH of a large mailbox never holds more than about
+`batch_bytes` of responses (plus one message) in memory.
+
+`UID`, `FLAGS` and `MODSEQ` come from the session's entries alone: `UID FETCH 1:* (UID FLAGS)`
+over a whole mailbox touches no database at all. Anything else loads only the columns it
+needs, one query per 500 messages, and reads the blob only for body sections, only the byte
+ranges asked for.
+
+Setting `\\Seen` for a non-PEEK body fetch (RFC 3501 §6.4.5) is the caller's job: it knows the
+session and must store the flag before rendering, so that FLAGS shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
+from datetime import UTC
+from typing import BinaryIO, Protocol
+
+from gateway.imap.body_sections import MessageParts, fetch_section
+from gateway.imap.protocol import responses
+from gateway.imap.protocol.fetch_items import FetchAttribute, Section
+from gateway.mime.model import parts_from_json
+from gateway.store.fetch_data import FetchColumn, FetchData
+from gateway.store.flags import SYSTEM_FLAG_BITS
+from gateway.store.views import EntryInfo
+
+# One store query loads the data of at most this many messages.
+LOAD_BATCH = 500
+
+
+class FetchSource(Protocol):
+    """The store operations a FETCH needs (MailStore provides them)."""
+
+    def fetch_message_data(
+        self, *, message_ids: Sequence[int], columns: AbstractSet[FetchColumn]
+    ) -> dict[int, FetchData]: ...
+
+    def open_blob(self, *, blob_hash: str) -> BinaryIO: ...
+
+
+class _Message:
+    """One message while it is rendered: its loaded columns, its parts, its blob on demand."""
+
+    __slots__ = ("_file", "_parts", "_source", "data")
+
+    def __init__(self, source: FetchSource, data: FetchData) -> None:
+        self._source = source
+        self.data = data
+        self._file: BinaryIO | None = None
+        self._parts: MessageParts | None = None
+
+    def parts(self) -> MessageParts:
+        if self._parts is None:
+            spans = parts_from_json(self.data.parts_json or "[]")
+            self._parts = MessageParts(spans, self.data.size or 0)
+        return self._parts
+
+    def read_range(self, start: int, end: int) -> bytes:
+        if self._file is None:
+            if self.data.blob_hash is None:
+                raise ValueError("blob_hash was not loaded")
+            self._file = self._source.open_blob(blob_hash=self.data.blob_hash)
+        self._file.seek(start)
+        return self._file.read(end - start)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+# Appends one FETCH item (name and value) to `out`; the message is None when no column is needed.
+_Render = Callable[[list[bytes], EntryInfo, "_Message | None"], None]
+
+
+def render_fetch(
+    store: FetchSource,
+    *,
+    targets: Sequence[tuple[int, EntryInfo]],
+    attributes: Sequence[FetchAttribute],
+    recent_uids: AbstractSet[int] = frozenset(),
+    batch_bytes: int = 1 << 20,
+    on_expunged: Callable[[int], None] | None = None,
+) -> Iterator[bytes]:
+    """`* <seq> FETCH (...)\\r\\n` for each (sequence number, entry), in chunks of about
+    `batch_bytes` (a single larger response is a chunk of its own).
+
+    A message whose content is gone (expunged by another session since this one last
+    synchronised) gets no response; its UID goes to `on_expunged` (RFC 2180 §4.1.2).
+    """
+    renders = [_renderer(attribute, recent_uids) for attribute in attributes]
+    columns = _columns(attributes)
+    pending: list[bytes] = []
+    pending_size = 0
+    for first in range(0, len(targets), LOAD_BATCH):
+        batch = targets[first : first + LOAD_BATCH]
+        loaded: dict[int, FetchData] = {}
+        if columns:
+            loaded = store.fetch_message_data(
+                message_ids=[entry.message_id for _, entry in batch], columns=columns
+            )
+        for sequence, entry in batch:
+            message: _Message | None = None
+            if columns:
+                data = loaded.get(entry.message_id)
+                if data is None:
+                    if on_expunged is not None:
+                        on_expunged(entry.uid)
+                    continue
+                message = _Message(store, data)
+            mark = len(pending)
+            pending.append(b"* %d FETCH (" % sequence)
+            try:
+                for index, render in enumerate(renders):
+                    if index:
+                        pending.append(b" ")
+                    render(pending, entry, message)
+            finally:
+                if message is not None:
+                    message.close()
+            pending.append(b")\r\n")
+            size = sum(map(len, pending[mark:]))
+            if pending_size and pending_size + size > batch_bytes:
+                # flush what came before, so a big response starts a chunk of its own
+                yield b"".join(pending[:mark])
+                del pending[:mark]
+                pending_size = 0
+            pending_size += size
+            if pending_size >= batch_bytes:
+                yield b"".join(pending)
+                pending.clear()
+                pending_size = 0
+    if pending:
+        yield b"".join(pending)
+
+
+def _columns(attributes: Sequence[FetchAttribute]) -> frozenset[FetchColumn]:
+    """The message columns the attributes need (none for UID, FLAGS and MODSEQ)."""
+    columns: set[FetchColumn] = set()
+    for attribute in attributes:
+        name = attribute.name
+        if name == "INTERNALDATE":
+            columns.add("internal_date")
+        elif name == "RFC822.SIZE":
+            columns.add("size")
+        elif name == "ENVELOPE":
+            columns.add("envelope")
+        elif name == "BODYSTRUCTURE":
+            columns.add("bodystructure")
+        elif name == "BODY" and attribute.section is None:
+            columns.add("body")
+        elif name in ("BODY[]", "RFC822", "RFC822.HEADER", "RFC822.TEXT"):
+            columns.update(("blob_hash", "size", "parts_json"))
+    return frozenset(columns)
+
+
+# RFC 3501 §6.4.5: RFC822 is BODY[], RFC822.HEADER is BODY.PEEK[HEADER], RFC822.TEXT is
+# BODY[TEXT]; each answers under its own name.
+_RFC822_SECTIONS = {
+    "RFC822": Section(),
+    "RFC822.HEADER": Section(text="HEADER"),
+    "RFC822.TEXT": Section(text="TEXT"),
+}
+
+
+def _renderer(attribute: FetchAttribute, recent_uids: AbstractSet[int]) -> _Render:
+    name = attribute.name
+    if name == "UID":
+        return _render_uid
+    if name == "FLAGS":
+        return _flags_renderer(recent_uids)
+    if name == "MODSEQ":
+        return _render_modseq  # RFC 7162 §3.1.4.1
+    if name == "INTERNALDATE":
+        return _render_internal_date
+    if name == "RFC822.SIZE":
+        return _render_size
+    if name == "ENVELOPE":
+        return _render_envelope
+    if name == "BODYSTRUCTURE":
+        return _render_bodystructure
+    if name == "BODY" and attribute.section is None:
+        return _render_body
+    if name == "BODY[]" and attribute.section is not None:
+        return _section_renderer(attribute.response_name(), attribute.section, attribute.partial)
+    if name in _RFC822_SECTIONS:
+        return _section_renderer(attribute.response_name(), _RFC822_SECTIONS[name], None)
+    raise ValueError(f"cannot render FETCH item {attribute!r}")
+
+
+def _render_uid(out: list[bytes], entry: EntryInfo, message: _Message | None) -> None:
+    out.append(b"UID %d" % entry.uid)
+
+
+def _render_modseq(out: list[bytes], entry: EntryInfo, message: _Message | None) -> None:
+    out.append(b"MODSEQ (%d)" % entry.modseq)
+
+
+def _flags_renderer(recent_uids: AbstractSet[int]) -> _Render:
+    # Most messages share a handful of flag combinations: build each FLAGS item once.
+    cache: dict[tuple[int, frozenset[str], bool], bytes] = {}
+
+    def render(out: list[bytes], entry: EntryInfo, message: _Message | None) -> None:
+        key = (entry.flags, entry.keywords, entry.uid in recent_uids)
+        item = cache.get(key)
+        if item is None:
+            item = cache[key] = _flags_item(*key)
+        out.append(item)
+
+    return render
+
+
+def _flags_item(bits: int, keywords: frozenset[str], recent: bool) -> bytes:
+    names = [name for name, bit in SYSTEM_FLAG_BITS.items() if bits & bit]
+    if recent:
+        names.append("\\Recent")  # RFC 3501 §2.3.2: session state, never stored
+    names.extend(sorted(keywords))
+    return b"FLAGS " + responses.flag_list(names)
+
+
+def _loaded(message: _Message | None) -> FetchData:
+    if message is None:  # _columns() asked for data whenever a renderer needs it
+        raise ValueError("message data was not loaded")
+    return message.data
+
+
+def _render_internal_date(out: list[bytes], entry: EntryInfo, message: _Message | None) -> None:
+    when = _loaded(message).internal_date
+    if when is None:
+        raise ValueError("internal_date was not loaded")
+    # stored in UTC: "17-Jul-1996 02:44:25 +0000", two-digit day as Dovecot sends it
+    out.append(b"INTERNALDATE " + responses.internal_date(when.astimezone(UTC)))
+
+
+def _render_size(out: list[bytes], entry: EntryInfo, message: _Message | None) -> None:
+    out.append(b"RFC822.SIZE %d" % (_loaded(message).size or 0))
+
+
+def _render_envelope(out: list[bytes], entry: EntryInfo, message: _Message | None) -> None:
+    out.append(b"ENVELOPE " + (_loaded(message).envelope or b"NIL"))
+
+
+def _render_bodystructure(out: list[bytes], entry: EntryInfo, message: _Message | None) -> None:
+    out.append(b"BODYSTRUCTURE " + (_loaded(message).bodystructure or b"NIL"))
+
+
+def _render_body(out: list[bytes], entry: EntryInfo, message: _Message | None) -> None:
+    out.append(b"BODY " + (_loaded(message).body or b"NIL"))
+
+
+def _section_renderer(name: bytes, section: Section, partial: tuple[int, int] | None) -> _Render:
+    def render(out: list[bytes], entry: EntryInfo, message: _Message | None) -> None:
+        if message is None:
+            raise ValueError("message data was not loaded")
+        data = fetch_section(message.parts(), section, message.read_range, partial)
+        # Dovecot sends every body section as a literal, even an empty one: `{0}`. The
+        # prefix goes apart from the data so that a large section is not copied once more.
+        out.append(name + b" {%d}\r\n" % len(data))
+        out.append(data)
+
+    return render

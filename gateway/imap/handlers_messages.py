@@ -1,0 +1,258 @@
+"""Selected-state commands on messages: FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from gateway.imap.errors import CommandFailedError, bad, from_store_error
+from gateway.imap.fetch_render import render_fetch
+from gateway.imap.protocol import commands as c
+from gateway.imap.protocol import responses
+from gateway.imap.protocol import search_keys as k
+from gateway.imap.protocol.fetch_items import FetchAttribute
+from gateway.imap.protocol.sequence import SequenceSet
+from gateway.imap.search import search_messages
+from gateway.imap.selected import InvalidSequenceError, SelectedMailbox
+from gateway.imap.session_base import SessionBase
+from gateway.store.errors import StoreError
+from gateway.store.flags import SEEN
+
+_UID = FetchAttribute("UID")
+_FLAGS = FetchAttribute("FLAGS")
+_MODSEQ = FetchAttribute("MODSEQ")
+_SEARCH_CHARSETS = {"UTF-8", "US-ASCII"}
+_EXPUNGE_ISSUED = CommandFailedError(
+    "NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED"
+)
+
+
+class MessageHandlers(SessionBase):
+    def resolve(self, selected: SelectedMailbox, sequence_set: SequenceSet, uid: bool) -> list[int]:
+        if uid:
+            return selected.resolve_uids(sequence_set)
+        try:
+            return selected.resolve_sequence(sequence_set)
+        except InvalidSequenceError as error:
+            raise bad(str(error)) from error
+
+    # --- FETCH ---------------------------------------------------------------------------------
+
+    async def do_fetch(self, command: c.Fetch) -> str:
+        selected = self.require_selected()
+        if command.vanished and not (command.uid and self.qresync):
+            raise bad("VANISHED needs UID FETCH with QRESYNC enabled")
+        if command.changed_since is not None:
+            self.condstore = True
+        await self.send_updates(allow_expunge=command.uid)
+        indexes = self.resolve(selected, command.sequence_set, command.uid)
+        attributes = list(command.attributes)
+        if command.uid and _UID not in attributes:
+            attributes.insert(0, _UID)
+        if command.changed_since is not None:
+            since = command.changed_since
+            indexes = [i for i in indexes if selected.entries[i].modseq > since]
+            if _MODSEQ not in attributes:
+                attributes.append(_MODSEQ)
+            if command.vanished:
+                await self.send_vanished_earlier(selected, command.sequence_set, since)
+        ghosts = [i for i in indexes if selected.entries[i].uid in selected.pending_expunges]
+        if ghosts:
+            # RFC 2180 §4.1.2: another session expunged these; answer for the rest, then NO.
+            gone = set(ghosts)
+            indexes = [i for i in indexes if i not in gone]
+        if not selected.read_only and any(attribute.sets_seen for attribute in attributes):
+            unseen = [
+                selected.entries[i].uid for i in indexes if not selected.entries[i].flags & SEEN
+            ]
+            if unseen:
+                update = await self.context.call(
+                    self.store.set_flags,
+                    mailbox_id=selected.mailbox_id,
+                    uids=unseen,
+                    flags=["\\Seen"],
+                    mode="add",
+                    actor=self.actor,
+                )
+                selected.replace_entries(update.entries)
+                if _FLAGS not in attributes:
+                    attributes.append(_FLAGS)
+        targets = [(i + 1, selected.entries[i]) for i in indexes]
+        chunks: Iterator[bytes] = render_fetch(
+            self.store, targets=targets, attributes=attributes, recent_uids=selected.recent
+        )
+        while True:
+            chunk = await self.context.call(next, chunks, b"")
+            if not chunk:
+                break
+            self.write(chunk)
+            await self.channel.drain()
+        await self.send_updates(allow_expunge=command.uid)
+        if ghosts:
+            raise _EXPUNGE_ISSUED
+        return "Fetch completed"
+
+    async def send_vanished_earlier(
+        self, selected: SelectedMailbox, uid_set: SequenceSet, since: int
+    ) -> None:
+        expunged = await self.context.call(
+            self.store.expunged_since, mailbox_id=selected.mailbox_id, modseq=since
+        )
+        largest = max([*expunged[-1:], *selected.uids[-1:], 0])
+        wanted = [uid for uid in expunged if uid_set.contains(uid, largest)]
+        if wanted:
+            self.untagged(f"VANISHED (EARLIER) {responses.sequence_set_text(wanted)}")
+
+    # --- STORE ---------------------------------------------------------------------------------
+
+    async def do_store(self, command: c.Store) -> str:
+        selected = self.require_writable()
+        await self.send_updates(allow_expunge=command.uid)
+        indexes = self.resolve(selected, command.sequence_set, command.uid)
+        uids = [
+            selected.entries[i].uid
+            for i in indexes
+            if selected.entries[i].uid not in selected.pending_expunges
+        ]
+        if command.unchanged_since is not None:
+            self.condstore = True
+        update = await self.context.call(
+            self.store.set_flags,
+            mailbox_id=selected.mailbox_id,
+            uids=uids,
+            flags=command.flags,
+            mode=command.mode,
+            unchanged_since=command.unchanged_since,
+            actor=self.actor,
+        )
+        selected.replace_entries(update.entries)
+        if not command.silent:
+            lines = []
+            for entry in update.entries:
+                index = selected.index_of(entry.uid)
+                if index is not None:
+                    lines.append(
+                        selected.flags_response(
+                            index, entry, condstore=self.condstore, uid=command.uid
+                        )
+                    )
+            self.write_lines(lines)
+        await self.send_updates(allow_expunge=command.uid)
+        if update.modified:
+            # RFC 7162 §3.1.3: the messages UNCHANGEDSINCE protected, as UIDs or numbers.
+            if command.uid:
+                failed = update.modified
+            else:
+                failed = [
+                    i + 1 for uid in update.modified if (i := selected.index_of(uid)) is not None
+                ]
+            return f"[MODIFIED {responses.sequence_set_text(failed)}] Conditional store completed"
+        if len(uids) < len(indexes):
+            raise _EXPUNGE_ISSUED
+        return "Store completed"
+
+    # --- SEARCH --------------------------------------------------------------------------------
+
+    async def do_search(self, command: c.Search) -> str:
+        selected = self.require_selected()
+        if command.charset is not None and command.charset not in _SEARCH_CHARSETS:
+            # RFC 3501 §6.4.4: NO with BADCHARSET listing what we support (not BAD).
+            raise CommandFailedError("NO", "unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
+        await self.send_updates(allow_expunge=command.uid)
+        if _uses_modseq(command.criteria):
+            self.condstore = True
+        entries = list(selected.entries)
+        indexes = await self.context.call(
+            search_messages,
+            self.store,
+            criteria=command.criteria,
+            entries=entries,
+            recent_uids=frozenset(selected.recent),
+        )
+        indexes = [i for i in indexes if entries[i].uid not in selected.pending_expunges]
+        numbers = [entries[i].uid if command.uid else i + 1 for i in indexes]
+        modseq_suffix = ""
+        if _uses_modseq(command.criteria) and indexes:
+            modseq_suffix = f" (MODSEQ {max(entries[i].modseq for i in indexes)})"
+        if command.return_options is None:
+            self.untagged("SEARCH" + "".join(f" {n}" for n in numbers) + modseq_suffix)
+        else:
+            self.untagged(_esearch(command, numbers, modseq_suffix))
+        await self.send_updates(allow_expunge=command.uid)
+        return "Search completed"
+
+    # --- COPY / MOVE / EXPUNGE -----------------------------------------------------------------
+
+    async def do_copy(self, command: c.Copy | c.Move) -> str:
+        selected = self.require_selected()
+        is_move = isinstance(command, c.Move)
+        if is_move:
+            self.require_writable()
+        indexes = self.resolve(selected, command.sequence_set, command.uid)
+        uids = [selected.entries[i].uid for i in indexes]
+        target = await self.find_mailbox(command.mailbox, missing_code="TRYCREATE")
+        operation = self.store.move_messages if is_move else self.store.copy_messages
+        try:
+            result = await self.context.call(
+                operation,
+                from_mailbox_id=selected.mailbox_id,
+                uids=uids,
+                to_mailbox_id=target.id,
+                actor=self.actor,
+            )
+        except StoreError as error:
+            raise from_store_error(error) from error
+        code = ""
+        if result.uid_pairs:
+            sources = responses.sequence_set_text(pair[0] for pair in result.uid_pairs)
+            copies = responses.sequence_set_text(pair[1] for pair in result.uid_pairs)
+            code = f"[COPYUID {result.uidvalidity} {sources} {copies}] "
+        if is_move:
+            # RFC 6851 §4.3: COPYUID goes in an untagged OK before the expunges.
+            if code:
+                self.untagged(f"OK {code}Moved")
+            await self.send_updates(allow_expunge=True, force=True)
+            return "Move completed"
+        await self.send_updates(allow_expunge=command.uid, force=target.id == selected.mailbox_id)
+        return f"{code}Copy completed"
+
+    async def do_expunge(self, command: c.Expunge) -> str:
+        selected = self.require_writable()
+        uids = None
+        if command.uid_set is not None:
+            uids = [selected.entries[i].uid for i in selected.resolve_uids(command.uid_set)]
+        await self.context.call(
+            self.store.expunge, mailbox_id=selected.mailbox_id, uids=uids, actor=self.actor
+        )
+        await self.send_updates(allow_expunge=True, force=True)
+        return "Expunge completed"
+
+
+def _uses_modseq(key: k.SearchKey) -> bool:
+    if isinstance(key, k.SearchModSeq):
+        return True
+    if isinstance(key, k.SearchNot):
+        return _uses_modseq(key.key)
+    if isinstance(key, k.SearchOr):
+        return _uses_modseq(key.left) or _uses_modseq(key.right)
+    if isinstance(key, k.SearchAnd):
+        return any(_uses_modseq(item) for item in key.keys)
+    return False
+
+
+def _esearch(command: c.Search, numbers: list[int], modseq_suffix: str) -> str:
+    """RFC 4731 ESEARCH response: `ESEARCH (TAG "a") UID MIN 1 MAX 9 COUNT 3 ALL 1:3`."""
+    options = set(command.return_options or ()) or {"ALL"}
+    parts = [f'ESEARCH (TAG "{command.tag}")']
+    if command.uid:
+        parts.append("UID")
+    if numbers and "MIN" in options:
+        parts.append(f"MIN {numbers[0]}")
+    if numbers and "MAX" in options:
+        parts.append(f"MAX {numbers[-1]}")
+    if "COUNT" in options:
+        parts.append(f"COUNT {len(numbers)}")
+    if numbers and "ALL" in options:
+        parts.append(f"ALL {responses.sequence_set_text(numbers)}")
+    if modseq_suffix:
+        parts.append(f"MODSEQ {modseq_suffix.strip(' ()').split()[-1]}")
+    return " ".join(parts)

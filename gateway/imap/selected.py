@@ -1,0 +1,174 @@
+"""The in-memory view of a selected mailbox: UID↔sequence map, flags, pending updates.
+
+Sequence number n is `entries[n - 1]`. The view changes only through `apply_delta` (what the
+store says changed) and `flush_expunges` (when the protocol allows telling the client), so
+the numbers a client holds stay valid between the points RFC 3501 §7.4.1 allows updates.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable
+
+from gateway.imap.protocol import responses
+from gateway.imap.protocol.sequence import SequenceSet
+from gateway.store.flags import SEEN, flag_names
+from gateway.store.mailbox_sync import MailboxDelta, MailboxSnapshot
+from gateway.store.views import EntryInfo, MailboxInfo
+
+
+class InvalidSequenceError(ValueError):
+    """A message sequence number beyond the mailbox (RFC 3501 §9 `seq-number`)."""
+
+
+class SelectedMailbox:
+    def __init__(
+        self, snapshot: MailboxSnapshot, *, read_only: bool, recent: Iterable[int]
+    ) -> None:
+        self.mailbox: MailboxInfo = snapshot.mailbox
+        self.read_only = read_only
+        self.entries: list[EntryInfo] = list(snapshot.entries)
+        self.uids: list[int] = [entry.uid for entry in self.entries]
+        self.highestmodseq = snapshot.mailbox.highestmodseq
+        self.uidnext = snapshot.mailbox.uidnext
+        self.recent: set[int] = set(recent)
+        # Expunged in the store but not yet announced: still hold their sequence numbers.
+        self.pending_expunges: set[int] = set()
+        self.keywords: set[str] = set()
+        for entry in self.entries:
+            self.keywords.update(entry.keywords)
+
+    @property
+    def mailbox_id(self) -> int:
+        return self.mailbox.id
+
+    @property
+    def uidvalidity(self) -> int:
+        return self.mailbox.uidvalidity
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    # --- numbering ------------------------------------------------------------------------
+
+    def resolve_sequence(self, sequence_set: SequenceSet) -> list[int]:
+        """0-based indexes for a message-number set, ascending; numbers past the end are BAD."""
+        count = len(self.entries)
+        indexes: set[int] = set()
+        for low, high in sequence_set.resolve(count):
+            if low < 1 or high > count:
+                raise InvalidSequenceError(f"message number {high} does not exist")
+            indexes.update(range(low - 1, high))
+        return sorted(indexes)
+
+    def resolve_uids(self, sequence_set: SequenceSet) -> list[int]:
+        """0-based indexes of the messages whose UIDs fall in the set (absent UIDs are skipped)."""
+        if not self.uids:
+            return []
+        indexes: set[int] = set()
+        for low, high in sequence_set.resolve(self.uids[-1]):
+            start = bisect_left(self.uids, low)
+            end = bisect_right(self.uids, high)
+            indexes.update(range(start, end))
+        return sorted(indexes)
+
+    def index_of(self, uid: int) -> int | None:
+        position = bisect_left(self.uids, uid)
+        if position < len(self.uids) and self.uids[position] == uid:
+            return position
+        return None
+
+    def first_unseen(self) -> int | None:
+        for index, entry in enumerate(self.entries):
+            if not entry.flags & SEEN:
+                return index + 1
+        return None
+
+    def flags_of(self, entry: EntryInfo) -> list[str]:
+        names = flag_names(entry.flags, entry.keywords)
+        if entry.uid in self.recent:
+            names.append("\\Recent")
+        return names
+
+    # --- updates --------------------------------------------------------------------------
+
+    def replace_entries(self, updated: Iterable[EntryInfo]) -> None:
+        """Take this session's own flag changes (already reported to the client)."""
+        for entry in updated:
+            index = self.index_of(entry.uid)
+            if index is not None:
+                self.entries[index] = entry
+                self.keywords.update(entry.keywords)
+                self.highestmodseq = max(self.highestmodseq, entry.modseq)
+
+    def apply_delta(
+        self,
+        delta: MailboxDelta,
+        *,
+        condstore: bool,
+        claim_recent: Callable[[list[int]], Iterable[int]] | None = None,
+    ) -> list[bytes]:
+        """Fold a store delta into the view; returns the EXISTS/RECENT/FETCH lines to send.
+
+        Expunges are only recorded here; `flush_expunges` announces them when allowed.
+        """
+        lines: list[bytes] = []
+        new_entries: list[EntryInfo] = []
+        last_uid = self.uids[-1] if self.uids else 0
+        for entry in delta.changed:
+            if entry.uid > last_uid:
+                new_entries.append(entry)
+                continue
+            index = self.index_of(entry.uid)
+            if index is None:
+                continue
+            known = self.entries[index]
+            flags_changed = known.flags != entry.flags or known.keywords != entry.keywords
+            self.entries[index] = entry
+            self.keywords.update(entry.keywords)
+            if flags_changed or (condstore and known.modseq != entry.modseq):
+                lines.append(self.flags_response(index, entry, condstore=condstore, uid=True))
+        for uid in delta.expunged:
+            if self.index_of(uid) is not None:
+                self.pending_expunges.add(uid)
+        if new_entries:
+            if claim_recent is not None:
+                self.recent.update(claim_recent([entry.uid for entry in new_entries]))
+            for entry in new_entries:
+                self.entries.append(entry)
+                self.uids.append(entry.uid)
+                self.keywords.update(entry.keywords)
+            lines.append(responses.untagged(f"{len(self.entries)} EXISTS"))
+            lines.append(responses.untagged(f"{len(self.recent)} RECENT"))
+        self.highestmodseq = max(self.highestmodseq, delta.mailbox.highestmodseq)
+        self.uidnext = max(self.uidnext, delta.mailbox.uidnext)
+        return lines
+
+    def flush_expunges(self, *, qresync: bool) -> list[bytes]:
+        """Remove announced-expunged messages; EXPUNGE lines, or one VANISHED (RFC 7162 §3.2.10)."""
+        if not self.pending_expunges:
+            return []
+        gone = sorted(self.pending_expunges)
+        self.pending_expunges.clear()
+        indexes = [index for uid in gone if (index := self.index_of(uid)) is not None]
+        lines: list[bytes] = []
+        if qresync:
+            lines.append(responses.untagged(f"VANISHED {responses.sequence_set_text(gone)}"))
+        else:
+            # Highest first: each number sent is still valid when the client applies it.
+            lines.extend(responses.untagged(f"{index + 1} EXPUNGE") for index in reversed(indexes))
+        drop = set(indexes)
+        self.entries = [entry for index, entry in enumerate(self.entries) if index not in drop]
+        self.uids = [entry.uid for entry in self.entries]
+        self.recent.difference_update(gone)
+        return lines
+
+    def flags_response(self, index: int, entry: EntryInfo, *, condstore: bool, uid: bool) -> bytes:
+        """`* n FETCH (UID u FLAGS (...) MODSEQ (m))` for one entry."""
+        parts = []
+        if uid:
+            parts.append(f"UID {entry.uid}")
+        parts.append("FLAGS " + responses.flag_list(self.flags_of(entry)).decode())
+        if condstore:
+            parts.append(f"MODSEQ ({entry.modseq})")
+        return responses.untagged(f"{index + 1} FETCH ({' '.join(parts)})")

@@ -1,0 +1,115 @@
+"""The IMAP listeners: implicit TLS (993-style) and STARTTLS (143-style), on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from concurrent.futures import ThreadPoolExecutor
+
+from gateway.imap.change_hub import ChangeHub
+from gateway.imap.connection import ImapConnection
+from gateway.imap.context import ServerContext
+from gateway.imap.protocol import responses
+from gateway.settings import Settings
+from gateway.store import MailStore
+
+log = logging.getLogger("gateway.imap")
+
+
+class ImapServer:
+    """Start with `await start(...)`; `ports` then holds what each listener is bound to."""
+
+    def __init__(
+        self, store: MailStore, settings: Settings, tls_context: ssl.SSLContext | None
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.tls_context = tls_context
+        self.ports: dict[str, int] = {}
+        self._servers: list[asyncio.Server] = []
+        self._connections: set[asyncio.Task[None]] = set()
+        self._context: ServerContext | None = None
+
+    async def start(self, *, starttls_port: int | None, tls_port: int | None) -> None:
+        """Listen on each port that is not None (0 picks a free port)."""
+        loop = asyncio.get_running_loop()
+        hub = ChangeHub(loop)
+        self._context = ServerContext(
+            store=self.store,
+            settings=self.settings,
+            executor=ThreadPoolExecutor(
+                max_workers=self.settings.io_threads, thread_name_prefix="imap-io"
+            ),
+            hub=hub,
+            tls_context=self.tls_context,
+        )
+        self.store.add_change_listener(hub.store_changed)
+        if starttls_port is not None:
+            await self._listen("imap", starttls_port, implicit_tls=False)
+        if tls_port is not None:
+            if self.tls_context is None:
+                raise ValueError("implicit-TLS IMAP needs a TLS context")
+            await self._listen("imaps", tls_port, implicit_tls=True)
+
+    async def _listen(self, name: str, port: int, *, implicit_tls: bool) -> None:
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._serve(reader, writer, implicit_tls=implicit_tls)
+
+        server = await asyncio.start_server(
+            accept,
+            host=self.settings.bind,
+            port=port,
+            ssl=self.tls_context if implicit_tls else None,
+            backlog=1024,
+            reuse_address=True,
+            ssl_handshake_timeout=30 if implicit_tls else None,
+        )
+        self._servers.append(server)
+        bound = server.sockets[0].getsockname()
+        self.ports[name] = int(bound[1])
+        log.info("event=listening service=%s address=%s port=%s", name, bound[0], bound[1])
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, implicit_tls: bool
+    ) -> None:
+        context = self._context
+        assert context is not None  # noqa: S101
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101
+        peername = writer.get_extra_info("peername")
+        peer = str(peername[0]) if peername else "unknown"
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if not context.limits.open_connection(peer, self.settings.imap_connections_per_address):
+            writer.write(responses.untagged("BYE Too many connections from your address"))
+            writer.close()
+            return
+        self._connections.add(task)
+        try:
+            await ImapConnection(
+                context, reader, writer, implicit_tls=implicit_tls, peer=peer
+            ).run()
+        except asyncio.CancelledError:
+            # stop() cancels open connections; the task ends here, quietly.
+            return
+        finally:
+            context.limits.close_connection(peer)
+            self._connections.discard(task)
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        for task in list(self._connections):
+            task.cancel()
+        if self._connections:
+            await asyncio.gather(*self._connections, return_exceptions=True)
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+        if self._context is not None:
+            self.store.remove_change_listener(self._context.hub.store_changed)
+            self._context.executor.shutdown(wait=False, cancel_futures=True)
+            self._context = None

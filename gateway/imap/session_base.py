@@ -1,0 +1,128 @@
+"""State every command handler shares, and the helpers they use to talk and sync."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from functools import partial
+
+from gateway.imap.change_hub import MailboxWatch
+from gateway.imap.channel import Channel
+from gateway.imap.context import ServerContext
+from gateway.imap.errors import CommandFailedError, bad, from_store_error
+from gateway.imap.protocol import responses
+from gateway.imap.selected import SelectedMailbox
+from gateway.store.errors import StoreError
+from gateway.store.views import MailboxInfo, UserInfo
+
+log = logging.getLogger("gateway.imap")
+
+
+class State(enum.Enum):
+    """RFC 3501 §3 connection states."""
+
+    NOT_AUTHENTICATED = "not-authenticated"
+    AUTHENTICATED = "authenticated"
+    SELECTED = "selected"
+    LOGOUT = "logout"
+
+
+class SessionBase:
+    def __init__(
+        self, context: ServerContext, channel: Channel, *, peer: str, session_id: str
+    ) -> None:
+        self.context = context
+        self.store = context.store
+        self.channel = channel
+        self.peer = peer
+        self.session_id = session_id
+        self.state = State.NOT_AUTHENTICATED
+        self.user: UserInfo | None = None
+        self.selected: SelectedMailbox | None = None
+        self.watch: MailboxWatch | None = None
+        self.condstore = False
+        self.qresync = False
+        self.unauthenticated_commands = 0
+
+    # --- output ---------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        self.channel.write(data)
+
+    def write_lines(self, lines: list[bytes]) -> None:
+        if lines:
+            self.channel.write(b"".join(lines))
+
+    def untagged(self, text: str) -> None:
+        self.channel.write(responses.untagged(text))
+
+    @property
+    def actor(self) -> str:
+        """Who the change log records for changes made here (write-back skips its own)."""
+        return f"imap:{self.user.name if self.user else '-'}"
+
+    @property
+    def user_id(self) -> int:
+        if self.user is None:
+            raise bad("not logged in")
+        return self.user.id
+
+    def require_selected(self) -> SelectedMailbox:
+        if self.selected is None:
+            raise bad("no mailbox selected")
+        return self.selected
+
+    def require_writable(self) -> SelectedMailbox:
+        selected = self.require_selected()
+        if selected.read_only:
+            raise CommandFailedError("NO", "mailbox is read-only", "READ-ONLY")
+        return selected
+
+    # --- store helpers ----------------------------------------------------------------------
+
+    async def find_mailbox(self, name: str, *, missing_code: str = "NONEXISTENT") -> MailboxInfo:
+        try:
+            return await self.context.call(self.store.get_mailbox, user_id=self.user_id, name=name)
+        except StoreError as error:
+            raise from_store_error(error, missing_code=missing_code) from error
+
+    # --- selected mailbox --------------------------------------------------------------------
+
+    def enter_mailbox(self, selected: SelectedMailbox) -> None:
+        self.leave_mailbox()
+        self.selected = selected
+        self.watch = self.context.hub.watch(selected.mailbox_id)
+        self.state = State.SELECTED
+
+    def leave_mailbox(self) -> None:
+        if self.watch is not None:
+            self.context.hub.unwatch(self.watch)
+        self.watch = None
+        self.selected = None
+        if self.state is State.SELECTED:
+            self.state = State.AUTHENTICATED
+
+    async def send_updates(self, *, allow_expunge: bool, force: bool = False) -> None:
+        """Tell the client what other sessions, the fetcher or SMTP changed (RFC 3501 §7.4.1).
+
+        Expunges wait while `allow_expunge` is False: during FETCH, STORE and SEARCH by
+        sequence number the client's numbers must stay valid (RFC 3501 §7.4.1, §5.5).
+        """
+        selected = self.selected
+        if selected is None or self.watch is None:
+            return
+        if force or self.watch.changed.is_set():
+            self.watch.changed.clear()
+            delta = await self.context.call(
+                self.store.mailbox_delta,
+                mailbox_id=selected.mailbox_id,
+                since_modseq=selected.highestmodseq,
+            )
+            if self.selected is not selected:
+                return
+            claim = partial(self.context.recent.claim, selected.mailbox_id)
+            self.write_lines(
+                selected.apply_delta(delta, condstore=self.condstore, claim_recent=claim)
+            )
+        if allow_expunge:
+            self.write_lines(selected.flush_expunges(qresync=self.qresync))
