@@ -11,9 +11,9 @@ import uvicorn
 
 from gateway.admin.app import create_app
 from gateway.bootstrap import create_first_admin
+from gateway.imap.server import ImapServer
 from gateway.settings import Settings
 from gateway.store import open_store
-from gateway.imap.server import ImapServer
 from gateway.tls import ensure_certificate, server_context
 
 log = logging.getLogger("gateway.server")

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     imap_login_timeout_seconds: int = Field(
         default=60, gt=0, description="Time allowed to log in after connecting."
     )
+    imap_change_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often IMAP sessions look for changes committed by other processes.",
+    )
     io_threads: int = Field(
         default=8, gt=0, description="Worker threads for SQL and disk work off the event loop."
     )

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 import ssl
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 
 from gateway.imap.change_hub import ChangeHub
@@ -46,6 +47,12 @@ class ImapServer:
             tls_context=self.tls_context,
         )
         self.store.add_change_listener(hub.store_changed)
+        context = self._context
+
+        async def read_modseqs(mailbox_ids: Collection[int]) -> dict[int, int]:
+            return await context.call(self.store.highest_modseqs, mailbox_ids=mailbox_ids)
+
+        hub.start_polling(read_modseqs, self.settings.imap_change_poll_seconds)
         if starttls_port is not None:
             await self._listen("imap", starttls_port, implicit_tls=False)
         if tls_port is not None:
@@ -110,6 +117,7 @@ class ImapServer:
             await server.wait_closed()
         self._servers.clear()
         if self._context is not None:
+            await self._context.hub.stop_polling()
             self.store.remove_change_listener(self._context.hub.store_changed)
             self._context.executor.shutdown(wait=False, cancel_futures=True)
             self._context = None

@@ -91,7 +91,7 @@ class SessionBase:
     def enter_mailbox(self, selected: SelectedMailbox) -> None:
         self.leave_mailbox()
         self.selected = selected
-        self.watch = self.context.hub.watch(selected.mailbox_id)
+        self.watch = self.context.hub.watch(selected.mailbox_id, selected.highestmodseq)
         self.state = State.SELECTED
 
     def leave_mailbox(self) -> None:

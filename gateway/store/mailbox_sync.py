@@ -7,6 +7,7 @@ a session builds is always a state the mailbox really had.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -14,9 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Row
 from sqlmodel import Session
 
-from gateway.store.base import StoreBase, mailbox_view
+from gateway.store.base import StoreBase, chunked_ids, mailbox_view
 from gateway.store.flags import decode_keywords
-from gateway.store.tables import CHANGES, MAILBOX_ENTRIES
+from gateway.store.tables import CHANGES, MAILBOX_ENTRIES, MAILBOXES
 from gateway.store.views import EntryInfo, MailboxInfo
 
 _NO_KEYWORDS: frozenset[str] = frozenset()
@@ -67,6 +68,19 @@ class MailboxSyncOperations(StoreBase):
             changed = [_entry(row) for row in _entries_after(session, mailbox_id, since_modseq)]
             expunged = self._expunged_after(session, mailbox_id, since_modseq)
             return MailboxDelta(mailbox, changed, expunged)
+
+    def highest_modseqs(self, *, mailbox_ids: Collection[int]) -> dict[int, int]:
+        """HIGHESTMODSEQ of each mailbox, in one query: how a watcher notices other processes."""
+        result: dict[int, int] = {}
+        with self.database.read() as session:
+            for chunk in chunked_ids(sorted(mailbox_ids)):
+                rows = session.execute(
+                    select(MAILBOXES.c.id, MAILBOXES.c.highestmodseq).where(
+                        MAILBOXES.c.id.in_(chunk)
+                    )
+                )
+                result.update((int(row[0]), int(row[1])) for row in rows)
+        return result
 
     def expunged_since(self, *, mailbox_id: int, modseq: int) -> list[int]:
         """UIDs expunged after `modseq`, ascending (QRESYNC VANISHED (EARLIER))."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import Table
 
-from gateway.store.models import Change, MailboxEntry, Message, Origin
+from gateway.store.models import Change, Mailbox, MailboxEntry, Message, Origin
 
 
 def _table(model: type) -> Table:
@@ -18,6 +18,7 @@ def _table(model: type) -> Table:
 
 
 MESSAGES = _table(Message)
+MAILBOXES = _table(Mailbox)
 MAILBOX_ENTRIES = _table(MailboxEntry)
 CHANGES = _table(Change)
 ORIGINS = _table(Origin)
