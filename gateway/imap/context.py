@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from gateway.imap.change_hub import ChangeHub
 from gateway.imap.limits import AuthThrottle, ConnectionLimits
 from gateway.imap.recent import RecentTracker
+from gateway.imap.snapshot_cache import SnapshotCache
 from gateway.settings import Settings
 from gateway.store import MailStore
 
@@ -29,6 +30,7 @@ class ServerContext:
     recent: RecentTracker = field(default_factory=RecentTracker)
     throttle: AuthThrottle = field(default_factory=AuthThrottle)
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    snapshots: SnapshotCache = field(default_factory=SnapshotCache)
 
     async def call(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run blocking store work on the I/O thread pool (the event loop never blocks)."""

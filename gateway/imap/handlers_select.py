@@ -22,7 +22,7 @@ class SelectHandlers(SessionBase):
                 # RFC 7162 §3.2.11: mark where the old mailbox's responses end.
                 self.untagged("OK [CLOSED] Previous mailbox closed")
         mailbox = await self.find_mailbox(command.mailbox)
-        snapshot = await self.context.call(self.store.load_mailbox, mailbox_id=mailbox.id)
+        snapshot = await self.context.snapshots.load(self.context, mailbox.id)
         recent = self.context.recent.claim(mailbox.id, [entry.uid for entry in snapshot.entries])
         selected = SelectedMailbox(snapshot, read_only=command.read_only, recent=recent)
         self.enter_mailbox(selected)

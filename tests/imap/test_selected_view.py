@@ -103,3 +103,18 @@ def test_list_patterns() -> None:
         ("Work", ("\\HasChildren",)),
         ("Zeta", ("\\HasNoChildren",)),
     ]
+
+
+def test_cached_snapshot_moves_forward_by_a_delta() -> None:
+    from gateway.imap.snapshot_cache import apply_delta
+
+    snapshot = MailboxSnapshot(mailbox(highestmodseq=5), [entry(1), entry(2), entry(3)])
+    delta = MailboxDelta(
+        mailbox(highestmodseq=8),
+        changed=[entry(2, SEEN, 7), entry(5, 0, 8), entry(4, 0, 6)],
+        expunged=[1, 99],
+    )
+    moved = apply_delta(snapshot, delta)
+    assert [(e.uid, e.flags) for e in moved.entries] == [(2, SEEN), (3, 0), (4, 0), (5, 0)]
+    assert moved.mailbox.highestmodseq == 8
+    assert apply_delta(moved, MailboxDelta(mailbox(8), [], [])).entries is moved.entries
