@@ -47,6 +47,8 @@ class ImapConnection:
         self.peer = peer
         self._tls_active = implicit_tls
         self._deflate: zlib._Compress | None = None
+        # Whether the deflater holds input not yet flushed to the peer.
+        self._deflate_pending = False
         self._inflate: zlib._Decompress | None = None
         self.parser = CommandParser(max_literal_size=context.settings.max_message_size)
         self.session_id = f"{next(_session_numbers):x}"
@@ -65,14 +67,22 @@ class ImapConnection:
 
     def write(self, data: bytes) -> None:
         if self._deflate is not None:
+            self._deflate_pending = self._deflate_pending or bool(data)
             data = self._deflate.compress(data)
         if data:
             self.writer.write(data)
 
     async def drain(self) -> None:
-        if self._deflate is not None:
-            self.writer.write(self._deflate.flush(zlib.Z_SYNC_FLUSH))
+        self._flush_deflate()
         await self.writer.drain()
+
+    def _flush_deflate(self) -> None:
+        # Flush only what was written: an empty sync flush right after the tagged OK of
+        # COMPRESS is five bytes (NULs included) that a client still reading plain text
+        # takes as a response line (mbsync: "IMAP error: empty response").
+        if self._deflate is not None and self._deflate_pending:
+            self._deflate_pending = False
+            self.writer.write(self._deflate.flush(zlib.Z_SYNC_FLUSH))
 
     async def read_line(self) -> bytes | None:
         while True:
@@ -87,13 +97,17 @@ class ImapConnection:
         assert self.context.tls_context is not None  # noqa: S101
         # Anything the client pipelined after STARTTLS arrived in the clear: drop it
         # (the STARTTLS command-injection attack, CVE-2011-0411 class).
-        self.parser = CommandParser(max_literal_size=self.context.settings.max_message_size)
+        self.parser.drain_buffer()
         await self.writer.start_tls(self.context.tls_context)
         self._tls_active = True
 
     def start_compression(self) -> None:
         self._deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
         self._inflate = zlib.decompressobj(-15)
+        # Bytes the client sent right after COMPRESS are already compressed (RFC 4978 §3).
+        pipelined = self.parser.drain_buffer()
+        if pipelined:
+            self._feed_inflated(pipelined)
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -191,8 +205,8 @@ class ImapConnection:
 
     async def _close(self) -> None:
         try:
-            if self._deflate is not None and not self.writer.is_closing():
-                self.writer.write(self._deflate.flush(zlib.Z_SYNC_FLUSH))
+            if not self.writer.is_closing():
+                self._flush_deflate()
             self.writer.close()
             await asyncio.wait_for(self.writer.wait_closed(), 5)
         except (ConnectionError, ssl.SSLError, TimeoutError, OSError):

@@ -168,7 +168,8 @@ class MessageHandlers(SessionBase):
             entries=entries,
             recent_uids=frozenset(selected.recent),
         )
-        indexes = [i for i in indexes if entries[i].uid not in selected.pending_expunges]
+        # Messages expunged elsewhere but not yet announced keep their numbers and still
+        # match on what the session knows of them (flags, UID); their text is gone.
         numbers = [entries[i].uid if command.uid else i + 1 for i in indexes]
         modseq_suffix = ""
         if _uses_modseq(command.criteria) and indexes:

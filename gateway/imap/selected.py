@@ -99,7 +99,8 @@ class SelectedMailbox:
             if index is not None:
                 self.entries[index] = entry
                 self.keywords.update(entry.keywords)
-                self.highestmodseq = max(self.highestmodseq, entry.modseq)
+        # highestmodseq stays: only a delta may move it, or changes other sessions committed
+        # just before this one would be skipped.
 
     def apply_delta(
         self,

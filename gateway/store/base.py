@@ -108,6 +108,26 @@ class StoreBase:
         return mailbox
 
     @staticmethod
+    def _lock_mailboxes(session: Session, *mailbox_ids: int) -> dict[int, Mailbox]:
+        """Lock mailbox rows (ascending id, so two writers never deadlock) before reading
+        entries to change: a concurrent expunge then cannot delete rows under our feet.
+
+        SQLite ignores FOR UPDATE; its writers are already serialised by BEGIN IMMEDIATE.
+        """
+        wanted = sorted(set(mailbox_ids))
+        rows = session.exec(
+            select(Mailbox)
+            .where(col(Mailbox.id).in_(wanted))
+            .order_by(col(Mailbox.id))
+            .with_for_update()
+        ).all()
+        found = {row.id: row for row in rows if row.id is not None}
+        for mailbox_id in wanted:
+            if mailbox_id not in found:
+                raise NotFoundError(f"no such mailbox: {mailbox_id}")
+        return found
+
+    @staticmethod
     def _allocate_uidvalidity(session: Session) -> int:
         row = session.exec(
             update(ServerState)

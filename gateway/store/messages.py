@@ -48,7 +48,7 @@ class MessageOperations(StoreBase):
         """
         bits, keywords = split_flags(flags)
         with self.database.write() as session:
-            mailbox = self._mailbox(session, mailbox_id)
+            mailbox = self._lock_mailboxes(session, mailbox_id)[mailbox_id]
             entries = self._select_entries(session, mailbox_id, uids)
             modified: list[int] = []
             updates: list[tuple[MailboxEntry, int, str]] = []
@@ -206,8 +206,7 @@ class MessageOperations(StoreBase):
         to_mailbox_id: int,
         actor: str,
     ) -> tuple[CopyResult, dict[int, tuple[int, int]]]:
-        self._mailbox(session, from_mailbox_id)
-        target = self._mailbox(session, to_mailbox_id)
+        target = self._lock_mailboxes(session, from_mailbox_id, to_mailbox_id)[to_mailbox_id]
         entries = self._select_entries(session, from_mailbox_id, uids)
         if not entries:
             return CopyResult(target.uidvalidity, []), {}
@@ -255,7 +254,7 @@ class MessageOperations(StoreBase):
         *,
         only_deleted: bool,
     ) -> tuple[list[int], dict[int, tuple[int, int]]]:
-        mailbox = self._mailbox(session, mailbox_id)
+        mailbox = self._lock_mailboxes(session, mailbox_id)[mailbox_id]
         entries = [
             e
             for e in self._select_entries(session, mailbox_id, uids)
