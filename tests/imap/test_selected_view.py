@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from gateway.imap.mailbox_list import list_mailboxes, pattern_regex
@@ -16,12 +15,20 @@ from gateway.store.views import EntryInfo, MailboxInfo
 
 def mailbox(highestmodseq: int = 5, uidnext: int = 40, name: str = "INBOX") -> MailboxInfo:
     return MailboxInfo(
-        id=1, user_id=1, name=name, special_use=None, uidvalidity=7, uidnext=uidnext,
-        highestmodseq=highestmodseq, subscribed=True,
+        id=1,
+        user_id=1,
+        name=name,
+        special_use=None,
+        uidvalidity=7,
+        uidnext=uidnext,
+        highestmodseq=highestmodseq,
+        subscribed=True,
     )
 
 
-def entry(uid: int, flags: int = 0, modseq: int = 1, keywords: frozenset[str] = frozenset()) -> EntryInfo:
+def entry(
+    uid: int, flags: int = 0, modseq: int = 1, keywords: frozenset[str] = frozenset()
+) -> EntryInfo:
     return EntryInfo(uid=uid, message_id=uid, flags=flags, keywords=keywords, modseq=modseq)
 
 
