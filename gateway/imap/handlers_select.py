@@ -26,7 +26,7 @@ class SelectHandlers(SessionBase):
         recent = self.context.recent.claim(mailbox.id, [entry.uid for entry in snapshot.entries])
         selected = SelectedMailbox(snapshot, read_only=command.read_only, recent=recent)
         self.enter_mailbox(selected)
-        if command.condstore:
+        if command.condstore or command.qresync is not None:
             self.condstore = True
         keywords = "".join(f" {keyword}" for keyword in sorted(selected.keywords))
         lines = [responses.untagged(f"FLAGS ({_SYSTEM_FLAGS}{keywords})")]
