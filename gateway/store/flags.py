@@ -14,11 +14,12 @@ DELETED = 8
 DRAFT = 16
 
 # RFC 3501 §2.3.2: the system flags a client may store. \Recent is session state, never stored.
+# In Dovecot's order, so FLAGS responses read the same as Dovecot's.
 SYSTEM_FLAG_BITS: dict[str, int] = {
-    "\\Seen": SEEN,
     "\\Answered": ANSWERED,
     "\\Flagged": FLAGGED,
     "\\Deleted": DELETED,
+    "\\Seen": SEEN,
     "\\Draft": DRAFT,
 }
 _BITS_BY_LOWER = {name.lower(): bit for name, bit in SYSTEM_FLAG_BITS.items()}
