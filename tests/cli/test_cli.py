@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import imaplib
 import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -275,12 +277,12 @@ def _free_port() -> int:
 
 
 def test_serve_first_start_creates_admin_cert_and_answers(env: dict[str, str]) -> None:
-    port = _free_port()
+    port, imap_port, imaps_port = _free_port(), _free_port(), _free_port()
     env = {
         **env,
         "GATEWAY_ADMIN_PORT": str(port),
-        "GATEWAY_IMAP_PORT": "0",
-        "GATEWAY_IMAPS_PORT": "0",
+        "GATEWAY_IMAP_PORT": str(imap_port),
+        "GATEWAY_IMAPS_PORT": str(imaps_port),
         "GATEWAY_SUBMISSION_PORT": "0",
         "GATEWAY_SMTPS_PORT": "0",
     }
@@ -306,6 +308,17 @@ def test_serve_first_start_creates_admin_cert_and_answers(env: dict[str, str]) -
         data_dir = Path(env["GATEWAY_DATA_DIR"])
         assert (data_dir / "tls" / "selfsigned.crt").is_file()
         assert (data_dir / "tls" / "selfsigned.key").stat().st_mode & 0o077 == 0
+        # The first admin logs in over IMAPS and over STARTTLS with the printed password.
+        tls = ssl.create_default_context(cafile=str(data_dir / "tls" / "selfsigned.crt"))
+        tls.check_hostname = False
+        with imaplib.IMAP4_SSL("127.0.0.1", imaps_port, ssl_context=tls, timeout=10) as client:
+            client.login("admin", password)
+            assert client.select("INBOX")[0] == "OK"
+        with imaplib.IMAP4("127.0.0.1", imap_port, timeout=10) as client:
+            assert "LOGINDISABLED" in client.capabilities
+            client.starttls(ssl_context=tls)
+            client.login("admin", password)
+            assert client.list()[0] == "OK"
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
