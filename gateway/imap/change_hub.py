@@ -55,6 +55,10 @@ class ChangeHub:
     def store_changed(self, user_id: int, mailbox_id: int, modseq: int) -> None:
         """Store change listener; safe to call from any thread."""
         del user_id
+        self.mailbox_changed(mailbox_id, modseq)
+
+    def mailbox_changed(self, mailbox_id: int, modseq: int) -> None:
+        """A commit reached `modseq` in a mailbox; safe to call from any thread."""
         if self._loop.is_closed():
             return
         self._loop.call_soon_threadsafe(self._wake, mailbox_id, modseq)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 import ssl
+import threading
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,6 +33,8 @@ class ImapServer:
         self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
         self._context: ServerContext | None = None
+        self._feed_stop = threading.Event()
+        self._feed_thread: threading.Thread | None = None
 
     async def start(self, *, starttls_port: int | None, tls_port: int | None) -> None:
         """Listen on each port that is not None (0 picks a free port)."""
@@ -53,6 +56,19 @@ class ImapServer:
             return await context.call(self.store.highest_modseqs, mailbox_ids=mailbox_ids)
 
         hub.start_polling(read_modseqs, self.settings.imap_change_poll_seconds)
+        if self.store.supports_change_feed:
+            self._feed_thread = threading.Thread(
+                target=self.store.listen_for_changes,
+                kwargs={
+                    "on_change": lambda mailbox_id, modseq: hub.store_changed(
+                        0, mailbox_id, modseq
+                    ),
+                    "stop": self._feed_stop,
+                },
+                name="imap-change-feed",
+                daemon=True,
+            )
+            self._feed_thread.start()
         if starttls_port is not None:
             await self._listen("imap", starttls_port, implicit_tls=False)
         if tls_port is not None:
@@ -116,6 +132,10 @@ class ImapServer:
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
+        self._feed_stop.set()
+        if self._feed_thread is not None:
+            await asyncio.to_thread(self._feed_thread.join, 5)
+            self._feed_thread = None
         if self._context is not None:
             await self._context.hub.stop_polling()
             self.store.remove_change_listener(self._context.hub.store_changed)

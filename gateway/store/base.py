@@ -20,6 +20,7 @@ from gateway.store.database import Database
 from gateway.store.errors import NotFoundError
 from gateway.store.flags import decode_keywords
 from gateway.store.models import Mailbox, MailboxEntry, Message, ServerState, Source, User
+from gateway.store.notices import queue_change_notice
 from gateway.store.secrets_box import SecretBox
 from gateway.store.views import EntryInfo, MailboxInfo, SourceInfo, UserInfo
 
@@ -158,6 +159,7 @@ class StoreBase:
         if row is None:
             raise NotFoundError(f"no such mailbox: {mailbox_id}")
         uidnext, modseq = int(row[0]), int(row[1])
+        queue_change_notice(session, mailbox_id, modseq)
         return uidnext - uids, modseq
 
     @staticmethod

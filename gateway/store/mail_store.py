@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gateway.settings import Settings
 from gateway.store.blobs import BlobStore
+from gateway.store.change_feed import ChangeFeedOperations
 from gateway.store.database import Database, create_database_engine
 from gateway.store.fetch_data import FetchDataOperations
 from gateway.store.ingest import IngestOperations
@@ -26,6 +27,7 @@ class MailStore(
     MailboxSyncOperations,
     FetchDataOperations,
     SearchDataOperations,
+    ChangeFeedOperations,
 ):
     """Users, sources, mailboxes and messages, with durable ingest and a change log."""
 

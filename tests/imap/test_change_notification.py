@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
+
+import pytest
 
 from gateway.store import open_store
 from tests.support.corpus import crlf
+from tests.support.fixtures_store import PostgresDatabase
 from tests.support.gateway_server import PASSWORD, USER, RunningGateway
 
 MESSAGE = crlf("From: a@example.org\nSubject: ping\n\nhello\n")
@@ -61,3 +65,28 @@ def test_idle_hears_a_commit_by_another_process(gateway: RunningGateway) -> None
     finally:
         other.close()
         sock.close()
+
+
+@pytest.mark.postgres
+def test_idle_hears_another_process_at_once_through_listen_notify(tmp_path: Path) -> None:
+    # Polling is slowed to a minute: only the PostgreSQL change feed can deliver in time.
+    with (
+        PostgresDatabase() as url,
+        RunningGateway(tmp_path / "data", url, imap_change_poll_seconds=60) as gateway,
+    ):
+        gateway.add_user()
+        sock = idle_socket(gateway)
+        other = open_store(gateway.settings)
+        try:
+            inbox = other.get_mailbox(user_id=1, name="INBOX")
+            time.sleep(0.5)  # let the listener connect
+            latencies = []
+            for number in range(1, 4):
+                other.append_message(mailbox_id=inbox.id, content=MESSAGE)
+                committed = time.perf_counter()
+                read_until(sock, f"* {number} EXISTS".encode())
+                latencies.append(time.perf_counter() - committed)
+            assert sorted(latencies)[1] < 0.1, latencies
+        finally:
+            other.close()
+            sock.close()
