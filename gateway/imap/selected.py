@@ -85,9 +85,12 @@ class SelectedMailbox:
         return None
 
     def flags_of(self, entry: EntryInfo) -> list[str]:
-        names = flag_names(entry.flags, entry.keywords)
-        if entry.uid in self.recent:
-            names.append("\\Recent")
+        if entry.uid not in self.recent:
+            return flag_names(entry.flags, entry.keywords)
+        # Dovecot's order: system flags, \Recent, then keywords.
+        names = flag_names(entry.flags)
+        names.append("\\Recent")
+        names.extend(sorted(entry.keywords))
         return names
 
     # --- updates --------------------------------------------------------------------------
