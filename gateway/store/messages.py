@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, TypeAlias
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import bindparam, delete, insert, update
+from sqlalchemy import select as core_select
+from sqlalchemy.engine import Row
 from sqlmodel import Session, col, select
 
 from gateway.store.base import StoreBase, change_row, chunked_ids, entry_view
@@ -17,6 +19,25 @@ from gateway.store.tables import CHANGES, MAILBOX_ENTRIES
 from gateway.store.views import ChangeInfo, CopyResult, EntryInfo, FlagUpdate, MessageInfo
 
 FlagMode = Literal["replace", "add", "remove"]
+EntryRow: TypeAlias = "Row[int, int, int, int, str, int]"
+_NO_KEYWORDS: frozenset[str] = frozenset()
+_ENTRY_ROW_COLUMNS = (
+    MAILBOX_ENTRIES.c.id,
+    MAILBOX_ENTRIES.c.uid,
+    MAILBOX_ENTRIES.c.message_id,
+    MAILBOX_ENTRIES.c.flags,
+    MAILBOX_ENTRIES.c.keywords,
+    MAILBOX_ENTRIES.c.modseq,
+)
+_UPDATE_ENTRY_FLAGS = (
+    update(MAILBOX_ENTRIES)
+    .where(MAILBOX_ENTRIES.c.id == bindparam("entry_id"))
+    .values(
+        flags=bindparam("new_flags"),
+        keywords=bindparam("new_keywords"),
+        modseq=bindparam("new_modseq"),
+    )
+)
 # Above this many UIDs, reading the whole mailbox and filtering beats a huge IN (...) list.
 _IN_LIST_LIMIT = 500
 
@@ -49,25 +70,30 @@ class MessageOperations(StoreBase):
         bits, keywords = split_flags(flags)
         with self.database.write() as session:
             mailbox = self._lock_mailboxes(session, mailbox_id)[mailbox_id]
-            entries = self._select_entries(session, mailbox_id, uids)
+            rows = self._select_entries(session, mailbox_id, uids)
             modified: list[int] = []
-            updates: list[tuple[MailboxEntry, int, str]] = []
-            for entry in entries:
-                if unchanged_since is not None and entry.modseq > unchanged_since:
-                    modified.append(entry.uid)
+            kept: list[EntryInfo] = []
+            updates: list[tuple[int, int, int, int, str]] = []  # id, uid, message_id, bits, kw
+            for row in rows:
+                if unchanged_since is not None and row.modseq > unchanged_since:
+                    modified.append(row.uid)
                     continue
-                new_bits, new_keywords = _apply(mode, entry, bits, keywords)
-                if new_bits != entry.flags or new_keywords != entry.keywords:
-                    updates.append((entry, new_bits, new_keywords))
+                new_bits, new_keywords = _apply(mode, row.flags, row.keywords, bits, keywords)
+                if new_bits != row.flags or new_keywords != row.keywords:
+                    updates.append((row.id, row.uid, row.message_id, new_bits, new_keywords))
+                else:
+                    kept.append(
+                        _entry_view(row.uid, row.message_id, row.flags, row.keywords, row.modseq)
+                    )
             modseq = mailbox.highestmodseq
             if updates:
                 _, modseq = self._bump_mailbox(session, mailbox_id, 0)
                 now = datetime.now(UTC)
                 session.execute(
-                    update(MailboxEntry),
+                    _UPDATE_ENTRY_FLAGS,
                     [
-                        {"id": e.id, "flags": b, "keywords": k, "modseq": modseq}
-                        for e, b, k in updates
+                        {"entry_id": e, "new_flags": b, "new_keywords": k, "new_modseq": modseq}
+                        for e, _, _, b, k in updates
                     ],
                 )
                 session.execute(
@@ -76,24 +102,19 @@ class MessageOperations(StoreBase):
                         change_row(
                             mailbox_id=mailbox_id,
                             modseq=modseq,
-                            uid=e.uid,
+                            uid=uid,
                             kind="flags",
                             flags=b,
                             keywords=k,
                             actor=actor,
                             now=now,
                         )
-                        for e, b, k in updates
+                        for _, uid, _, b, k in updates
                     ],
                 )
-                for entry, new_bits, new_keywords in updates:
-                    entry.flags, entry.keywords, entry.modseq = new_bits, new_keywords, modseq
-            skipped = set(modified)
-            result = FlagUpdate(
-                entries=[entry_view(e) for e in entries if e.uid not in skipped],
-                modseq=modseq,
-                modified=modified,
-            )
+            changed = [_entry_view(uid, m, b, k, modseq) for _, uid, m, b, k in updates]
+            entries = sorted(kept + changed, key=lambda entry: entry.uid) if kept else changed
+            result = FlagUpdate(entries=entries, modseq=modseq, modified=modified)
             user_id = mailbox.user_id
         if updates:
             self._notify({mailbox_id: (user_id, modseq)})
@@ -188,11 +209,12 @@ class MessageOperations(StoreBase):
     @staticmethod
     def _select_entries(
         session: Session, mailbox_id: int, uids: Collection[int] | None
-    ) -> list[MailboxEntry]:
-        query = select(MailboxEntry).where(MailboxEntry.mailbox_id == mailbox_id)
+    ) -> list[EntryRow]:
+        """Entry rows (Core, not ORM: thousands per STORE) in UID order."""
+        query = core_select(*_ENTRY_ROW_COLUMNS).where(MAILBOX_ENTRIES.c.mailbox_id == mailbox_id)
         if uids is not None and len(uids) <= _IN_LIST_LIMIT:
-            query = query.where(col(MailboxEntry.uid).in_(set(uids)))
-        rows = list(session.exec(query.order_by(col(MailboxEntry.uid))))
+            query = query.where(MAILBOX_ENTRIES.c.uid.in_(set(uids)))
+        rows = list(session.execute(query.order_by(MAILBOX_ENTRIES.c.uid)))
         if uids is not None and len(uids) > _IN_LIST_LIMIT:
             wanted = set(uids)
             rows = [row for row in rows if row.uid in wanted]
@@ -287,14 +309,24 @@ class MessageOperations(StoreBase):
 
 
 def _apply(
-    mode: FlagMode, entry: MailboxEntry, bits: int, keywords: frozenset[str]
+    mode: FlagMode, flags: int, keywords_text: str, bits: int, keywords: frozenset[str]
 ) -> tuple[int, str]:
-    current = decode_keywords(entry.keywords)
     if mode == "replace":
         return bits, encode_keywords(keywords)
+    current = decode_keywords(keywords_text)
     if mode == "add":
-        return entry.flags | bits, encode_keywords(current | keywords)
-    return entry.flags & ~bits, encode_keywords(current - keywords)
+        return flags | bits, encode_keywords(current | keywords) if keywords else keywords_text
+    return flags & ~bits, encode_keywords(current - keywords) if keywords else keywords_text
+
+
+def _entry_view(uid: int, message_id: int, flags: int, keywords: str, modseq: int) -> EntryInfo:
+    return EntryInfo(
+        uid=uid,
+        message_id=message_id,
+        flags=flags,
+        keywords=decode_keywords(keywords) if keywords else _NO_KEYWORDS,
+        modseq=modseq,
+    )
 
 
 def _message_view(row: Message) -> MessageInfo:
