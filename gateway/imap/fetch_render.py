@@ -92,8 +92,11 @@ def render_fetch(
     A message whose content is gone (expunged by another session since this one last
     synchronised) gets no response; its UID goes to `on_expunged` (RFC 2180 §4.1.2).
     """
-    renders = [_renderer(attribute, recent_uids) for attribute in attributes]
     columns = _columns(attributes)
+    if not columns:
+        yield from _render_entries_only(targets, attributes, recent_uids, batch_bytes)
+        return
+    renders = [_renderer(attribute, recent_uids) for attribute in attributes]
     pending: list[bytes] = []
     pending_size = 0
     for first in range(0, len(targets), LOAD_BATCH):
@@ -136,6 +139,57 @@ def render_fetch(
                 pending_size = 0
     if pending:
         yield b"".join(pending)
+
+
+def _render_entries_only(
+    targets: Sequence[tuple[int, EntryInfo]],
+    attributes: Sequence[FetchAttribute],
+    recent_uids: AbstractSet[int],
+    batch_bytes: int,
+) -> Iterator[bytes]:
+    """The hot path (`UID FETCH 1:* (UID FLAGS)` on every sync): one %-format per message."""
+    formats: list[bytes] = []
+    getters: list[Callable[[EntryInfo], object]] = []
+    flags_cache: dict[tuple[int, frozenset[str], bool], bytes] = {}
+
+    def flags_of(entry: EntryInfo) -> bytes:
+        key = (entry.flags, entry.keywords, entry.uid in recent_uids)
+        item = flags_cache.get(key)
+        if item is None:
+            item = flags_cache[key] = _flags_item(*key)
+        return item
+
+    for attribute in attributes:
+        if attribute.name == "UID":
+            formats.append(b"UID %d")
+            getters.append(_entry_uid)
+        elif attribute.name == "FLAGS":
+            formats.append(b"%s")
+            getters.append(flags_of)
+        else:  # MODSEQ, RFC 7162 §3.1.4.1
+            formats.append(b"MODSEQ (%d)")
+            getters.append(_entry_modseq)
+    line = b"* %d FETCH (" + b" ".join(formats) + b")\r\n"
+    pending: list[bytes] = []
+    size = 0
+    for sequence, entry in targets:
+        text = line % (sequence, *[getter(entry) for getter in getters])
+        pending.append(text)
+        size += len(text)
+        if size >= batch_bytes:
+            yield b"".join(pending)
+            pending.clear()
+            size = 0
+    if pending:
+        yield b"".join(pending)
+
+
+def _entry_uid(entry: EntryInfo) -> int:
+    return entry.uid
+
+
+def _entry_modseq(entry: EntryInfo) -> int:
+    return entry.modseq
 
 
 def _columns(attributes: Sequence[FetchAttribute]) -> frozenset[FetchColumn]:

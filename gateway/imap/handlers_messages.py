@@ -80,12 +80,13 @@ class MessageHandlers(SessionBase):
         chunks: Iterator[bytes] = render_fetch(
             self.store, targets=targets, attributes=attributes, recent_uids=selected.recent
         )
-        while True:
-            chunk = await self.context.call(next, chunks, b"")
-            if not chunk:
-                break
-            self.write(chunk)
-            await self.channel.drain()
+        done = False
+        while not done:
+            # One thread hop per ~1 MB of responses, not one per chunk plus one to learn the end.
+            chunk, done = await self.context.call(_take_chunks, chunks)
+            if chunk:
+                self.write(chunk)
+                await self.channel.drain()
         await self.send_updates(allow_expunge=command.uid)
         if ghosts:
             raise _EXPUNGE_ISSUED
@@ -226,6 +227,18 @@ class MessageHandlers(SessionBase):
         )
         await self.send_updates(allow_expunge=True, force=True)
         return "Expunge completed"
+
+
+def _take_chunks(chunks: Iterator[bytes], budget: int = 1 << 20) -> tuple[bytes, bool]:
+    """Up to about `budget` bytes of rendered responses, and whether the renderer is done."""
+    taken: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        taken.append(chunk)
+        size += len(chunk)
+        if size >= budget:
+            return b"".join(taken), False
+    return b"".join(taken), True
 
 
 def _uses_modseq(key: k.SearchKey) -> bool:
