@@ -22,9 +22,16 @@ class SelectHandlers(SessionBase):
                 # RFC 7162 §3.2.11: mark where the old mailbox's responses end.
                 self.untagged("OK [CLOSED] Previous mailbox closed")
         mailbox = await self.find_mailbox(command.mailbox)
-        snapshot = await self.context.snapshots.load(self.context, mailbox.id)
-        recent = self.context.recent.claim(mailbox.id, [entry.uid for entry in snapshot.entries])
-        selected = SelectedMailbox(snapshot, read_only=command.read_only, recent=recent)
+        cached = await self.context.snapshots.load(self.context, mailbox.id)
+        recent = self.context.recent.claim(mailbox.id, cached.uids)
+        selected = SelectedMailbox(
+            cached.snapshot,
+            read_only=command.read_only,
+            recent=recent,
+            uids=cached.uids,
+            keywords=cached.keywords,
+            first_unseen=cached.first_unseen,
+        )
         self.enter_mailbox(selected)
         if command.condstore or command.qresync is not None:
             self.condstore = True

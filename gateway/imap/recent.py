@@ -6,25 +6,25 @@ Kept in memory per gateway process: after a restart nothing is recent, which RFC
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_right
+from collections.abc import Sequence
 
 
 class RecentTracker:
     def __init__(self) -> None:
         self._claimed: dict[int, int] = {}
 
-    def claim(self, mailbox_id: int, uids: Iterable[int]) -> set[int]:
-        """The UIDs among `uids` no session has seen yet; they are now this caller's."""
+    def claim(self, mailbox_id: int, uids: Sequence[int]) -> set[int]:
+        """The UIDs among `uids` (ascending) no session has seen yet; they are now the caller's."""
         highest = self._claimed.get(mailbox_id)
-        ordered = sorted(uids)
         if highest is None:
             # First session since start: messages already there are not new to anyone.
-            self._claimed[mailbox_id] = ordered[-1] if ordered else 0
+            self._claimed[mailbox_id] = uids[-1] if uids else 0
             return set()
-        fresh = {uid for uid in ordered if uid > highest}
-        if ordered:
-            self._claimed[mailbox_id] = max(highest, ordered[-1])
-        return fresh
+        if not uids or uids[-1] <= highest:
+            return set()
+        self._claimed[mailbox_id] = uids[-1]
+        return set(uids[bisect_right(uids, highest) :])
 
     def forget(self, mailbox_id: int) -> None:
         self._claimed.pop(mailbox_id, None)

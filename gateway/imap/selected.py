@@ -23,20 +23,42 @@ class InvalidSequenceError(ValueError):
 
 class SelectedMailbox:
     def __init__(
-        self, snapshot: MailboxSnapshot, *, read_only: bool, recent: Iterable[int]
+        self,
+        snapshot: MailboxSnapshot,
+        *,
+        read_only: bool,
+        recent: Iterable[int],
+        uids: list[int] | None = None,
+        keywords: Iterable[str] | None = None,
+        first_unseen: int | None = -1,
     ) -> None:
+        """A view of `snapshot`; given `uids` (and `keywords`) derived from it, the lists are
+        shared with other sessions until this one changes its view (copy on write)."""
         self.mailbox: MailboxInfo = snapshot.mailbox
         self.read_only = read_only
-        self.entries: list[EntryInfo] = list(snapshot.entries)
-        self.uids: list[int] = [entry.uid for entry in self.entries]
+        self.entries: list[EntryInfo] = snapshot.entries
+        self.uids: list[int] = uids if uids is not None else [e.uid for e in snapshot.entries]
+        self._shared = True
         self.highestmodseq = snapshot.mailbox.highestmodseq
         self.uidnext = snapshot.mailbox.uidnext
         self.recent: set[int] = set(recent)
         # Expunged in the store but not yet announced: still hold their sequence numbers.
         self.pending_expunges: set[int] = set()
         self.keywords: set[str] = set()
-        for entry in self.entries:
-            self.keywords.update(entry.keywords)
+        if keywords is None:
+            for entry in self.entries:
+                self.keywords.update(entry.keywords)
+        else:
+            self.keywords.update(keywords)
+        self._first_unseen = first_unseen
+
+    def _own(self) -> None:
+        """Copy the shared lists before this view changes them."""
+        self._first_unseen = -1
+        if self._shared:
+            self.entries = list(self.entries)
+            self.uids = list(self.uids)
+            self._shared = False
 
     @property
     def mailbox_id(self) -> int:
@@ -79,6 +101,8 @@ class SelectedMailbox:
         return None
 
     def first_unseen(self) -> int | None:
+        if self._first_unseen != -1:
+            return self._first_unseen
         for index, entry in enumerate(self.entries):
             if not entry.flags & SEEN:
                 return index + 1
@@ -100,6 +124,7 @@ class SelectedMailbox:
         for entry in updated:
             index = self.index_of(entry.uid)
             if index is not None:
+                self._own()
                 self.entries[index] = entry
                 self.keywords.update(entry.keywords)
         # highestmodseq stays: only a delta may move it, or changes other sessions committed
@@ -127,6 +152,7 @@ class SelectedMailbox:
             if index is None:
                 continue
             known = self.entries[index]
+            self._own()
             flags_changed = known.flags != entry.flags or known.keywords != entry.keywords
             self.entries[index] = entry
             self.keywords.update(entry.keywords)
@@ -136,6 +162,7 @@ class SelectedMailbox:
             if self.index_of(uid) is not None:
                 self.pending_expunges.add(uid)
         if new_entries:
+            self._own()
             if claim_recent is not None:
                 self.recent.update(claim_recent([entry.uid for entry in new_entries]))
             for entry in new_entries:
@@ -164,6 +191,8 @@ class SelectedMailbox:
         drop = set(indexes)
         self.entries = [entry for index, entry in enumerate(self.entries) if index not in drop]
         self.uids = [entry.uid for entry in self.entries]
+        self._shared = False
+        self._first_unseen = -1
         self.recent.difference_update(gone)
         return lines
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from gateway.store.flags import SEEN
 from gateway.store.mailbox_sync import MailboxDelta, MailboxSnapshot
 from gateway.store.views import EntryInfo
 
@@ -38,30 +39,64 @@ def apply_delta(snapshot: MailboxSnapshot, delta: MailboxDelta) -> MailboxSnapsh
     return MailboxSnapshot(delta.mailbox, entries)
 
 
+class CachedMailbox:
+    """A snapshot and what every SELECT derives from it, computed once and then shared.
+
+    Sessions hold these lists read-only until they change their own view (copy on write), so
+    a thousand sessions on one big INBOX cost one copy of it, not a thousand.
+    """
+
+    __slots__ = ("_first_unseen", "keywords", "snapshot", "uids")
+
+    def __init__(self, snapshot: MailboxSnapshot) -> None:
+        self.snapshot = snapshot
+        self.uids: list[int] = [entry.uid for entry in snapshot.entries]
+        keywords: set[str] = set()
+        for entry in snapshot.entries:
+            if entry.keywords:
+                keywords.update(entry.keywords)
+        self.keywords = frozenset(keywords)
+        self._first_unseen: int | None = -1
+
+    @property
+    def first_unseen(self) -> int | None:
+        """1-based number of the first message without \\Seen, None if all are seen."""
+        if self._first_unseen == -1:
+            self._first_unseen = next(
+                (n for n, entry in enumerate(self.snapshot.entries, 1) if not entry.flags & SEEN),
+                None,
+            )
+        return self._first_unseen
+
+
 class SnapshotCache:
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self.capacity = capacity
-        self._snapshots: OrderedDict[int, MailboxSnapshot] = OrderedDict()
+        self._mailboxes: OrderedDict[int, CachedMailbox] = OrderedDict()
 
-    async def load(self, context: ServerContext, mailbox_id: int) -> MailboxSnapshot:
-        cached = self._snapshots.get(mailbox_id)
+    async def load(self, context: ServerContext, mailbox_id: int) -> CachedMailbox:
+        cached = self._mailboxes.get(mailbox_id)
         if cached is None:
             snapshot = await context.call(context.store.load_mailbox, mailbox_id=mailbox_id)
+            loaded = CachedMailbox(snapshot)
         else:
             delta = await context.call(
                 context.store.mailbox_delta,
                 mailbox_id=mailbox_id,
-                since_modseq=cached.mailbox.highestmodseq,
+                since_modseq=cached.snapshot.mailbox.highestmodseq,
             )
-            snapshot = apply_delta(cached, delta)
-        current = self._snapshots.get(mailbox_id)
+            if not delta.changed and not delta.expunged:
+                return cached
+            loaded = CachedMailbox(apply_delta(cached.snapshot, delta))
+        current = self._mailboxes.get(mailbox_id)
         # Another session may have stored a newer one while we awaited: keep the newest.
-        if current is None or current.mailbox.highestmodseq <= snapshot.mailbox.highestmodseq:
-            self._snapshots[mailbox_id] = snapshot
-        self._snapshots.move_to_end(mailbox_id)
-        while len(self._snapshots) > self.capacity:
-            self._snapshots.popitem(last=False)
-        return snapshot
+        newest = loaded.snapshot.mailbox.highestmodseq
+        if current is None or current.snapshot.mailbox.highestmodseq <= newest:
+            self._mailboxes[mailbox_id] = loaded
+        self._mailboxes.move_to_end(mailbox_id)
+        while len(self._mailboxes) > self.capacity:
+            self._mailboxes.popitem(last=False)
+        return loaded
 
     def forget(self, mailbox_id: int) -> None:
-        self._snapshots.pop(mailbox_id, None)
+        self._mailboxes.pop(mailbox_id, None)
