@@ -14,6 +14,8 @@ Dovecot 2.3.19 behaviour reproduced here (checked by tests/system/test_fetch_vs_
 - HEADER.FIELDS[.NOT]: field names match case-insensitively, continuation lines follow their
   field, every emitted line ends in CRLF; HEADER.FIELDS always ends with the blank line,
   HEADER.FIELDS.NOT only when the header had one.
+- A header with an empty body right before a boundary ends without its last line end (it
+  belongs to the boundary), but HEADER.FIELDS[.NOT] still sees the blank line.
 - A partial whose origin is past the end gives an empty string.
 - NUL octets become 0x80: RFC 3501 §4.3 forbids NUL in a literal, and Dovecot does the same.
 

@@ -190,9 +190,7 @@ CLIENT_LINES = [
     (b'4 LIST () "" %', List("4", "", ("%",), extended=True)),
     (
         b'5 LIST (SUBSCRIBED RECURSIVEMATCH) "" % RETURN ()',
-        List(
-            "5", "", ("%",), selection=frozenset({"SUBSCRIBED", "RECURSIVEMATCH"}), extended=True
-        ),
+        List("5", "", ("%",), selection=frozenset({"SUBSCRIBED", "RECURSIVEMATCH"}), extended=True),
     ),
     (
         b'6 list "" % return (status (uidnext uidvalidity))',
@@ -202,7 +200,10 @@ CLIENT_LINES = [
     (b'7 LSUB "" %', Lsub("7", "", "%")),
     # --- ENABLE / IDLE / COMPRESS ---
     (b"t1 ENABLE CONDSTORE", Enable("t1", ("CONDSTORE",))),
-    (b"t2 enable qresync condstore utf8=accept", Enable("t2", ("QRESYNC", "CONDSTORE", "UTF8=ACCEPT"))),
+    (
+        b"t2 enable qresync condstore utf8=accept",
+        Enable("t2", ("QRESYNC", "CONDSTORE", "UTF8=ACCEPT")),
+    ),
     (b"A4 IDLE", Idle("A4")),
     (b"A5 COMPRESS deflate", Compress("A5", "DEFLATE")),
     # --- selected, no arguments ---
@@ -302,7 +303,7 @@ def test_login_with_two_synchronising_literals() -> None:
     assert parser.next_event() == LiteralContinuation("A1", 5)
     parser.receive_data(b"alice {11}\r\n")
     assert parser.next_event() == LiteralContinuation("A1", 11)
-    parser.receive_data(b"pass\r\nw\"ord\r\n")
+    parser.receive_data(b'pass\r\nw"ord\r\n')
     assert parser.next_event() == Login("A1", "alice", 'pass\r\nw"ord')
 
 
@@ -353,11 +354,20 @@ BAD_LINES = [
     (b'A1 LOGIN "a\\lice" x', CommandError("A1", "BAD", "bad escape in quoted string")),
     (b"A1 LOGIN \xff\xfe x", CommandError("A1", "BAD", "expected user name")),
     (b'A1 LOGIN "\xff\xfe" x', CommandError("A1", "BAD", "string is not valid utf-8")),
-    (b"A1 AUTHENTICATE PLAIN AHV=zZXI", CommandError("A1", "BAD", "initial response is not valid base64")),
+    (
+        b"A1 AUTHENTICATE PLAIN AHV=zZXI",
+        CommandError("A1", "BAD", "initial response is not valid base64"),
+    ),
     (b"A1 SELECT", CommandError("A1", "BAD", "missing argument")),
-    (b"A1 SELECT INBOX (FOO)", CommandError("A1", "BAD", "unknown or repeated select parameter FOO")),
+    (
+        b"A1 SELECT INBOX (FOO)",
+        CommandError("A1", "BAD", "unknown or repeated select parameter FOO"),
+    ),
     (b"A1 SELECT INBOX ()", CommandError("A1", "BAD", "empty select parameters")),
-    (b"A1 SELECT INBOX (CONDSTORE", CommandError("A1", "BAD", "expected ')' to close select parameters")),
+    (
+        b"A1 SELECT INBOX (CONDSTORE",
+        CommandError("A1", "BAD", "expected ')' to close select parameters"),
+    ),
     (b"A1 SELECT INBOX (QRESYNC (0 5))", CommandError("A1", "BAD", "UIDVALIDITY out of range")),
     (b"A1 SELECT INBOX (QRESYNC (1 0))", CommandError("A1", "BAD", "mod-sequence out of range")),
     (
@@ -365,40 +375,83 @@ BAD_LINES = [
         CommandError("A1", "BAD", "mod-sequence out of range"),
     ),
     (b"A1 SELECT INBOX (QRESYNC (1 2 1:*))", CommandError("A1", "BAD", "'*' not allowed here")),
-    (b"A1 SELECT &Jjo", CommandError("A1", "BAD", "bad mailbox name: unterminated '&' in mailbox name")),
     (
-        b'A1 SELECT "&AGE-"',
-        CommandError("A1", "BAD", "bad mailbox name: printable ASCII encoded in mailbox name: &AGE-"),
+        b"A1 SELECT &Jjo",
+        CommandError("A1", "BAD", "bad mailbox name: unterminated '&' in mailbox name"),
     ),
     (
-        "A1 SELECT \"Entwürfe\"".encode(),
+        b'A1 SELECT "&AGE-"',
+        CommandError(
+            "A1", "BAD", "bad mailbox name: printable ASCII encoded in mailbox name: &AGE-"
+        ),
+    ),
+    (
+        'A1 SELECT "Entwürfe"'.encode(),
         CommandError("A1", "BAD", "mailbox name is not modified UTF-7 (8-bit characters)"),
     ),
     (b"A1 CREATE x (USE (Sent))", CommandError("A1", "BAD", "expected special-use attribute")),
-    (b"A1 CREATE x (FOO (\\Sent))", CommandError("A1", "BAD", "unknown or repeated create parameter FOO")),
+    (
+        b"A1 CREATE x (FOO (\\Sent))",
+        CommandError("A1", "BAD", "unknown or repeated create parameter FOO"),
+    ),
     (b"A1 STATUS INBOX ()", CommandError("A1", "BAD", "empty status items")),
     (b"A1 STATUS INBOX (MESSAGES FOO)", CommandError("A1", "BAD", "unknown status item FOO")),
     (b"A1 STATUS INBOX MESSAGES", CommandError("A1", "BAD", "expected '(' to open status items")),
     (b'A1 LIST (FOO) "" %', CommandError("A1", "BAD", "unknown LIST selection option FOO")),
-    (b'A1 LIST (RECURSIVEMATCH) "" %', CommandError("A1", "BAD", "RECURSIVEMATCH needs another selection option")),
-    (b'A1 LIST "" % RETURN (FOO)', CommandError("A1", "BAD", "unknown or repeated LIST return option FOO")),
+    (
+        b'A1 LIST (RECURSIVEMATCH) "" %',
+        CommandError("A1", "BAD", "RECURSIVEMATCH needs another selection option"),
+    ),
+    (
+        b'A1 LIST "" % RETURN (FOO)',
+        CommandError("A1", "BAD", "unknown or repeated LIST return option FOO"),
+    ),
     (b'A1 LIST "" % FOO (CHILDREN)', CommandError("A1", "BAD", "expected RETURN")),
     (b'A1 LIST "" ()', CommandError("A1", "BAD", "empty patterns")),
-    (b"A1 LIST \"\"", CommandError("A1", "BAD", "missing argument")),
+    (b'A1 LIST ""', CommandError("A1", "BAD", "missing argument")),
+    (
+        b'A1 LIST "" "&Jjo"',
+        CommandError("A1", "BAD", "bad mailbox name: unterminated '&' in mailbox name"),
+    ),
+    (
+        b'A1 LIST "&U,BTFw-&ZeVnLIqe-" %',
+        CommandError("A1", "BAD", "bad mailbox name: adjacent encoded runs in mailbox name"),
+    ),
+    (b'A1 LIST ((SUBSCRIBED)) "" %', CommandError("A1", "BAD", "expected selection option")),
+    (
+        b'A1 LIST (SUBSCRIBED "" %',
+        CommandError("A1", "BAD", "expected selection option"),
+    ),
+    (b"A1 STATUS INBOX ((MESSAGES)", CommandError("A1", "BAD", "expected status item")),
     (b"A1 ENABLE", CommandError("A1", "BAD", "ENABLE needs a capability")),
-    (b"A1 ID (\"name\")", CommandError("A1", "BAD", "expected space")),
-    (b"A1 ID (name \"x\")", CommandError("A1", "BAD", "expected string")),
+    (b'A1 ID ("name")', CommandError("A1", "BAD", "expected space")),
+    (b'A1 ID (name "x")', CommandError("A1", "BAD", "expected string")),
     (b"A1 IDLE now", CommandError("A1", "BAD", "unexpected characters at end of command")),
     (b"A1 EXPUNGE 1:5", CommandError("A1", "BAD", "unexpected characters at end of command")),
     (b"A1 UID EXPUNGE", CommandError("A1", "BAD", "missing argument")),
     (b"A1 UID EXPUNGE 0", CommandError("A1", "BAD", "sequence number out of range")),
     (b"A1 UID EXPUNGE 4294967296", CommandError("A1", "BAD", "sequence number out of range")),
-    (b'A1 APPEND INBOX "31-Feb-2024 10:00:00 +0000" {1+}\r\nx', CommandError("A1", "BAD", "bad date")),
-    (b'A1 APPEND INBOX "1-Foo-2024 10:00:00 +0000" {1+}\r\nx', CommandError("A1", "BAD", "bad month in date")),
-    (b'A1 APPEND INBOX "1-Jan-2024 25:00:00 +0000" {1+}\r\nx', CommandError("A1", "BAD", "bad time in date-time")),
-    (b'A1 APPEND INBOX "1-Jan-2024 10:00:00 +0099" {1+}\r\nx', CommandError("A1", "BAD", "bad time zone in date-time")),
-    (b'A1 APPEND INBOX "1-Jan-2024 10:00:00" {1+}\r\nx', CommandError("A1", "BAD", "bad date-time")),
-    (b"A1 APPEND INBOX (\\Seen) \"hello\"", CommandError("A1", "BAD", "bad date-time")),
+    (
+        b'A1 APPEND INBOX "31-Feb-2024 10:00:00 +0000" {1+}\r\nx',
+        CommandError("A1", "BAD", "bad date"),
+    ),
+    (
+        b'A1 APPEND INBOX "1-Foo-2024 10:00:00 +0000" {1+}\r\nx',
+        CommandError("A1", "BAD", "bad month in date"),
+    ),
+    (
+        b'A1 APPEND INBOX "1-Jan-2024 25:00:00 +0000" {1+}\r\nx',
+        CommandError("A1", "BAD", "bad time in date-time"),
+    ),
+    (
+        b'A1 APPEND INBOX "1-Jan-2024 10:00:00 +0099" {1+}\r\nx',
+        CommandError("A1", "BAD", "bad time zone in date-time"),
+    ),
+    (
+        b'A1 APPEND INBOX "1-Jan-2024 10:00:00" {1+}\r\nx',
+        CommandError("A1", "BAD", "bad date-time"),
+    ),
+    (b'A1 APPEND INBOX (\\Seen) "hello"', CommandError("A1", "BAD", "bad date-time")),
     (b"A1 APPEND INBOX hello", CommandError("A1", "BAD", "expected literal")),
 ]
 
@@ -539,3 +592,18 @@ def test_literal_announcement_inside_quoted_string_is_rejected_before_continuati
     parser = CommandParser()
     parser.receive_data(b'A1 LOGIN "abc {5}\r\n')
     assert parser.next_event() == CommandError("A1", "BAD", "unterminated quoted string")
+
+
+def test_re_parsing_at_literals_is_bounded() -> None:
+    # Each literal announcement re-checks the command so far; long lines between many
+    # literals would make that quadratic, so the command is refused instead.
+    data = b"A1 SEARCH ALL" + b"".join(b" SEEN" * 2000 + b" TEXT {1+}\r\nx" for _ in range(60))
+    assert commands(data + b"\r\nA2 NOOP\r\n") == [
+        CommandError("A1", "BAD", "command too complex"),
+        Noop("A2"),
+    ]
+    # Many short literals are fine.
+    data = b"A3 SEARCH ALL" + b" TEXT {1+}\r\nx" * 60 + b"\r\n"
+    [search] = commands(data)
+    assert search.tag == "A3"
+    assert not isinstance(search, CommandError)

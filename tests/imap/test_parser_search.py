@@ -151,7 +151,7 @@ CLIENT_SEARCHES = [
         ),
     ),
     (
-        b"A283 SEARCH TEXT \"string not in mailbox\"",
+        b'A283 SEARCH TEXT "string not in mailbox"',
         search("A283", SearchText("string not in mailbox")),
     ),
     (
@@ -180,9 +180,7 @@ CLIENT_SEARCHES = [
     ),
     (
         b"A284 SEARCH return (all max min count) SEEN",
-        search(
-            "A284", SearchFlag("\\Seen"), return_options=("ALL", "MAX", "MIN", "COUNT")
-        ),
+        search("A284", SearchFlag("\\Seen"), return_options=("ALL", "MAX", "MIN", "COUNT")),
     ),
     # RFC 7162 §3.1.5 example
     (
@@ -259,13 +257,22 @@ SEARCH_ERRORS = [
     (b"A1 SEARCH LARGER 4294967296", CommandError("A1", "BAD", "size out of range")),
     (b"A1 SEARCH 0", CommandError("A1", "BAD", "sequence number out of range")),
     (b"A1 SEARCH 1:0", CommandError("A1", "BAD", "sequence number out of range")),
-    (b"A1 SEARCH UID 99999999999999999999999", CommandError("A1", "BAD", "sequence number out of range")),
+    (
+        b"A1 SEARCH UID 99999999999999999999999",
+        CommandError("A1", "BAD", "sequence number out of range"),
+    ),
     (b"A1 SEARCH 1,", CommandError("A1", "BAD", "expected sequence number")),
     (b"A1 SEARCH $", CommandError("A1", "BAD", "unknown search key $")),
     (b"A1 SEARCH KEYWORD \\Seen", CommandError("A1", "BAD", "expected keyword")),
-    (b"A1 SEARCH MODSEQ 9223372036854775808", CommandError("A1", "BAD", "mod-sequence out of range")),
+    (
+        b"A1 SEARCH MODSEQ 9223372036854775808",
+        CommandError("A1", "BAD", "mod-sequence out of range"),
+    ),
     (b'A1 SEARCH MODSEQ "/flags/x" other 5', CommandError("A1", "BAD", "bad MODSEQ entry type")),
-    (b"A1 SEARCH RETURN (SAVE) ALL", CommandError("A1", "BAD", "unknown SEARCH return option SAVE")),
+    (
+        b"A1 SEARCH RETURN (SAVE) ALL",
+        CommandError("A1", "BAD", "unknown SEARCH return option SAVE"),
+    ),
     (b"A1 SEARCH RETURN MIN ALL", CommandError("A1", "BAD", "expected '(' to open return options")),
     (
         b"A1 SEARCH CHARSET KLINGON ALL",
@@ -273,7 +280,10 @@ SEARCH_ERRORS = [
     ),
     (b"A1 SEARCH CHARSET UTF-8", CommandError("A1", "BAD", "missing argument")),
     (b'A1 SEARCH SUBJECT "\xff"', CommandError("A1", "BAD", "string is not valid utf-8")),
-    (b"A1 SEARCH CHARSET US-ASCII SUBJECT {1+}\r\n\xff", CommandError("A1", "BAD", "string is not valid utf-8")),
+    (
+        b"A1 SEARCH CHARSET US-ASCII SUBJECT {1+}\r\n\xff",
+        CommandError("A1", "BAD", "string is not valid utf-8"),
+    ),
 ]
 
 

@@ -8,6 +8,8 @@ everything before it was valid, so the client may be told to send it.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Sequence
 from typing import Final, Literal, TypeVar
 
@@ -40,6 +42,16 @@ _SYSTEM_FLAGS: Final = {
     name.upper(): name
     for name in ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", "\\Recent")
 }
+
+
+# RFC 3501 §9 quoted: QUOTED-CHAR is any TEXT-CHAR but quoted-specials, or "\" quoted-specials.
+_QUOTED_BODY: Final = re.compile(rb'(?:[^"\\\r\n\x00]|\\["\\])*')
+_QUOTED_ESCAPE: Final = re.compile(rb'\\(["\\])')
+
+
+@functools.cache
+def _run_pattern(allowed: frozenset[int]) -> re.Pattern[bytes]:
+    return re.compile(b"[" + b"".join(re.escape(bytes([byte])) for byte in sorted(allowed)) + b"]*")
 
 
 class ParseError(Exception):
@@ -120,11 +132,10 @@ class Reader:
     def read_run(self, allowed: frozenset[int]) -> bytes:
         """The longest run of `allowed` bytes on the current line (possibly empty)."""
         line = self._lines[self._index]
-        start = end = self._position
-        while end < len(line) and line[end] in allowed:
-            end += 1
-        self._position = end
-        return line[start:end]
+        match = _run_pattern(allowed).match(line, self._position)
+        assert match is not None  # noqa: S101 - a `*` pattern always matches
+        self._position = match.end()
+        return match.group()
 
     # --- atoms and numbers ----------------------------------------------------------------
 
@@ -170,26 +181,20 @@ class Reader:
         """RFC 3501 §9 quoted; 8-bit text is tolerated (RFC 6855 clients send UTF-8)."""
         self.expect_byte(DQUOTE, "quoted string")
         line = self._lines[self._index]
-        value = bytearray()
-        position = self._position
-        while True:
-            if position >= len(line):
-                raise ParseError("unterminated quoted string")
-            byte = line[position]
-            if byte == DQUOTE:
-                break
-            if byte == BACKSLASH:
-                # Only quoted-specials may be escaped.
-                if position + 1 >= len(line) or line[position + 1] not in (DQUOTE, BACKSLASH):
-                    raise ParseError("bad escape in quoted string")
-                position += 1
-                byte = line[position]
-            elif byte in (0x00, 0x0D, 0x0A):
-                raise ParseError("control character in quoted string")
-            value.append(byte)
-            position += 1
-        self._position = position + 1
-        return bytes(value)
+        match = _QUOTED_BODY.match(line, self._position)
+        assert match is not None  # noqa: S101 - a `*` pattern always matches
+        end = match.end()
+        if end >= len(line):
+            raise ParseError("unterminated quoted string")
+        if line[end] != DQUOTE:
+            # Only quoted-specials may be escaped; CR, LF and NUL cannot be quoted at all.
+            raise ParseError(
+                "bad escape in quoted string"
+                if line[end] == BACKSLASH
+                else "control character in quoted string"
+            )
+        self._position = end + 1
+        return _QUOTED_ESCAPE.sub(rb"\1", match.group())
 
     def read_literal(self, *, limit: int | None = None) -> bytes:
         """The literal at the cursor; `limit` defaults to the limit for string literals."""

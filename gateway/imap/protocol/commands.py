@@ -73,7 +73,7 @@ class Login(Command):
 
 @dataclass(frozen=True)
 class QResyncParameters:
-    """SELECT (QRESYNC (uidvalidity modseq [known-uids [(seq-match uid-match)]])), RFC 7162 §3.2.5."""
+    """SELECT (QRESYNC (uidvalidity modseq [known-uids [(seqs uids)]])), RFC 7162 §3.2.5."""
 
     uidvalidity: int
     modseq: int

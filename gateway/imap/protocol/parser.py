@@ -21,6 +21,10 @@ _EventT = TypeVar("_EventT", Command, CommandError, Command | CommandError)
 
 # At most this many literals in one command (LOGIN needs 2, a long SEARCH a handful).
 MAX_LITERALS_PER_COMMAND: Final = 64
+# Each literal announcement re-parses the command so far; this many times max_line_length
+# bytes of such re-parsing per command stops a quadratic blow-up (real clients use a
+# fraction of it: their lines between literals are short).
+VALIDATION_BUDGET_LINES: Final = 8
 _MAX_LITERAL_DIGITS: Final = 20
 _UNLIMITED: Final = 2**64
 
@@ -64,6 +68,7 @@ class CommandParser:
         self._max_line_length = max_line_length
         self._max_literal_size = max_literal_size
         self._buffer = bytearray()
+        self._scanned = 0  # leading buffer bytes known to hold no LF (no rescans when dribbled)
         # The command being framed: its lines (announcements stripped) and literals so far.
         self._lines: list[bytes] = []
         self._literals: list[bytes] = []
@@ -73,6 +78,7 @@ class CommandParser:
         self._skip_bytes = 0  # a literal to swallow unbuffered
         self._skip_line = False  # discarding up to the next LF
         self._error: CommandError | None = None  # reported when the bad command ends
+        self._validation_work = 0  # bytes re-parsed at literal announcements so far
 
     # --- public API -----------------------------------------------------------------------
 
@@ -93,7 +99,7 @@ class CommandParser:
         """Take the unread input; after STARTTLS it must be dropped (RFC 3501 §6.2.1,
         injection), after COMPRESS it is compressed and must be re-fed (RFC 4978 §3)."""
         data = bytes(self._buffer)
-        self._buffer.clear()
+        self._consume(len(data))
         return data
 
     def next_line(self) -> bytes | NeedData:
@@ -107,16 +113,16 @@ class CommandParser:
             raise RuntimeError("next_line() in the middle of a command")
         if self._skip_line and not self._skip_to_line_end():
             return NEED_DATA
-        end = self._buffer.find(b"\n", 0, self._max_line_length + 2)
+        end = self._find_newline(self._max_line_length + 2)
         if end < 0:
             if len(self._buffer) < self._max_line_length + 2:
                 return NEED_DATA
             line = bytes(self._buffer[: self._max_line_length])
-            self._buffer.clear()
+            self._consume(len(self._buffer))
             self._skip_line = True
             return line
         line = bytes(self._buffer[:end]).removesuffix(b"\r")
-        del self._buffer[: end + 1]
+        self._consume(end + 1)
         return line[: self._max_line_length]
 
     def next_event(self) -> Command | LiteralContinuation | CommandError | NeedData:
@@ -125,7 +131,7 @@ class CommandParser:
             if self._skip_bytes:
                 # Swallowing a literal of a rejected command (RFC 7888 §4) without keeping it.
                 skipped = min(self._skip_bytes, len(self._buffer))
-                del self._buffer[:skipped]
+                self._consume(skipped)
                 self._skip_bytes -= skipped
                 if self._skip_bytes:
                     return NEED_DATA
@@ -134,7 +140,7 @@ class CommandParser:
                 if len(self._buffer) < self._literal_expected:
                     return NEED_DATA
                 self._literals.append(bytes(self._buffer[: self._literal_expected]))
-                del self._buffer[: self._literal_expected]
+                self._consume(self._literal_expected)
                 self._literal_expected = None
                 continue
             if self._skip_line:
@@ -162,12 +168,22 @@ class CommandParser:
             or self._literal_expected is not None
         )
 
+    def _consume(self, count: int) -> None:
+        del self._buffer[:count]
+        self._scanned = 0
+
+    def _find_newline(self, limit: int) -> int:
+        """Index of the first LF within `limit` bytes, or -1; each byte is scanned once."""
+        end = self._buffer.find(b"\n", self._scanned, limit)
+        self._scanned = 0 if end >= 0 else min(len(self._buffer), limit)
+        return end
+
     def _skip_to_line_end(self) -> bool:
         end = self._buffer.find(b"\n")
         if end < 0:
-            self._buffer.clear()
+            self._consume(len(self._buffer))
             return False
-        del self._buffer[: end + 1]
+        self._consume(end + 1)
         self._skip_line = False
         return True
 
@@ -177,12 +193,12 @@ class CommandParser:
         An overlong line becomes the command's error, and is dropped up to its LF.
         """
         limit = self._max_line_length
-        end = self._buffer.find(b"\n", 0, limit + 2)
+        end = self._find_newline(limit + 2)
         if end < 0 and len(self._buffer) < limit + 2:
             return None
         line = None if end < 0 else bytes(self._buffer[:end]).removesuffix(b"\r")
         if line is not None and len(line) <= limit:
-            del self._buffer[: end + 1]
+            self._consume(end + 1)
             return line
         if self._error is None:
             tag = self._tag if self._lines else _leading_tag(self._buffer[:limit])
@@ -215,6 +231,9 @@ class CommandParser:
         start, size, synchronising = announcement
         self._lines.append(line[:start])
         # The command must be valid up to the literal before the client may send it.
+        self._validation_work += self._command_size  # what the parse below reads again
+        if self._validation_work > VALIDATION_BUDGET_LINES * self._max_line_length:
+            return self._fail(CommandError(self._tag, "BAD", "command too complex"), announcement)
         parsed = self._parse(pending_literal=size)
         error = parsed if isinstance(parsed, CommandError) else self._check_literal(size)
         if error is not None:
@@ -256,6 +275,7 @@ class CommandParser:
         self._lines.clear()
         self._literals.clear()
         self._command_size = 0
+        self._validation_work = 0
         self._tag = None
         self._error = None
         return event

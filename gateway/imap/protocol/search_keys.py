@@ -79,7 +79,7 @@ class SearchSequence:
 
 @dataclass(frozen=True)
 class SearchModSeq:
-    """MODSEQ n (RFC 7162 §3.1.5); entry-name/type are parsed and ignored (one modseq per message)."""
+    """MODSEQ n (RFC 7162 §3.1.5); entry-name/type are parsed and ignored (one per message)."""
 
     modseq: int
 
