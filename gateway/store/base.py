@@ -21,6 +21,7 @@ from gateway.store.errors import NotFoundError
 from gateway.store.flags import decode_keywords
 from gateway.store.models import Mailbox, MailboxEntry, Message, ServerState, Source, User
 from gateway.store.notices import queue_change_notice
+from gateway.store.passwords import VerifiedPasswordCache
 from gateway.store.secrets_box import SecretBox
 from gateway.store.views import EntryInfo, MailboxInfo, SourceInfo, UserInfo
 
@@ -50,6 +51,7 @@ class StoreBase:
         self._secrets = secrets
         self.max_message_size = max_message_size
         self._listeners: list[ChangeListener] = []
+        self._verified_passwords = VerifiedPasswordCache()
 
     def _analysis_pool(self) -> ProcessPoolExecutor | None:
         """Worker processes for bulk message analysis, started on first use (None: inline)."""

@@ -15,6 +15,7 @@ from gateway.store.migrations import upgrade_database
 from gateway.store.search_data import SearchDataOperations
 from gateway.store.secrets_box import SecretBox, load_or_create_key
 from gateway.store.sources import SourceOperations
+from gateway.store.sync_state import SyncStateOperations
 from gateway.store.users import UserOperations
 
 
@@ -28,6 +29,7 @@ class MailStore(
     FetchDataOperations,
     SearchDataOperations,
     ChangeFeedOperations,
+    SyncStateOperations,
 ):
     """Users, sources, mailboxes and messages, with durable ingest and a change log."""
 

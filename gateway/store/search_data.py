@@ -10,9 +10,9 @@ SQL-side ASCII pre-filter saved less than it cost (see the report in docs/benchm
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, get_args
+from operator import itemgetter
+from typing import BinaryIO, Literal, NamedTuple, get_args
 
 from sqlalchemy import select
 
@@ -41,9 +41,11 @@ SEARCH_FIELDS: tuple[SearchField, ...] = get_args(SearchField)
 _READ_CHUNK = 256 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class SearchFields:
-    """The requested searchable columns of one message; fields not requested stay None."""
+class SearchFields(NamedTuple):
+    """The requested searchable columns of one message; fields not requested stay None.
+
+    A named tuple: SEARCH builds one per message per query, and a tuple is built fastest.
+    """
 
     size: int | None = None
     internal_date: datetime | None = None
@@ -76,14 +78,30 @@ class SearchDataOperations(StoreBase):
     ) -> Iterator[dict[int, SearchFields]]:
         """Like `search_message_fields`, one dict per query, so that large text columns
         (body_text: up to 128 KiB a message) never pile up for a whole mailbox."""
-        names = [name for name in SEARCH_FIELDS if name in set(fields)]
+        wanted = set(fields)
+        names = [name for name in SEARCH_FIELDS if name in wanted]
         if not names:
             raise ValueError("no search field requested")
         columns = [MESSAGES.c.id, *(MESSAGES.c[name] for name in names)]
-        for chunk in chunked_ids(sorted(set(message_ids))):
-            with self.database.read() as session:
-                rows = session.execute(select(*columns).where(MESSAGES.c.id.in_(chunk))).all()
-            yield {row[0]: _fields(names, row) for row in rows}
+        # Builds a whole SearchFields from (id, *columns, None) in C: a named tuple per row
+        # is the cheapest view when a SUBJECT search reads 10,000 rows.
+        missing = len(names) + 1
+        pick = itemgetter(
+            *(names.index(name) + 1 if name in wanted else missing for name in SEARCH_FIELDS)
+        )
+        make = SearchFields._make
+        with self.database.read() as session:
+            for chunk in chunked_ids(sorted(set(message_ids))):
+                low, high = chunk[0], chunk[-1]
+                if high - low < 2 * len(chunk):
+                    # Dense ids (a mailbox ingested in batches): a range scan binds two
+                    # values instead of 500.
+                    condition = MESSAGES.c.id.between(low, high)
+                else:
+                    condition = MESSAGES.c.id.in_(chunk)
+                rows = session.execute(select(*columns).where(condition)).all()
+                members = set(chunk)
+                yield {row[0]: make(pick((*row, None))) for row in rows if row[0] in members}
 
     def read_body_texts(self, *, message_id: int) -> Iterator[str]:
         """The whole decoded text of each text part, read from the blob, part by part.
@@ -118,20 +136,37 @@ class SearchDataOperations(StoreBase):
                     data.content_transfer_encoding, data.charset(), span.end - span.body_start
                 )
                 blob.seek(span.body_start)
-                remaining = span.end - span.body_start
-                while remaining > 0:
-                    piece = blob.read(min(_READ_CHUNK, remaining))
-                    if not piece:
-                        break
-                    collector.feed(piece)
-                    remaining -= len(piece)
+                for lines in _whole_lines(blob, span.end - span.body_start):
+                    collector.feed(lines)
                 text = collector.finish()
                 if text:
                     yield text
 
 
-def _fields(names: list[SearchField], row: Any) -> SearchFields:
-    return SearchFields(**dict(zip(names, row[1:], strict=True)))
+def _whole_lines(blob: BinaryIO, size: int) -> Iterator[bytes]:
+    """`size` bytes from the blob in large pieces that end at a line end (but the last).
+
+    TextCollector decodes a piece that starts a line in one run, but one that continues a
+    line line by line, which is many times slower.
+    """
+    carry = b""
+    remaining = size
+    while remaining > 0:
+        piece = blob.read(min(_READ_CHUNK, remaining))
+        if not piece:
+            break
+        remaining -= len(piece)
+        piece = carry + piece
+        cut = piece.rfind(b"\n") + 1
+        if cut == 0 and len(piece) < _READ_CHUNK * 4:
+            carry = piece  # an over-long line: keep reading, up to a bound
+            continue
+        if cut == 0:
+            cut = len(piece)
+        carry = piece[cut:]
+        yield piece[:cut]
+    if carry:
+        yield carry
 
 
 def _part_data(header: bytes, *, in_multipart: bool) -> PartData:

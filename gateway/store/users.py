@@ -75,10 +75,14 @@ class UserOperations(StoreBase):
             # Spend the same work as a real check so timing does not reveal unknown names.
             verify_password(_dummy_hash(), password)
             return None
+        if self._verified_passwords.matches(name, user.password_hash, password):
+            return user_view(user)
         if not verify_password(user.password_hash, password):
             return None
         if needs_rehash(user.password_hash):
             self.set_user_password(name=name, password=password)
+        else:
+            self._verified_passwords.remember(name, user.password_hash, password)
         return user_view(user)
 
     def set_user_password(self, *, name: str, password: str) -> None:
@@ -89,11 +93,13 @@ class UserOperations(StoreBase):
             user = self._user_by_name(session, name)
             user.password_hash = password_hash
             session.add(user)
+        self._verified_passwords.forget(name)
 
     def delete_user(self, *, name: str) -> None:
         """Delete a user with all their mailboxes, messages and sources (blobs are GC'd later)."""
         with self.database.write() as session:
             session.delete(self._user_by_name(session, name))
+        self._verified_passwords.forget(name)
 
     def add_identity(
         self,

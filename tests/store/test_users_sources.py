@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
@@ -150,3 +152,18 @@ def test_delete_user_removes_their_mail_sources_and_leaves_others(store: MailSto
     assert store.mailbox_status(mailbox_id=bob_inbox.id).messages == 1
     with pytest.raises(NotFoundError):
         store.delete_user(name="alice")
+
+
+def test_login_cache_skips_argon2_but_never_a_wrong_or_changed_password(store: MailStore) -> None:
+    store.create_user(name="carol", password="first-pw")
+    started = time.perf_counter()
+    assert store.authenticate_user(name="carol", password="first-pw") is not None
+    full_check = time.perf_counter() - started
+    started = time.perf_counter()
+    assert store.authenticate_user(name="carol", password="first-pw") is not None
+    assert time.perf_counter() - started < full_check / 3
+    assert store.authenticate_user(name="carol", password="first-pw ") is None
+    assert store.authenticate_user(name="carol", password="") is None
+    store.set_user_password(name="carol", password="second-pw")
+    assert store.authenticate_user(name="carol", password="first-pw") is None
+    assert store.authenticate_user(name="carol", password="second-pw") is not None

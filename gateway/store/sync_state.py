@@ -1,0 +1,153 @@
+"""Sync state of sources (for the admin panel and the scheduler) and cross-process leases.
+
+Leases are one conditional UPDATE whose row count says who won: correct on PostgreSQL (row
+lock, READ COMMITTED re-check of the WHERE clause) and on SQLite (writers serialise), so two
+gateway processes never sync one source at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import CursorResult, or_, update
+from sqlmodel import col, select
+
+from gateway.store.base import StoreBase
+from gateway.store.errors import NotFoundError
+from gateway.store.models import Origin, Source
+
+_MAX_ERROR_TEXT = 500
+
+
+class SyncStateOperations(StoreBase):
+    def record_sync_success(
+        self,
+        source_id: int,
+        *,
+        fetched: int,
+        bytes: int,
+        now: datetime,
+        next_run_at: datetime | None,
+    ) -> None:
+        """A sync finished: clear the error, reset the failure count, add to the counters."""
+        self._update_source(
+            source_id,
+            last_attempt_at=now,
+            last_success_at=now,
+            last_error=None,
+            last_error_class=None,
+            consecutive_failures=0,
+            next_run_at=next_run_at,
+            messages_fetched=col(Source.messages_fetched) + fetched,
+            bytes_fetched=col(Source.bytes_fetched) + bytes,
+        )
+
+    def record_sync_failure(
+        self,
+        source_id: int,
+        *,
+        error_class: str,
+        message: str,
+        now: datetime,
+        next_run_at: datetime | None,
+        fetched: int = 0,
+        bytes: int = 0,
+    ) -> None:
+        """A sync failed: keep its class and short message, count consecutive failures.
+
+        `fetched`/`bytes` count what was stored before the failure (it stays stored).
+        """
+        self._update_source(
+            source_id,
+            last_attempt_at=now,
+            last_error=message[:_MAX_ERROR_TEXT],
+            last_error_class=error_class,
+            consecutive_failures=col(Source.consecutive_failures) + 1,
+            next_run_at=next_run_at,
+            messages_fetched=col(Source.messages_fetched) + fetched,
+            bytes_fetched=col(Source.bytes_fetched) + bytes,
+        )
+
+    def acquire_source_lease(
+        self, source_id: int, *, owner: str, ttl_seconds: float, now: datetime
+    ) -> bool:
+        """Take the source for `ttl_seconds` if it is free, expired or already ours."""
+        expires = now + timedelta(seconds=ttl_seconds)
+        with self.database.write() as session:
+            result = session.execute(
+                update(Source)
+                .where(
+                    col(Source.id) == source_id,
+                    or_(
+                        col(Source.lease_owner).is_(None),
+                        col(Source.lease_owner) == owner,
+                        col(Source.lease_expires_at) < now,
+                    ),
+                )
+                .values(lease_owner=owner, lease_expires_at=expires)
+            )
+            return _rowcount(result) == 1
+
+    def take_over_source_lease(
+        self, source_id: int, *, stale_owner: str, owner: str, ttl_seconds: float, now: datetime
+    ) -> bool:
+        """Take a lease from an owner known to be dead (its process is gone), if still its."""
+        with self.database.write() as session:
+            result = session.execute(
+                update(Source)
+                .where(col(Source.id) == source_id, col(Source.lease_owner) == stale_owner)
+                .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=ttl_seconds))
+            )
+            return _rowcount(result) == 1
+
+    def renew_source_lease(
+        self, source_id: int, *, owner: str, ttl_seconds: float, now: datetime
+    ) -> bool:
+        """Extend our lease; False if it was lost (expired and taken by someone else)."""
+        with self.database.write() as session:
+            result = session.execute(
+                update(Source)
+                .where(col(Source.id) == source_id, col(Source.lease_owner) == owner)
+                .values(lease_expires_at=now + timedelta(seconds=ttl_seconds))
+            )
+            return _rowcount(result) == 1
+
+    def release_source_lease(self, source_id: int, *, owner: str) -> bool:
+        """Give the source back; only the owner can. False if it was not ours any more."""
+        with self.database.write() as session:
+            result = session.execute(
+                update(Source)
+                .where(col(Source.id) == source_id, col(Source.lease_owner) == owner)
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+            return _rowcount(result) == 1
+
+    def source_lease(self, source_id: int) -> tuple[str | None, datetime | None]:
+        """(owner, expiry) of a source's lease, for diagnostics and dead-owner takeover."""
+        with self.database.read() as session:
+            source = session.get(Source, source_id)
+            if source is None:
+                raise NotFoundError(f"no such source id: {source_id}")
+            return source.lease_owner, source.lease_expires_at
+
+    def origin_first_seen(self, *, source_id: int) -> dict[str, datetime]:
+        """UIDL → when it was first stored, for a POP3 source's delete-after-N-days policy."""
+        with self.database.read() as session:
+            rows = session.exec(
+                select(Origin.uidl, Origin.fetched_at).where(
+                    Origin.source_id == source_id, col(Origin.uidl).is_not(None)
+                )
+            )
+            return {uidl: fetched_at for uidl, fetched_at in rows if uidl is not None}
+
+    def _update_source(self, source_id: int, **values: object) -> None:
+        with self.database.write() as session:
+            result = session.execute(
+                update(Source).where(col(Source.id) == source_id).values(**values)
+            )
+            if _rowcount(result) != 1:
+                raise NotFoundError(f"no such source id: {source_id}")
+
+
+def _rowcount(result: object) -> int:
+    return result.rowcount if isinstance(result, CursorResult) else 0
