@@ -122,7 +122,7 @@ def test_concurrent_random_sessions_agree_with_the_store(
         try:
             for _ in range(120):
                 client.random_step()
-        except BaseException as error:  # noqa: BLE001 - reported to the main thread
+        except BaseException as error:
             failures.append(error)
 
     threads = [threading.Thread(target=work, args=(client,)) for client in clients]
