@@ -39,6 +39,15 @@ class FetchSource(Protocol):
         self, *, message_ids: Sequence[int], columns: AbstractSet[FetchColumn]
     ) -> dict[int, FetchData]: ...
 
+    def fetch_message_data_by_uid(
+        self,
+        *,
+        mailbox_id: int,
+        first_uid: int,
+        last_uid: int,
+        columns: AbstractSet[FetchColumn],
+    ) -> dict[int, FetchData]: ...
+
     def open_blob(self, *, blob_hash: str) -> BinaryIO: ...
 
 
@@ -85,6 +94,7 @@ def render_fetch(
     recent_uids: AbstractSet[int] = frozenset(),
     batch_bytes: int = 1 << 20,
     on_expunged: Callable[[int], None] | None = None,
+    mailbox_id: int | None = None,
 ) -> Iterator[bytes]:
     """`* <seq> FETCH (...)\\r\\n` for each (sequence number, entry), in chunks of about
     `batch_bytes` (a single larger response is a chunk of its own).
@@ -101,11 +111,7 @@ def render_fetch(
     pending_size = 0
     for first in range(0, len(targets), LOAD_BATCH):
         batch = targets[first : first + LOAD_BATCH]
-        loaded: dict[int, FetchData] = {}
-        if columns:
-            loaded = store.fetch_message_data(
-                message_ids=[entry.message_id for _, entry in batch], columns=columns
-            )
+        loaded = _load(store, batch, columns, mailbox_id)
         for sequence, entry in batch:
             message: _Message | None = None
             if columns:
@@ -139,6 +145,23 @@ def render_fetch(
                 pending_size = 0
     if pending:
         yield b"".join(pending)
+
+
+def _load(
+    store: FetchSource,
+    batch: Sequence[tuple[int, EntryInfo]],
+    columns: frozenset[FetchColumn],
+    mailbox_id: int | None,
+) -> dict[int, FetchData]:
+    first_uid, last_uid = batch[0][1].uid, batch[-1][1].uid
+    if mailbox_id is not None and len(batch) > 1 and last_uid - first_uid < 2 * len(batch):
+        # A dense run of UIDs (FETCH 1:*): one index range scan instead of an IN-list.
+        return store.fetch_message_data_by_uid(
+            mailbox_id=mailbox_id, first_uid=first_uid, last_uid=last_uid, columns=columns
+        )
+    return store.fetch_message_data(
+        message_ids=[entry.message_id for _, entry in batch], columns=columns
+    )
 
 
 def _render_entries_only(

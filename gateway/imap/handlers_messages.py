@@ -78,7 +78,11 @@ class MessageHandlers(SessionBase):
                     attributes.append(_FLAGS)
         targets = [(i + 1, selected.entries[i]) for i in indexes]
         chunks: Iterator[bytes] = render_fetch(
-            self.store, targets=targets, attributes=attributes, recent_uids=selected.recent
+            self.store,
+            targets=targets,
+            attributes=attributes,
+            recent_uids=selected.recent,
+            mailbox_id=selected.mailbox_id,
         )
         done = False
         while not done:

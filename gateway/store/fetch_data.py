@@ -14,7 +14,7 @@ from typing import Any, BinaryIO, Literal
 from sqlalchemy import select
 
 from gateway.store.base import StoreBase, chunked_ids
-from gateway.store.tables import MESSAGES
+from gateway.store.tables import MAILBOX_ENTRIES, MESSAGES
 
 FetchColumn = Literal[
     "blob_hash", "size", "internal_date", "envelope", "bodystructure", "body", "parts_json"
@@ -65,6 +65,38 @@ class FetchDataOperations(StoreBase):
                 for row in rows:
                     values = dict(zip(wanted, row[1:], strict=True))
                     result[row[0]] = FetchData(message_id=row[0], **values)
+        return result
+
+    def fetch_message_data_by_uid(
+        self,
+        *,
+        mailbox_id: int,
+        first_uid: int,
+        last_uid: int,
+        columns: Collection[FetchColumn],
+    ) -> dict[int, FetchData]:
+        """`columns` of the messages of a mailbox's UID range, keyed by message id.
+
+        One range scan of the (mailbox, UID) index: for `FETCH 1:*` this beats IN-lists of
+        ids (a fresh 500-value statement per chunk) by a wide margin.
+        """
+        wanted = [name for name in FETCH_COLUMNS if name in columns]
+        query = (
+            select(MESSAGES.c.id, *(_MODEL_COLUMNS[name] for name in wanted))
+            .select_from(
+                MAILBOX_ENTRIES.join(MESSAGES, MESSAGES.c.id == MAILBOX_ENTRIES.c.message_id)
+            )
+            .where(
+                MAILBOX_ENTRIES.c.mailbox_id == mailbox_id,
+                MAILBOX_ENTRIES.c.uid >= first_uid,
+                MAILBOX_ENTRIES.c.uid <= last_uid,
+            )
+        )
+        result: dict[int, FetchData] = {}
+        with self.database.engine.connect() as connection:
+            for row in connection.execute(query):
+                values = dict(zip(wanted, row[1:], strict=True))
+                result[row[0]] = FetchData(message_id=row[0], **values)
         return result
 
     def open_blob(self, *, blob_hash: str) -> BinaryIO:

@@ -14,7 +14,7 @@ from gateway.imap.protocol.fetch_items import FetchAttribute, Section
 from gateway.store import MailStore, NewMessage
 from gateway.store.fetch_data import FetchColumn, FetchData
 from gateway.store.views import EntryInfo
-from tests.support.corpus import generate_corpus, large_attachment
+from tests.support.corpus import crlf, generate_corpus, large_attachment
 from tests.support.imap_raw import parse_fetch
 
 NESTED = (
@@ -324,3 +324,23 @@ def test_fetch_message_data_leaves_out_missing_ids(store: MailStore) -> None:
     assert data.size == len(NESTED) and data.internal_date is not None
     assert data.internal_date.tzinfo is not None and data.internal_date.utcoffset() == timedelta(0)
     assert datetime.now(UTC) - data.internal_date < timedelta(minutes=5)
+
+
+def test_uid_range_load_equals_id_list_load(store: MailStore) -> None:
+    user = store.create_user(name="range", password="pw")
+    inbox = store.get_mailbox(user_id=user.id, name="INBOX").id
+    for number in range(12):
+        store.append_message(
+            mailbox_id=inbox, content=crlf(f"Subject: m{number}\n\nbody {number}\n")
+        )
+    store.set_flags(mailbox_id=inbox, uids=[4, 7], flags=["\\Deleted"], mode="add")
+    store.expunge(mailbox_id=inbox, uids=None)
+    entries = store.list_entries(mailbox_id=inbox)
+    assert [entry.uid for entry in entries[2:5]] == [3, 5, 6]
+    targets = list(enumerate(entries[2:10], 3))
+    attributes = [FetchAttribute("UID"), FetchAttribute("ENVELOPE"), FetchAttribute("RFC822.SIZE")]
+    by_range = b"".join(
+        render_fetch(store, targets=targets, attributes=attributes, mailbox_id=inbox)
+    )
+    by_ids = b"".join(render_fetch(store, targets=targets, attributes=attributes))
+    assert by_range == by_ids and by_range.count(b" FETCH (") == 8
