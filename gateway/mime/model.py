@@ -16,6 +16,12 @@ class PartSpan:
     message/rfc822 part (``is_message``) the body is an embedded message whose header is
     ``[body_start, message_body_start)`` and whose text is ``[message_body_start, end)``; the
     same holds for the root span, whose header is the message header.
+
+    A part with an empty body right before a boundary line (its header ended by its blank
+    line or cut short by the boundary line itself) ends where the boundary line begins, and
+    its header keeps the line end before that line.  Dovecot counts that line end as the
+    boundary's (RFC 2046 §5.1.1), so FETCH drops it from the header it serves
+    (gateway/imap/body_sections.py).
     """
 
     section: str

@@ -2,7 +2,8 @@
 
 Follows Dovecot's lib-mail/message-part-data.c: the first Content-Type, -Transfer-Encoding,
 -ID, -Description, -MD5, -Language and -Location win, Content-Disposition is re-read while it
-has no parameters, and for ENVELOPE (RFC 3501 §7.4.2) the last occurrence of a field wins.
+has no parameters, and for ENVELOPE (RFC 3501 §7.4.2) the last occurrence of a string field
+wins while the addresses of repeated address fields are joined into one list.
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ class EnvelopeData:
         if key in _ENVELOPE_STRINGS:
             self.strings[key] = header_strdup(value)
         elif key in _ENVELOPE_ADDRESSES:
-            self.addresses[key] = parse_address_list(value)
+            # Unlike the string fields, a repeated address field adds to the list (Dovecot).
+            self.addresses.setdefault(key, []).extend(parse_address_list(value))
 
     def render(self) -> bytes:
         """The ENVELOPE list contents, without the outer parentheses."""

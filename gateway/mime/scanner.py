@@ -5,10 +5,15 @@ current line (up to a fragment limit), each part's header block (capped) and the
 search text (capped).  Part boundaries follow Dovecot 2.3's lib-mail/message-parser.c so that
 sizes and line counts in BODYSTRUCTURE agree with it:
 
-* a boundary line is ``--`` + a boundary of any open multipart as a *prefix* of the line,
-  newest multipart first (RFC 2046 §5.1.1 says the same boundary may be reused when nested);
+* a boundary line is ``--`` + a boundary of any open multipart as a *prefix* of the line;
+  the longest such boundary wins, and of equal ones the newest multipart's (RFC 2046 §5.1.1
+  says the same boundary may be reused when nested);
+* a boundary line without a line end at the end of the message starts no new part;
 * the line ending before a boundary line belongs to the boundary, not to the part;
 * a part without a blank line after its headers has an empty body;
+* a boundary line ends a header block too (a part's MIME header or the header of an embedded
+  message/rfc822): the part then has an empty body, and a multipart cut short this way has
+  no children, since its own boundary is only known once its header has ended;
 * without MIME-Version or Content-Type, Content-* headers are ignored (RFC 2045 §4);
 * parts under multipart/digest default to message/rfc822 (RFC 2046 §5.1.5).
 """
@@ -88,6 +93,8 @@ class MimeScanner:
         self._lf_count = 0  # LF octets consumed so far
         self._at_line_start = True
         self._skip_line_rest = False  # inside the tail of an over-long boundary line
+        # The multipart whose next part starts once the boundary line being skipped ends.
+        self._part_after_line: ScannedPart | None = None
         self._pending_eol = 0  # length of the line end that may still belong to a boundary
         self._total_parts = 1
         self._finished = False
@@ -144,9 +151,12 @@ class MimeScanner:
         if self._skip_line_rest:
             self._consume(piece)
             self._skip_line_rest = not complete
+            if complete and self._part_after_line is not None:
+                self._start_part(self._part_after_line, self._offset)
+                self._part_after_line = None
             return
         if self._in_header:
-            self._header_piece(piece, at_start)
+            self._header_piece(piece, at_start, complete)
         else:
             self._body_piece(piece, at_start, complete)
 
@@ -154,7 +164,13 @@ class MimeScanner:
         self._offset += len(piece)
         self._lf_count += piece.count(b"\n")
 
-    def _header_piece(self, piece: bytes, at_start: bool) -> None:
+    def _header_piece(self, piece: bytes, at_start: bool, complete: bool) -> None:
+        # Dovecot looks for a boundary before every header line, so one ends the header here.
+        maybe_boundary = at_start and bool(self._boundaries) and piece.startswith(b"--")
+        if maybe_boundary and self._find_boundary(piece) is not None:
+            self._cut_headers()
+            self._body_piece(piece, at_start, complete)
+            return
         part = self._part
         self._consume(piece)
         if at_start and piece in (b"\n", b"\r\n"):
@@ -194,6 +210,13 @@ class MimeScanner:
         lf = buffer.find(b"\n\n", start, crlf + 2 if crlf >= 0 else window)
         end = lf if lf >= 0 else crlf
         stop = end + 1 if end >= 0 else buffer.rfind(b"\n", start, window) + 1
+        if self._boundaries:
+            # A line that may be a boundary goes to the line path, which ends the header there.
+            if buffer.startswith(b"--", start):
+                return start
+            dashes = buffer.find(b"\n--", start, stop)
+            if dashes >= 0:
+                stop = dashes + 1
         if stop <= start:
             return start  # a blank line (or no complete line) here: the line path handles it
         part = self._part
@@ -203,7 +226,7 @@ class MimeScanner:
             part.header_block += block
         else:
             for line in block[:-1].split(b"\n"):
-                self._header_piece(line + b"\n", at_start=True)
+                self._header_piece(line + b"\n", at_start=True, complete=True)
         return stop
 
     def _body_run(self, buffer: bytearray, start: int) -> int:
@@ -234,10 +257,15 @@ class MimeScanner:
         return stop
 
     def _find_boundary(self, line: bytes) -> int | None:
+        # RFC 2046 §5.1.1 only asks for the boundary as a prefix of the line. Like Dovecot
+        # 2.3, the longest matching boundary wins and, among equal ones, the newest.
+        found = None
+        found_length = -1
         for index in range(len(self._boundaries) - 1, -1, -1):
-            if line.startswith(self._boundaries[index][0], 2):
-                return index
-        return None
+            boundary = self._boundaries[index][0]
+            if len(boundary) > found_length and line.startswith(boundary, 2):
+                found, found_length = index, len(boundary)
+        return found
 
     def _boundary_line(self, index: int, line: bytes, complete: bool) -> None:
         boundary, owner = self._boundaries[index]
@@ -252,8 +280,14 @@ class MimeScanner:
         self._consume(line)
         self._skip_line_rest = not complete
         self._pending_eol = 0
-        if not closing:
+        if closing:
+            return
+        # The next part begins after the boundary line's line end; without one (at the end
+        # of the message) there is no next part, as in Dovecot.
+        if complete:
             self._start_part(owner, self._offset)
+        else:
+            self._part_after_line = owner
 
     # -- part lifecycle --------------------------------------------------------------------
 
@@ -268,14 +302,27 @@ class MimeScanner:
         self._part = child
         self._in_header = True
 
-    def _end_headers(self) -> None:
+    def _cut_headers(self) -> None:
+        """A boundary line ends the header block being read (Dovecot's message-parser.c).
+
+        The part gets an empty body; an embedded message it announces is empty as well.  The
+        header keeps the line end before the boundary, as a header followed by its blank line
+        and a boundary does: RFC 2046 §5.1.1 gives that line end to the boundary, and FETCH
+        (gateway/imap/body_sections.py) leaves it out of the header it serves.
+        """
+        while self._in_header:
+            self._end_headers(cut=True)
+
+    def _end_headers(self, cut: bool = False) -> None:
         part = self._part
         part.body_start = self._offset
         part.lf_at_body_start = self._lf_count
         self._in_header = False
         self._pending_eol = 0
         self._apply_headers(part)
-        if part.is_multipart and part.boundary is not None:
+        # A multipart whose header a boundary cut short never starts its own boundary scope:
+        # Dovecot only opens it at the blank line, so the part shows no children.
+        if part.is_multipart and part.boundary is not None and not cut:
             self._boundaries.append((part.boundary, part))
         elif part.is_message:
             self._start_part(part, self._offset)

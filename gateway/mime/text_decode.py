@@ -37,7 +37,7 @@ def lookup_charset(name: str | None) -> str:
     label = aliases.get(label, label)
     try:
         return codecs.lookup(label).name
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL inside the label
         return "utf-8"
 
 

@@ -1,7 +1,8 @@
 # ruff: noqa: E501  (recorded wire bytes are kept on one line each, as Dovecot sent them)
 """Dovecot 2.3.19 answers recorded for tricky messages (tests/support/dovecot.py + imap_raw).
 
-Each entry: (name, raw message, ENVELOPE, BODYSTRUCTURE, BODY) exactly as Dovecot sent them.
+Each entry: (name, raw message, ENVELOPE, BODYSTRUCTURE, BODY) exactly as Dovecot sent them;
+RECORDED_SECTIONS adds the BODY[section] answers for the boundary cases.
 """
 
 RECORDED_CASES: list[tuple[str, bytes, bytes, bytes, bytes]] = [
@@ -285,4 +286,336 @@ RECORDED_CASES: list[tuple[str, bytes, bytes, bytes, bytes]] = [
         b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)',
         b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0)',
     ),
+    # Repeated address fields add to one ENVELOPE address list.
+    (
+        "repeated_address_fields",
+        b"From: a@b\r\nFrom: c@d\r\nSender: s1@x\r\nSender: s2@x\r\nReply-To: r1@x\r\nReply-To:\r\nTo: t1@x, t2@x\r\nTo: G: g@x;\r\nCc: c1@x\r\nCc: c2@x\r\nBcc: b1@x\r\nBcc: b2@x\r\nSubject: x\r\n\r\nbody\r\n",
+        b'(NIL "x" ((NIL NIL "a" "b")(NIL NIL "c" "d")) ((NIL NIL "s1" "x")(NIL NIL "s2" "x")) ((NIL NIL "r1" "x")) ((NIL NIL "t1" "x")(NIL NIL "t2" "x")(NIL NIL "G" NIL)(NIL NIL "g" "x")(NIL NIL NIL NIL)) ((NIL NIL "c1" "x")(NIL NIL "c2" "x")) ((NIL NIL "b1" "x")(NIL NIL "b2" "x")) NIL NIL)',
+        b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 6 1 NIL NIL NIL NIL)',
+        b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 6 1)',
+    ),
+    (
+        "embedded_repeated_from",
+        b"MIME-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\nFrom: a@b\r\nFrom: c@d\r\n\r\nbody\r\n",
+        b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)",
+        b'("message" "rfc822" NIL NIL NIL "7bit" 30 (NIL NIL ((NIL NIL "a" "b")(NIL NIL "c" "d")) ((NIL NIL "a" "b")(NIL NIL "c" "d")) ((NIL NIL "a" "b")(NIL NIL "c" "d")) NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 6 1 NIL NIL NIL NIL) 4 NIL NIL NIL NIL)',
+        b'("message" "rfc822" NIL NIL NIL "7bit" 30 (NIL NIL ((NIL NIL "a" "b")(NIL NIL "c" "d")) ((NIL NIL "a" "b")(NIL NIL "c" "d")) ((NIL NIL "a" "b")(NIL NIL "c" "d")) NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 6 1) 4)',
+    ),
+    # A boundary line inside a header block ends it (message-parser.c checks for one before
+    # every header line); also: longest boundary wins, no part after a boundary at EOF.
+    (
+        "cut_part_header",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\npre\r\n--o\r\nContent-Type: text/html\r\nContent-ID: <c@x>\r\n--o\r\nContent-Type: text/plain\r\n\r\nsecond\r\n--o--\r\nepi\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'(("text" "html" ("charset" "us-ascii") "<c@x>" NIL "7bit" 0 0 NIL NIL NIL NIL)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 6 0 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)',
+        b'(("text" "html" ("charset" "us-ascii") "<c@x>" NIL "7bit" 0 0)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 6 0) "mixed")',
+    ),
+    (
+        "cut_part_header_one_line",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: text/plain\r\n--o\r\n\r\nsecond\r\n--o--\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 6 0 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)',
+        b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 6 0) "mixed")',
+    ),
+    (
+        "cut_folded_part_header",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: text/plain;\r\n charset=utf-8\r\n--o\r\n\r\nz\r\n--o--\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'(("text" "plain" ("charset" "utf-8") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)',
+        b'(("text" "plain" ("charset" "utf-8") NIL NIL "7bit" 0 0)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0) "mixed")',
+    ),
+    (
+        "cut_embedded_header",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nFrom: x@y\r\n--o\r\nContent-Type: text/plain\r\n\r\nafter\r\n--o--\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'(("message" "rfc822" NIL NIL NIL "7bit" 27 (NIL "inner" ((NIL NIL "x" "y")) ((NIL NIL "x" "y")) ((NIL NIL "x" "y")) NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) 2 NIL NIL NIL NIL)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 5 0 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)',
+        b'(("message" "rfc822" NIL NIL NIL "7bit" 27 (NIL "inner" ((NIL NIL "x" "y")) ((NIL NIL "x" "y")) ((NIL NIL "x" "y")) NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) 2)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 5 0) "mixed")',
+    ),
+    (
+        "cut_embedded_header_at_close",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: message/rfc822\r\n\r\nSubject: headers only\r\n--o--\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'(("message" "rfc822" NIL NIL NIL "7bit" 23 (NIL "headers only" NIL NIL NIL NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) 1 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)',
+        b'(("message" "rfc822" NIL NIL NIL "7bit" 23 (NIL "headers only" NIL NIL NIL NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) 1) "mixed")',
+    ),
+    (
+        "empty_embedded_header",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: message/rfc822\r\n\r\n--o--\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'(("message" "rfc822" NIL NIL NIL "7bit" 0 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) 0 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)',
+        b'(("message" "rfc822" NIL NIL NIL "7bit" 0 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) 0) "mixed")',
+    ),
+    (
+        "cut_rfc822_mime_header",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: message/rfc822\r\n--o--\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'(("message" "rfc822" NIL NIL NIL "7bit" 0 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) 0 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)',
+        b'(("message" "rfc822" NIL NIL NIL "7bit" 0 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) 0) "mixed")',
+    ),
+    (
+        "cut_embedded_multipart_header",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: message/rfc822\r\n\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=i\r\n--o--\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'(("message" "rfc822" NIL NIL NIL "7bit" 62 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) (("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "mixed" ("boundary" "i") NIL NIL NIL) 2 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)',
+        b'(("message" "rfc822" NIL NIL NIL "7bit" 62 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) (("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) "mixed") 2) "mixed")',
+    ),
+    (
+        "cut_embedded_rfc822_header",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: message/rfc822\r\n\r\nContent-Type: message/rfc822\r\nMIME-Version: 1.0\r\n--o--\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'(("message" "rfc822" NIL NIL NIL "7bit" 49 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) ("message" "rfc822" NIL NIL NIL "7bit" 0 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) 0 NIL NIL NIL NIL) 2 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)',
+        b'(("message" "rfc822" NIL NIL NIL "7bit" 49 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) ("message" "rfc822" NIL NIL NIL "7bit" 0 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) 0) 2) "mixed")',
+    ),
+    (
+        "nested_inner_part_header_cut",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: multipart/alternative; boundary=i\r\n\r\n--i\r\nContent-Type: text/plain\r\nX-A: 1\r\n--o\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--o--\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'((("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "alternative" ("boundary" "i") NIL NIL NIL)("text" "html" ("charset" "us-ascii") NIL NIL "7bit" 8 0 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)',
+        b'((("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) "alternative")("text" "html" ("charset" "us-ascii") NIL NIL "7bit" 8 0) "mixed")',
+    ),
+    (
+        "nested_multipart_header_cut",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: multipart/alternative; boundary=i\r\n--o\r\n\r\nlast\r\n--o--\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'((("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "alternative" ("boundary" "i") NIL NIL NIL)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 4 0 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)',
+        b'((("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) "alternative")("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 4 0) "mixed")',
+    ),
+    (
+        "nested_same_boundary_header_cut",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: multipart/mixed; boundary=o\r\n--o\r\nContent-Type: text/plain\r\n\r\nx\r\n--o--\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'((("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)',
+        b'((("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) "mixed")("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0) "mixed")',
+    ),
+    (
+        "nested_in_embedded_header_cut",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: message/rfc822\r\n\r\nSubject: in\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=i\r\n\r\n--i\r\nContent-Type: text/plain\r\n--o\r\n\r\nx\r\n--o--\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'(("message" "rfc822" NIL NIL NIL "7bit" 108 (NIL "in" NIL NIL NIL NIL NIL NIL NIL NIL) (("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "mixed" ("boundary" "i") NIL NIL NIL) 6 NIL NIL NIL NIL)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)',
+        b'(("message" "rfc822" NIL NIL NIL "7bit" 108 (NIL "in" NIL NIL NIL NIL NIL NIL NIL NIL) (("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) "mixed") 6)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0) "mixed")',
+    ),
+    (
+        "boundary_first_header_line",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n--o\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--o--\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)("text" "html" ("charset" "us-ascii") NIL NIL "7bit" 8 0 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)',
+        b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0)("text" "html" ("charset" "us-ascii") NIL NIL "7bit" 8 0) "mixed")',
+    ),
+    (
+        "close_first_header_line",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n--o--\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)',
+        b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) "mixed")',
+    ),
+    (
+        "close_in_part_header",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: text/plain\r\nX-B: 2\r\n--o--\r\nepilogue\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)',
+        b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) "mixed")',
+    ),
+    (
+        "close_in_digest_part_header",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/digest; boundary=o\r\n\r\n--o\r\nX-A: 1\r\n--o--\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'(("message" "rfc822" NIL NIL NIL "7bit" 0 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) 0 NIL NIL NIL NIL) "digest" ("boundary" "o") NIL NIL NIL)',
+        b'(("message" "rfc822" NIL NIL NIL "7bit" 0 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) 0) "digest")',
+    ),
+    (
+        "blank_line_then_close",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: text/plain\r\n\r\n--o--\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)',
+        b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) "mixed")',
+    ),
+    (
+        "embedded_blank_line_then_close",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: message/rfc822\r\n\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=i\r\n\r\n--o--\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'(("message" "rfc822" NIL NIL NIL "7bit" 64 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) (("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "mixed" ("boundary" "i") NIL NIL NIL) 3 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)',
+        b'(("message" "rfc822" NIL NIL NIL "7bit" 64 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) (("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) "mixed") 3) "mixed")',
+    ),
+    (
+        "boundary_at_eof_without_line_end",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n\r\nx\r\n--o",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)',
+        b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0) "mixed")',
+    ),
+    (
+        "header_boundary_at_eof_without_line_end",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: text/plain\r\n--o",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)',
+        b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) "mixed")',
+    ),
+    (
+        "longest_boundary_wins",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=ab\r\n\r\n--ab\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\n\r\nx\r\n--abc\r\n\r\ny\r\n--ab--\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'((("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0 NIL NIL NIL NIL) "mixed" ("boundary" "a") NIL NIL NIL)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0 NIL NIL NIL NIL) "mixed" ("boundary" "ab") NIL NIL NIL)',
+        b'((("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0) "mixed")("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0) "mixed")',
+    ),
+    (
+        "longest_boundary_cuts_header",
+        b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=oo\r\n\r\n--oo\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--oo\r\n\r\nx\r\n--oo--\r\n",
+        b'(NIL "s" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) NIL NIL NIL NIL NIL)',
+        b'((("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "mixed" ("boundary" "o") NIL NIL NIL)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0 NIL NIL NIL NIL) "mixed" ("boundary" "oo") NIL NIL NIL)',
+        b'((("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) "mixed")("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0) "mixed")',
+    ),
 ]
+
+# Section numbers asked for in the cases above, with each of these section texts.
+SECTION_CANDIDATES = ("1", "2", "3", "1.1", "1.2", "2.1", "1.1.1")
+SECTION_TEXTS = ("", "MIME", "HEADER", "TEXT")
+
+# Dovecot's non-empty BODY[section] answers (literal contents) for the boundary cases above;
+# every other candidate section was an empty string.
+RECORDED_SECTIONS: dict[str, dict[str, bytes]] = {
+    "cut_part_header": {
+        "1.MIME": b"Content-Type: text/html\r\nContent-ID: <c@x>",
+        "2": b"second",
+        "2.MIME": b"Content-Type: text/plain\r\n\r\n",
+        "1.1.MIME": b"Content-Type: text/html\r\nContent-ID: <c@x>",
+        "2.1": b"second",
+        "2.1.MIME": b"Content-Type: text/plain\r\n\r\n",
+    },
+    "cut_part_header_one_line": {
+        "1.MIME": b"Content-Type: text/plain",
+        "2": b"second",
+        "2.MIME": b"\r\n",
+        "1.1.MIME": b"Content-Type: text/plain",
+        "2.1": b"second",
+        "2.1.MIME": b"\r\n",
+    },
+    "cut_folded_part_header": {
+        "1.MIME": b"Content-Type: text/plain;\r\n charset=utf-8",
+        "2": b"z",
+        "2.MIME": b"\r\n",
+        "1.1.MIME": b"Content-Type: text/plain;\r\n charset=utf-8",
+        "2.1": b"z",
+        "2.1.MIME": b"\r\n",
+    },
+    "cut_embedded_header": {
+        "1": b"Subject: inner\r\nFrom: x@y\r\n",
+        "1.MIME": b"Content-Type: message/rfc822\r\n\r\n",
+        "1.HEADER": b"Subject: inner\r\nFrom: x@y",
+        "2": b"after",
+        "2.MIME": b"Content-Type: text/plain\r\n\r\n",
+        "1.1.MIME": b"Subject: inner\r\nFrom: x@y",
+        "2.1": b"after",
+        "2.1.MIME": b"Content-Type: text/plain\r\n\r\n",
+    },
+    "cut_embedded_header_at_close": {
+        "1": b"Subject: headers only\r\n",
+        "1.MIME": b"Content-Type: message/rfc822\r\n\r\n",
+        "1.HEADER": b"Subject: headers only",
+        "1.1.MIME": b"Subject: headers only",
+    },
+    "empty_embedded_header": {
+        "1.MIME": b"Content-Type: message/rfc822\r\n",
+    },
+    "cut_rfc822_mime_header": {
+        "1.MIME": b"Content-Type: message/rfc822",
+    },
+    "cut_embedded_multipart_header": {
+        "1": b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=i\r\n",
+        "1.MIME": b"Content-Type: message/rfc822\r\n\r\n",
+        "1.HEADER": b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=i",
+    },
+    "cut_embedded_rfc822_header": {
+        "1": b"Content-Type: message/rfc822\r\nMIME-Version: 1.0\r\n",
+        "1.MIME": b"Content-Type: message/rfc822\r\n\r\n",
+        "1.HEADER": b"Content-Type: message/rfc822\r\nMIME-Version: 1.0",
+        "1.1.MIME": b"Content-Type: message/rfc822\r\nMIME-Version: 1.0",
+    },
+    "nested_inner_part_header_cut": {
+        "1": b"--i\r\nContent-Type: text/plain\r\nX-A: 1\r\n",
+        "1.MIME": b"Content-Type: multipart/alternative; boundary=i\r\n\r\n",
+        "2": b"<p>x</p>",
+        "2.MIME": b"Content-Type: text/html\r\n\r\n",
+        "1.1.MIME": b"Content-Type: text/plain\r\nX-A: 1",
+        "2.1": b"<p>x</p>",
+        "2.1.MIME": b"Content-Type: text/html\r\n\r\n",
+        "1.1.1.MIME": b"Content-Type: text/plain\r\nX-A: 1",
+    },
+    "nested_multipart_header_cut": {
+        "1.MIME": b"Content-Type: multipart/alternative; boundary=i",
+        "2": b"last",
+        "2.MIME": b"\r\n",
+        "2.1": b"last",
+        "2.1.MIME": b"\r\n",
+    },
+    "nested_same_boundary_header_cut": {
+        "1.MIME": b"Content-Type: multipart/mixed; boundary=o",
+        "2": b"x",
+        "2.MIME": b"Content-Type: text/plain\r\n\r\n",
+        "2.1": b"x",
+        "2.1.MIME": b"Content-Type: text/plain\r\n\r\n",
+    },
+    "nested_in_embedded_header_cut": {
+        "1": b"Subject: in\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=i\r\n\r\n--i\r\nContent-Type: text/plain\r\n",
+        "1.MIME": b"Content-Type: message/rfc822\r\n\r\n",
+        "1.HEADER": b"Subject: in\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=i\r\n\r\n",
+        "1.TEXT": b"--i\r\nContent-Type: text/plain\r\n",
+        "2": b"x",
+        "2.MIME": b"\r\n",
+        "1.1.MIME": b"Content-Type: text/plain",
+        "2.1": b"x",
+        "2.1.MIME": b"\r\n",
+        "1.1.1.MIME": b"Content-Type: text/plain",
+    },
+    "boundary_first_header_line": {
+        "2": b"<p>x</p>",
+        "2.MIME": b"Content-Type: text/html\r\n\r\n",
+        "2.1": b"<p>x</p>",
+        "2.1.MIME": b"Content-Type: text/html\r\n\r\n",
+    },
+    "close_first_header_line": {},
+    "close_in_part_header": {
+        "1.MIME": b"Content-Type: text/plain\r\nX-B: 2",
+        "1.1.MIME": b"Content-Type: text/plain\r\nX-B: 2",
+    },
+    "close_in_digest_part_header": {
+        "1.MIME": b"X-A: 1",
+    },
+    "blank_line_then_close": {
+        "1.MIME": b"Content-Type: text/plain\r\n",
+        "1.1.MIME": b"Content-Type: text/plain\r\n",
+    },
+    "embedded_blank_line_then_close": {
+        "1": b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=i\r\n\r\n",
+        "1.MIME": b"Content-Type: message/rfc822\r\n\r\n",
+        "1.HEADER": b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=i\r\n",
+    },
+    "boundary_at_eof_without_line_end": {
+        "1": b"x",
+        "1.MIME": b"\r\n",
+        "1.1": b"x",
+        "1.1.MIME": b"\r\n",
+    },
+    "header_boundary_at_eof_without_line_end": {
+        "1.MIME": b"Content-Type: text/plain",
+        "1.1.MIME": b"Content-Type: text/plain",
+    },
+    "longest_boundary_wins": {
+        "1": b"--a\r\n\r\nx",
+        "1.MIME": b"Content-Type: multipart/mixed; boundary=a\r\n\r\n",
+        "2": b"y",
+        "2.MIME": b"\r\n",
+        "1.1": b"x",
+        "1.1.MIME": b"\r\n",
+        "2.1": b"y",
+        "2.1.MIME": b"\r\n",
+        "1.1.1": b"x",
+        "1.1.1.MIME": b"\r\n",
+    },
+    "longest_boundary_cuts_header": {
+        "1.MIME": b"Content-Type: multipart/mixed; boundary=o\r\n",
+        "2": b"x",
+        "2.MIME": b"\r\n",
+        "2.1": b"x",
+        "2.1.MIME": b"\r\n",
+    },
+}
