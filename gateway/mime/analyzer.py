@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from gateway.mime.addresses import (
+    MISSING_DOMAIN,
+    MISSING_MAILBOX,
+    format_addresses,
+    parse_address_list,
+)
 from gateway.mime.bodystructure import render_body, render_bodystructure
 from gateway.mime.model import AnalyzedMessage, PartSpan
 from gateway.mime.part_data import EMPTY_ENVELOPE
@@ -63,14 +70,30 @@ def _build(scanner: MimeScanner, size: int) -> AnalyzedMessage:
         message_id=message_id.strip().decode("utf-8", "replace") if message_id else None,
         sent_date=_parse_date(last.get(b"date")),
         subject=_decoded(last.get(b"subject")),
-        from_addr=_decoded(last.get(b"from")),
-        to_addr=_decoded(last.get(b"to")),
-        cc_addr=_decoded(last.get(b"cc")),
-        bcc_addr=_decoded(last.get(b"bcc")),
+        from_addr=_address_text(last.get(b"from")),
+        to_addr=_address_text(last.get(b"to")),
+        cc_addr=_address_text(last.get(b"cc")),
+        bcc_addr=_address_text(last.get(b"bcc")),
         header_text=header_text,
         body_text=body_text[:BODY_TEXT_LIMIT],
         body_text_truncated=scanner.text_truncated or len(body_text) > BODY_TEXT_LIMIT,
     )
+
+
+def _address_text(value: bytes | None) -> str:
+    """What SEARCH FROM/TO/CC/BCC match: the parsed addresses re-written as "Name <box@domain>",
+    as Dovecot does, so text a parser drops (an unterminated comment) never matches."""
+    if value is None:
+        return ""
+    addresses = [
+        replace(
+            address,
+            mailbox=b"" if address.mailbox == MISSING_MAILBOX else address.mailbox,
+            domain=b"" if address.domain == MISSING_DOMAIN else address.domain,
+        )
+        for address in parse_address_list(value)
+    ]
+    return decode_header_value(format_addresses(addresses)).strip()
 
 
 def _decoded(value: bytes | None) -> str:
