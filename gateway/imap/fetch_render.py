@@ -106,6 +106,11 @@ def render_fetch(
     if not columns:
         yield from _render_entries_only(targets, attributes, recent_uids, batch_bytes)
         return
+    if columns <= _PRECOMPUTED and all(a.section is None for a in attributes):
+        yield from _render_precomputed(
+            store, targets, attributes, recent_uids, batch_bytes, mailbox_id, on_expunged
+        )
+        return
     renders = [_renderer(attribute, recent_uids) for attribute in attributes]
     pending: list[bytes] = []
     pending_size = 0
@@ -162,6 +167,74 @@ def _load(
     return store.fetch_message_data(
         message_ids=[entry.message_id for _, entry in batch], columns=columns
     )
+
+
+_PRECOMPUTED: frozenset[FetchColumn] = frozenset(
+    ("size", "internal_date", "envelope", "bodystructure", "body")
+)
+_Getter = Callable[[EntryInfo, FetchData], object]
+
+
+def _render_precomputed(
+    store: FetchSource,
+    targets: Sequence[tuple[int, EntryInfo]],
+    attributes: Sequence[FetchAttribute],
+    recent_uids: AbstractSet[int],
+    batch_bytes: int,
+    mailbox_id: int | None,
+    on_expunged: Callable[[int], None] | None,
+) -> Iterator[bytes]:
+    """ENVELOPE, BODYSTRUCTURE, RFC822.SIZE, ... of a whole mailbox (a client's first sync):
+    stored bytes pasted into one %-format per message, no per-item objects."""
+    flags_cache: dict[tuple[int, frozenset[str], bool], bytes] = {}
+
+    def flags_of(entry: EntryInfo, data: FetchData) -> bytes:
+        key = (entry.flags, entry.keywords, entry.uid in recent_uids)
+        item = flags_cache.get(key)
+        if item is None:
+            item = flags_cache[key] = _flags_item(*key)
+        return item
+
+    getters: dict[str, tuple[bytes, _Getter]] = {
+        "UID": (b"UID %d", lambda entry, data: entry.uid),
+        "FLAGS": (b"%s", flags_of),
+        "MODSEQ": (b"MODSEQ (%d)", lambda entry, data: entry.modseq),
+        "RFC822.SIZE": (b"RFC822.SIZE %d", lambda entry, data: data.size or 0),
+        "INTERNALDATE": (b"INTERNALDATE %s", _internal_date_of),
+        "ENVELOPE": (b"ENVELOPE %s", lambda entry, data: data.envelope or b"NIL"),
+        "BODYSTRUCTURE": (b"BODYSTRUCTURE %s", lambda entry, data: data.bodystructure or b"NIL"),
+        "BODY": (b"BODY %s", lambda entry, data: data.body or b"NIL"),
+    }
+    chosen = [getters[attribute.name] for attribute in attributes]
+    line = b"* %d FETCH (" + b" ".join(fmt for fmt, _ in chosen) + b")\r\n"
+    functions = [function for _, function in chosen]
+    columns = _columns(attributes)
+    pending: list[bytes] = []
+    size = 0
+    for first in range(0, len(targets), LOAD_BATCH):
+        batch = targets[first : first + LOAD_BATCH]
+        loaded = _load(store, batch, columns, mailbox_id)
+        for sequence, entry in batch:
+            data = loaded.get(entry.message_id)
+            if data is None:
+                if on_expunged is not None:
+                    on_expunged(entry.uid)
+                continue
+            text = line % (sequence, *[function(entry, data) for function in functions])
+            pending.append(text)
+            size += len(text)
+            if size >= batch_bytes:
+                yield b"".join(pending)
+                pending.clear()
+                size = 0
+    if pending:
+        yield b"".join(pending)
+
+
+def _internal_date_of(entry: EntryInfo, data: FetchData) -> bytes:
+    if data.internal_date is None:
+        raise ValueError("internal_date was not loaded")
+    return responses.internal_date(data.internal_date.astimezone(UTC))
 
 
 def _render_entries_only(

@@ -6,10 +6,9 @@ A FETCH over a whole mailbox must never load the search columns (`header_text`,
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, NamedTuple
 
 from sqlalchemy import select
 
@@ -33,9 +32,11 @@ FETCH_COLUMNS: tuple[FetchColumn, ...] = (
 _MODEL_COLUMNS: dict[FetchColumn, Any] = {name: MESSAGES.c[name] for name in FETCH_COLUMNS}
 
 
-@dataclass(frozen=True, slots=True)
-class FetchData:
-    """The FETCH columns of one message; a column that was not asked for is None."""
+class FetchData(NamedTuple):
+    """The FETCH columns of one message; a column that was not asked for is None.
+
+    A NamedTuple, not a dataclass: a FETCH of a whole mailbox builds ten thousand of these.
+    """
 
     message_id: int
     blob_hash: str | None = None
@@ -45,6 +46,21 @@ class FetchData:
     bodystructure: bytes | None = None
     body: bytes | None = None
     parts_json: str | None = None
+
+
+def _row_builder(wanted: list[FetchColumn]) -> Callable[[Sequence[Any]], FetchData]:
+    """Turns a result row (id, then `wanted` columns) into FetchData without keyword arguments."""
+    positions = [FETCH_COLUMNS.index(name) for name in wanted]
+    if positions == list(range(len(FETCH_COLUMNS))):
+        return FetchData._make
+
+    def build(row: Sequence[Any]) -> FetchData:
+        values: list[Any] = [None] * len(FETCH_COLUMNS)
+        for offset, position in enumerate(positions, 1):
+            values[position] = row[offset]
+        return FetchData(row[0], *values)
+
+    return build
 
 
 class FetchDataOperations(StoreBase):
@@ -57,14 +73,13 @@ class FetchDataOperations(StoreBase):
         if unknown:
             raise ValueError(f"not a FETCH column: {sorted(unknown)}")
         query = select(MESSAGES.c.id, *(_MODEL_COLUMNS[name] for name in wanted))
+        build = _row_builder(wanted)
         result: dict[int, FetchData] = {}
         # A plain Core connection: an ORM Session costs more than the query for one message.
         with self.database.engine.connect() as connection:
             for chunk in chunked_ids(sorted(set(message_ids))):
-                rows = connection.execute(query.where(MESSAGES.c.id.in_(chunk)))
-                for row in rows:
-                    values = dict(zip(wanted, row[1:], strict=True))
-                    result[row[0]] = FetchData(message_id=row[0], **values)
+                for row in connection.execute(query.where(MESSAGES.c.id.in_(chunk))):
+                    result[row[0]] = build(row)
         return result
 
     def fetch_message_data_by_uid(
@@ -92,12 +107,9 @@ class FetchDataOperations(StoreBase):
                 MAILBOX_ENTRIES.c.uid <= last_uid,
             )
         )
-        result: dict[int, FetchData] = {}
+        build = _row_builder(wanted)
         with self.database.engine.connect() as connection:
-            for row in connection.execute(query):
-                values = dict(zip(wanted, row[1:], strict=True))
-                result[row[0]] = FetchData(message_id=row[0], **values)
-        return result
+            return {row[0]: build(row) for row in connection.execute(query)}
 
     def open_blob(self, *, blob_hash: str) -> BinaryIO:
         """The raw bytes of a message by its blob hash (from `fetch_message_data`), for ranged
