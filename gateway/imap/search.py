@@ -81,6 +81,8 @@ _EXTRA_FOLDS: dict[int, int] = {
     0x1C88: 0xA64B,  # cyrillic small letter unblended uk
 }
 _NEEDS_EXTRA_FOLD = re.compile("[" + "".join(map(chr, _EXTRA_FOLDS)) + "]")
+# ASCII characters that are the canonical decomposition of a non-ASCII one (U+037E, U+1FEF).
+_ASCII_SINGLETONS = frozenset(";`")
 # Dovecot compresses runs of LWSP in the Subject before matching (SEARCH_HEADER_COMPRESS_LWSP).
 _LWSP_RUN = re.compile(r"[ \t\r\n]+")
 # Dovecot reads a missing or unparseable Date: as the epoch.
@@ -98,6 +100,46 @@ def fold_text(text: str) -> str:
     if _NEEDS_EXTRA_FOLD.search(folded):
         folded = folded.translate(_EXTRA_FOLDS)
     return folded
+
+
+class _Needle:
+    """A search string, folded once, and how to look for it in many texts."""
+
+    def __init__(self, value: str) -> None:
+        self.text = fold_text(value)
+        # Folding a long text with str.translate is slow; only the extra folds whose result
+        # occurs in the needle can change the answer, and str.replace is fast.
+        self._replacements = [
+            (chr(source), chr(target))
+            for source, target in _EXTRA_FOLDS.items()
+            if chr(target) in self.text
+        ]
+        # An ASCII needle absent from the lower-cased text can only appear after
+        # decomposition as its last letter: "cafe" in "café" (e + U+0301). So decomposing
+        # is needed only where the rest of the needle is followed by a non-ASCII letter.
+        self._decomposition_hint: re.Pattern[str] | None = None
+        if self.text.isascii() and len(self.text) > 1 and not _ASCII_SINGLETONS & set(self.text):
+            self._decomposition_hint = re.compile(re.escape(self.text[:-1]) + "[^\x00-\x7f]")
+        # Letters folding to ASCII (long s to "s") may sit anywhere: they void that shortcut.
+        self._ascii_sources = [source for source, target in self._replacements if target.isascii()]
+
+    def found_in(self, haystack: str) -> bool:
+        """True if the needle occurs in `haystack` once both are folded."""
+        if haystack.isascii():
+            return self.text in haystack.lower()
+        if self._decomposition_hint is not None and not any(
+            source in haystack for source in self._ascii_sources
+        ):
+            lowered = haystack.lower()
+            if self.text in lowered:
+                return True
+            if self._decomposition_hint.search(lowered) is None:
+                return False
+        folded = unicodedata.normalize("NFD", haystack).lower()
+        for source, target in self._replacements:
+            if source in folded:
+                folded = folded.replace(source, target)
+        return self.text in folded
 
 
 def search_messages(
@@ -241,15 +283,15 @@ class _Search:
                 spans.append((bisect_left(self.uids, low), bisect_right(self.uids, high)))
         else:
             for first, last in key.sequence_set.ranges:
-                if first is None and last is None:
+                numbers = [bound for bound in (first, last) if bound is not None]
+                if not numbers:
                     low = high = count
-                elif first is None or last is None:
+                elif len(numbers) == 1:
                     # Dovecot reads "*" in a range as "no upper limit": 20:* is empty in a
                     # mailbox of 13 messages, 13:* and *:13 are message 13.
-                    low = first if last is None else last  # type: ignore[assignment]
-                    high = count
+                    low, high = numbers[0], count
                 else:
-                    low, high = min(first, last), max(first, last)
+                    low, high = min(numbers), max(numbers)
                 spans.append((low - 1, min(high, count)))
         selected: list[int] = []
         for start, stop in _merge_spans(spans):
@@ -350,7 +392,7 @@ class _Search:
 
     def _match_header(self, key: SearchHeader, candidates: list[int]) -> list[int]:
         name = key.field.upper()
-        needle = fold_text(key.value)
+        needle = _Needle(key.value)
         if not name:
             return []  # Dovecot: HEADER "" x matches nothing
         if not key.value:
@@ -369,29 +411,29 @@ class _Search:
                 value = getattr(row, column) or ""
                 if compress and ("  " in value or "\t" in value):
                     value = _LWSP_RUN.sub(" ", value)
-                return needle in fold_text(value)
+                return needle.found_in(value)
 
             return self._filter_rows(candidates, (column,), field_matches)
         field_values = re.compile(r"^" + re.escape(name) + r": (.*)$", re.IGNORECASE | re.MULTILINE)
 
         def header_matches(_message_id: int, row: SearchFields) -> bool:
-            return any(needle in fold_text(v) for v in field_values.findall(row.header_text or ""))
+            return any(needle.found_in(v) for v in field_values.findall(row.header_text or ""))
 
         return self._filter_rows(candidates, ("header_text",), header_matches)
 
     def _match_text(self, key: SearchBody | SearchText, candidates: list[int]) -> list[int]:
         if not key.value:
             return candidates  # Dovecot: BODY "" and TEXT "" match every message
-        needle = fold_text(key.value)
+        needle = _Needle(key.value)
         with_header = isinstance(key, SearchText)
         fields: tuple[SearchField, ...] = ("body_text", "body_text_truncated")
         if with_header:
             fields = ("header_text", *fields)
 
         def text_matches(message_id: int, row: SearchFields) -> bool:
-            if with_header and needle in fold_text(row.header_text or ""):
+            if with_header and needle.found_in(row.header_text or ""):
                 return True
-            if needle in fold_text(row.body_text or ""):
+            if needle.found_in(row.body_text or ""):
                 return True
             if row.body_text_truncated:
                 return self._full_body_contains(message_id, needle)
@@ -399,14 +441,12 @@ class _Search:
 
         return self._filter_rows(candidates, fields, text_matches)
 
-    def _full_body_contains(self, message_id: int, needle: str) -> bool:
+    def _full_body_contains(self, message_id: int, needle: _Needle) -> bool:
         """BODY/TEXT beyond the stored 128 KiB: decode the message's text parts again."""
         try:
             # Dovecot matches within one part at a time, never across two.
-            return any(
-                needle in fold_text(text)
-                for text in self.store.read_body_texts(message_id=message_id)
-            )
+            texts = self.store.read_body_texts(message_id=message_id)
+            return any(needle.found_in(text) for text in texts)
         except NotFoundError:
             return False  # expunged meanwhile
 

@@ -27,7 +27,7 @@ from gateway.imap.protocol.search_keys import (
     SearchText,
 )
 from gateway.imap.protocol.sequence import SequenceSet
-from gateway.imap.search import fold_text, format_number_set, search_messages, uses_modseq
+from gateway.imap.search import _Needle, fold_text, format_number_set, search_messages, uses_modseq
 from gateway.store import MailStore, NewMessage, open_store
 from gateway.store.views import EntryInfo
 from tests.support.fixtures_store import PostgresDatabase, make_settings
@@ -522,6 +522,31 @@ def test_fold_text() -> None:
     assert fold_text("été").startswith("e")
     assert fold_text("ΟΔΟΣ") == fold_text("οδος") == fold_text("οδοσ")
     assert "ss" not in fold_text("ß")
+
+
+@pytest.mark.parametrize(
+    ("needle", "haystack", "found"),
+    [
+        ("cafe", "Un café noir", True),  # é is e + U+0301: the needle ends on the e
+        ("cafes", "Un café noir", False),
+        ("ete", "été", False),
+        ("E", "été", True),
+        ("KÖLN", "Grüße aus Köln", True),
+        ("gru", "Grüße", True),
+        ("grusse", "Grüße", False),
+        ("ss", "Stra\u017fse", True),  # long s title-cases to S, as in Dovecot
+        ("σοφος", "ΣΟΦΟΣ", True),
+        ("σοφος", "σοφός", False),  # the tonos sits between omicron and sigma
+        ("σοφοσ", "ΣΟΦΟΣ", True),
+        ("ς", "ΟΔΟΣ", True),
+        ("日本", "日本語", True),
+        ("テ", "デス", True),
+        ("テス", "デス", False),
+        ("abc", "xyz", False),
+    ],
+)
+def test_needle_matching(needle: str, haystack: str, found: bool) -> None:
+    assert _Needle(needle).found_in(haystack) is found
 
 
 def test_format_number_set() -> None:
