@@ -45,9 +45,10 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Connection) -> None:
         # A read-then-write transaction that began deferred fails with SQLITE_BUSY instead of
         # waiting when another writer commits first; writers therefore take the lock up front.
-        if connection.get_execution_options().get(_WRITE_OPTION):
+        options = connection.get_execution_options()
+        if options.get(_WRITE_OPTION):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
+        elif options.get("isolation_level") != "AUTOCOMMIT":
             connection.exec_driver_sql("BEGIN")
 
 
@@ -75,6 +76,13 @@ class Database:
             if not self.is_sqlite:
                 session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             yield session
+
+    @contextmanager
+    def single_read(self) -> Iterator[Connection]:
+        """A Core connection for reads that are one statement each: no BEGIN/ROLLBACK round
+        trips around them (a single SELECT sees one snapshot on both backends anyway)."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            yield connection
 
     @contextmanager
     def write(self) -> Iterator[Session]:

@@ -6,11 +6,12 @@ A FETCH over a whole mailbox must never load the search columns (`header_text`,
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, BinaryIO, Literal, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 
 from gateway.store.base import StoreBase, chunked_ids
 from gateway.store.tables import MAILBOX_ENTRIES, MESSAGES
@@ -63,6 +64,16 @@ def _row_builder(wanted: list[FetchColumn]) -> Callable[[Sequence[Any]], FetchDa
     return build
 
 
+@functools.cache
+def _by_ids_statement(
+    wanted: tuple[FetchColumn, ...],
+) -> tuple[Select[Any], Callable[[Sequence[Any]], FetchData]]:
+    statement = select(MESSAGES.c.id, *(_MODEL_COLUMNS[name] for name in wanted)).where(
+        MESSAGES.c.id.in_(bindparam("ids", expanding=True))
+    )
+    return statement, _row_builder(list(wanted))
+
+
 class FetchDataOperations(StoreBase):
     def fetch_message_data(
         self, *, message_ids: Collection[int], columns: Collection[FetchColumn]
@@ -72,13 +83,13 @@ class FetchDataOperations(StoreBase):
         unknown = set(columns) - set(FETCH_COLUMNS)
         if unknown:
             raise ValueError(f"not a FETCH column: {sorted(unknown)}")
-        query = select(MESSAGES.c.id, *(_MODEL_COLUMNS[name] for name in wanted))
-        build = _row_builder(wanted)
+        statement, build = _by_ids_statement(tuple(wanted))
         result: dict[int, FetchData] = {}
-        # A plain Core connection: an ORM Session costs more than the query for one message.
-        with self.database.engine.connect() as connection:
+        # A plain Core connection and a statement built once: for a one-message FETCH the
+        # ORM and statement construction would cost more than the query itself.
+        with self.database.single_read() as connection:
             for chunk in chunked_ids(sorted(set(message_ids))):
-                for row in connection.execute(query.where(MESSAGES.c.id.in_(chunk))):
+                for row in connection.execute(statement, {"ids": chunk}):
                     result[row[0]] = build(row)
         return result
 
@@ -108,7 +119,7 @@ class FetchDataOperations(StoreBase):
             )
         )
         build = _row_builder(wanted)
-        with self.database.engine.connect() as connection:
+        with self.database.single_read() as connection:
             return {row[0]: build(row) for row in connection.execute(query)}
 
     def open_blob(self, *, blob_hash: str) -> BinaryIO:
