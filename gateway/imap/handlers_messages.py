@@ -129,18 +129,15 @@ class MessageHandlers(SessionBase):
             unchanged_since=command.unchanged_since,
             actor=self.actor,
         )
-        selected.replace_entries(update.entries)
+        placed = selected.replace_entries(update.entries)
         if not command.silent:
-            lines = []
-            for entry in update.entries:
-                index = selected.index_of(entry.uid)
-                if index is not None:
-                    lines.append(
-                        selected.flags_response(
-                            index, entry, condstore=self.condstore, uid=command.uid
-                        )
-                    )
-            self.write_lines(lines)
+            condstore, uid = self.condstore, command.uid
+            self.write_lines(
+                [
+                    selected.flags_response(index, entry, condstore=condstore, uid=uid)
+                    for index, entry in placed
+                ]
+            )
         await self.send_updates(allow_expunge=command.uid)
         if update.modified:
             # RFC 7162 §3.1.3: the messages UNCHANGEDSINCE protected, as UIDs or numbers.
