@@ -15,7 +15,7 @@ session and must store the flag before rendering, so that FLAGS shows it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import UTC
 from typing import BinaryIO, Protocol
@@ -186,18 +186,10 @@ def _render_precomputed(
 ) -> Iterator[bytes]:
     """ENVELOPE, BODYSTRUCTURE, RFC822.SIZE, ... of a whole mailbox (a client's first sync):
     stored bytes pasted into one %-format per message, no per-item objects."""
-    flags_cache: dict[tuple[int, frozenset[str], bool], bytes] = {}
-
-    def flags_of(entry: EntryInfo, data: FetchData) -> bytes:
-        key = (entry.flags, entry.keywords, entry.uid in recent_uids)
-        item = flags_cache.get(key)
-        if item is None:
-            item = flags_cache[key] = _flags_item(*key)
-        return item
-
+    flags_of = _flags_lookup(recent_uids)
     getters: dict[str, tuple[bytes, _Getter]] = {
         "UID": (b"UID %d", lambda entry, data: entry.uid),
-        "FLAGS": (b"%s", flags_of),
+        "FLAGS": (b"%s", lambda entry, data: flags_of(entry)),
         "MODSEQ": (b"MODSEQ (%d)", lambda entry, data: entry.modseq),
         "RFC822.SIZE": (b"RFC822.SIZE %d", lambda entry, data: data.size or 0),
         "INTERNALDATE": (b"INTERNALDATE %s", _internal_date_of),
@@ -209,26 +201,49 @@ def _render_precomputed(
     line = b"* %d FETCH (" + b" ".join(fmt for fmt, _ in chosen) + b")\r\n"
     functions = [function for _, function in chosen]
     columns = _columns(attributes)
+
+    def lines() -> Iterator[bytes]:
+        for first in range(0, len(targets), LOAD_BATCH):
+            batch = targets[first : first + LOAD_BATCH]
+            loaded = _load(store, batch, columns, mailbox_id)
+            for sequence, entry in batch:
+                data = loaded.get(entry.message_id)
+                if data is None:
+                    if on_expunged is not None:
+                        on_expunged(entry.uid)
+                    continue
+                yield line % (sequence, *[function(entry, data) for function in functions])
+
+    yield from _chunked(lines(), batch_bytes)
+
+
+def _chunked(lines: Iterable[bytes], batch_bytes: int) -> Iterator[bytes]:
+    """Responses joined into chunks of about `batch_bytes`."""
     pending: list[bytes] = []
     size = 0
-    for first in range(0, len(targets), LOAD_BATCH):
-        batch = targets[first : first + LOAD_BATCH]
-        loaded = _load(store, batch, columns, mailbox_id)
-        for sequence, entry in batch:
-            data = loaded.get(entry.message_id)
-            if data is None:
-                if on_expunged is not None:
-                    on_expunged(entry.uid)
-                continue
-            text = line % (sequence, *[function(entry, data) for function in functions])
-            pending.append(text)
-            size += len(text)
-            if size >= batch_bytes:
-                yield b"".join(pending)
-                pending.clear()
-                size = 0
+    for text in lines:
+        pending.append(text)
+        size += len(text)
+        if size >= batch_bytes:
+            yield b"".join(pending)
+            pending.clear()
+            size = 0
     if pending:
         yield b"".join(pending)
+
+
+def _flags_lookup(recent_uids: AbstractSet[int]) -> Callable[[EntryInfo], bytes]:
+    """`FLAGS (...)` of an entry; most messages share a few combinations, each built once."""
+    cache: dict[tuple[int, frozenset[str], bool], bytes] = {}
+
+    def flags_of(entry: EntryInfo) -> bytes:
+        key = (entry.flags, entry.keywords, entry.uid in recent_uids)
+        item = cache.get(key)
+        if item is None:
+            item = cache[key] = _flags_item(*key)
+        return item
+
+    return flags_of
 
 
 def _internal_date_of(entry: EntryInfo, data: FetchData) -> bytes:
@@ -246,15 +261,7 @@ def _render_entries_only(
     """The hot path (`UID FETCH 1:* (UID FLAGS)` on every sync): one %-format per message."""
     formats: list[bytes] = []
     getters: list[Callable[[EntryInfo], object]] = []
-    flags_cache: dict[tuple[int, frozenset[str], bool], bytes] = {}
-
-    def flags_of(entry: EntryInfo) -> bytes:
-        key = (entry.flags, entry.keywords, entry.uid in recent_uids)
-        item = flags_cache.get(key)
-        if item is None:
-            item = flags_cache[key] = _flags_item(*key)
-        return item
-
+    flags_of = _flags_lookup(recent_uids)
     for attribute in attributes:
         if attribute.name == "UID":
             formats.append(b"UID %d")
@@ -266,18 +273,10 @@ def _render_entries_only(
             formats.append(b"MODSEQ (%d)")
             getters.append(_entry_modseq)
     line = b"* %d FETCH (" + b" ".join(formats) + b")\r\n"
-    pending: list[bytes] = []
-    size = 0
-    for sequence, entry in targets:
-        text = line % (sequence, *[getter(entry) for getter in getters])
-        pending.append(text)
-        size += len(text)
-        if size >= batch_bytes:
-            yield b"".join(pending)
-            pending.clear()
-            size = 0
-    if pending:
-        yield b"".join(pending)
+    yield from _chunked(
+        (line % (sequence, *[getter(entry) for getter in getters]) for sequence, entry in targets),
+        batch_bytes,
+    )
 
 
 def _entry_uid(entry: EntryInfo) -> int:
@@ -351,15 +350,10 @@ def _render_modseq(out: list[bytes], entry: EntryInfo, message: _Message | None)
 
 
 def _flags_renderer(recent_uids: AbstractSet[int]) -> _Render:
-    # Most messages share a handful of flag combinations: build each FLAGS item once.
-    cache: dict[tuple[int, frozenset[str], bool], bytes] = {}
+    flags_of = _flags_lookup(recent_uids)
 
     def render(out: list[bytes], entry: EntryInfo, message: _Message | None) -> None:
-        key = (entry.flags, entry.keywords, entry.uid in recent_uids)
-        item = cache.get(key)
-        if item is None:
-            item = cache[key] = _flags_item(*key)
-        out.append(item)
+        out.append(flags_of(entry))
 
     return render
 
