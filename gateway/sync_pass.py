@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from gateway.fetch.errors import SyncError
+from gateway.fetch.runner import sync_source_once
 from gateway.store import MailStore, SourceInfo
 
 log = logging.getLogger("gateway.sync")
 
 SyncEngine = Callable[[MailStore, SourceInfo], None]
 
-# Filled in by the fetch package as protocol engines land (see the fetching issue).
-SYNC_ENGINES: dict[str, SyncEngine] = {}
+# One engine per protocol as they land (see the fetching issue); IMAP is still to come.
+SYNC_ENGINES: dict[str, SyncEngine] = {"pop3": sync_source_once}
 
 
 def run_sync_pass(store: MailStore, *, user_name: str | None, source_name: str | None) -> int:
@@ -38,6 +40,10 @@ def run_sync_pass(store: MailStore, *, user_name: str | None, source_name: str |
             continue
         try:
             engine(store, source)
+        except SyncError as error:
+            # Already recorded on the source and logged with its class by the engine.
+            log.error("event=sync_failed source_id=%d error_class=%s", source.id, error.error_class)
+            failures += 1
         except Exception:
             log.exception("event=sync_failed source_id=%d", source.id)
             failures += 1

@@ -1,0 +1,92 @@
+"""One error root for fetching, and the mapping from whatever broke to a short, safe class.
+
+The class and message are what the admin panel shows and the scheduler backs off on, so they
+must be stable, short and never carry a secret or a message body.
+"""
+
+from __future__ import annotations
+
+import errno
+import poplib
+import socket
+import ssl
+from typing import Literal
+
+ErrorClass = Literal["dns", "connect", "tls", "auth", "protocol", "quota", "timeout", "throttled"]
+ERROR_CLASSES: tuple[ErrorClass, ...] = (
+    "dns",
+    "connect",
+    "tls",
+    "auth",
+    "protocol",
+    "quota",
+    "timeout",
+    "throttled",
+)
+_MAX_SERVER_TEXT = 160
+
+
+class SyncError(Exception):
+    """A sync of one source failed; `error_class` says what kind of failure it was."""
+
+    def __init__(self, error_class: ErrorClass, message: str) -> None:
+        super().__init__(f"{error_class}: {message}")
+        self.error_class: ErrorClass = error_class
+        self.message = message
+
+
+def server_text(response: bytes | str | object) -> str:
+    """A server reply trimmed to printable ASCII and a bounded length, for error messages."""
+    text = response.decode("ascii", "replace") if isinstance(response, bytes) else str(response)
+    printable = "".join(ch if " " <= ch <= "~" else "?" for ch in text)
+    return printable[:_MAX_SERVER_TEXT]
+
+
+def classify_pop3_reply(reply: bytes | str | object, *, during_auth: bool) -> SyncError:
+    """Map a POP3 `-ERR` reply to an error class (RFC 2449 §8 / RFC 3206 response codes)."""
+    text = server_text(reply)
+    upper = text.upper()
+    if "[LOGIN-DELAY]" in upper or "THROTTL" in upper:
+        return SyncError("throttled", f"server asks to wait: {text}")
+    if "[IN-USE]" in upper:
+        return SyncError("throttled", f"mailbox in use by another session: {text}")
+    if "[SYS/TEMP]" in upper or "[SYS/PERM]" in upper:
+        return SyncError("protocol", f"server-side failure: {text}")
+    if "QUOTA" in upper or "LIMIT EXCEEDED" in upper:
+        return SyncError("quota", f"server limit reached: {text}")
+    if during_auth or "[AUTH]" in upper:
+        return SyncError("auth", f"login rejected: {text}")
+    return SyncError("protocol", f"unexpected server reply: {text}")
+
+
+def classify_error(error: BaseException, *, during_auth: bool = False) -> SyncError:
+    """Turn any exception raised while syncing into a `SyncError` with a safe message."""
+    if isinstance(error, SyncError):
+        return error
+    if isinstance(error, socket.gaierror):
+        return SyncError("dns", "host name could not be resolved")
+    if isinstance(error, TimeoutError | socket.timeout):
+        return SyncError("timeout", "the server did not answer in time")
+    if isinstance(error, ssl.SSLCertVerificationError):
+        reason = getattr(error, "verify_message", None) or "verification failed"
+        return SyncError("tls", f"server certificate not trusted: {server_text(reason)}")
+    if isinstance(error, ssl.SSLError):
+        reason = getattr(error, "reason", None) or "unknown"
+        return SyncError("tls", f"TLS handshake or record failure: {server_text(reason)}")
+    if isinstance(error, poplib.error_proto):
+        reply = error.args[0] if error.args else b""
+        return classify_pop3_reply(reply, during_auth=during_auth)
+    if isinstance(error, ConnectionRefusedError):
+        return SyncError("connect", "connection refused")
+    if isinstance(error, ConnectionResetError | BrokenPipeError | EOFError):
+        return SyncError("connect", "the server closed the connection")
+    if isinstance(error, OSError) and error.errno in (
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ECONNABORTED,
+        errno.EADDRNOTAVAIL,
+    ):
+        return SyncError("connect", f"network error: {errno.errorcode.get(error.errno, '?')}")
+    if isinstance(error, OSError):
+        return SyncError("connect", f"network error: {type(error).__name__}")
+    return SyncError("protocol", f"unexpected failure: {type(error).__name__}")
