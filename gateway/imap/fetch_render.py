@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
-from datetime import UTC
-from typing import BinaryIO, Protocol
+from datetime import UTC, datetime
+from typing import Any, BinaryIO, Protocol
 
 from gateway.imap.body_sections import MessageParts, fetch_section
 from gateway.imap.protocol import responses
 from gateway.imap.protocol.fetch_items import FetchAttribute, Section
 from gateway.mime.model import parts_from_json
-from gateway.store.fetch_data import FetchColumn, FetchData
+from gateway.store.fetch_data import FETCH_COLUMNS, FetchColumn, FetchData
 from gateway.store.flags import SYSTEM_FLAG_BITS
 from gateway.store.views import EntryInfo
 
@@ -39,14 +39,14 @@ class FetchSource(Protocol):
         self, *, message_ids: Sequence[int], columns: AbstractSet[FetchColumn]
     ) -> dict[int, FetchData]: ...
 
-    def fetch_message_data_by_uid(
+    def fetch_message_rows_by_uid(
         self,
         *,
         mailbox_id: int,
         first_uid: int,
         last_uid: int,
-        columns: AbstractSet[FetchColumn],
-    ) -> dict[int, FetchData]: ...
+        columns: tuple[FetchColumn, ...],
+    ) -> list[tuple[Any, ...]]: ...
 
     def open_blob(self, *, blob_hash: str) -> BinaryIO: ...
 
@@ -116,7 +116,9 @@ def render_fetch(
     pending_size = 0
     for first in range(0, len(targets), LOAD_BATCH):
         batch = targets[first : first + LOAD_BATCH]
-        loaded = _load(store, batch, columns, mailbox_id)
+        loaded = store.fetch_message_data(
+            message_ids=[entry.message_id for _, entry in batch], columns=columns
+        )
         for sequence, entry in batch:
             message: _Message | None = None
             if columns:
@@ -152,27 +154,41 @@ def render_fetch(
         yield b"".join(pending)
 
 
-def _load(
+Row = tuple[Any, ...]
+
+
+def _load_rows(
     store: FetchSource,
     batch: Sequence[tuple[int, EntryInfo]],
-    columns: frozenset[FetchColumn],
+    columns: tuple[FetchColumn, ...],
     mailbox_id: int | None,
-) -> dict[int, FetchData]:
+) -> dict[int, Row]:
+    """`(message id, *columns)` per message id of the batch."""
     first_uid, last_uid = batch[0][1].uid, batch[-1][1].uid
     if mailbox_id is not None and len(batch) > 1 and last_uid - first_uid < 2 * len(batch):
         # A dense run of UIDs (FETCH 1:*): one index range scan instead of an IN-list.
-        return store.fetch_message_data_by_uid(
+        rows = store.fetch_message_rows_by_uid(
             mailbox_id=mailbox_id, first_uid=first_uid, last_uid=last_uid, columns=columns
         )
-    return store.fetch_message_data(
-        message_ids=[entry.message_id for _, entry in batch], columns=columns
+        return {row[0]: row for row in rows}
+    loaded = store.fetch_message_data(
+        message_ids=[entry.message_id for _, entry in batch], columns=frozenset(columns)
     )
+    return {
+        message_id: (message_id, *(getattr(data, name) for name in columns))
+        for message_id, data in loaded.items()
+    }
 
 
 _PRECOMPUTED: frozenset[FetchColumn] = frozenset(
     ("size", "internal_date", "envelope", "bodystructure", "body")
 )
-_Getter = Callable[[EntryInfo, FetchData], object]
+_Getter = Callable[[EntryInfo, "Row"], object]
+_PRECOMPUTED_COLUMN: dict[str, FetchColumn] = {
+    "ENVELOPE": "envelope",
+    "BODYSTRUCTURE": "bodystructure",
+    "BODY": "body",
+}
 
 
 def _render_precomputed(
@@ -186,33 +202,39 @@ def _render_precomputed(
 ) -> Iterator[bytes]:
     """ENVELOPE, BODYSTRUCTURE, RFC822.SIZE, ... of a whole mailbox (a client's first sync):
     stored bytes pasted into one %-format per message, no per-item objects."""
+    columns = tuple(name for name in FETCH_COLUMNS if name in _columns(attributes))
+    position = {name: index for index, name in enumerate(columns, 1)}
     flags_of = _flags_lookup(recent_uids)
-    getters: dict[str, tuple[bytes, _Getter]] = {
-        "UID": (b"UID %d", lambda entry, data: entry.uid),
-        "FLAGS": (b"%s", lambda entry, data: flags_of(entry)),
-        "MODSEQ": (b"MODSEQ (%d)", lambda entry, data: entry.modseq),
-        "RFC822.SIZE": (b"RFC822.SIZE %d", lambda entry, data: data.size or 0),
-        "INTERNALDATE": (b"INTERNALDATE %s", _internal_date_of),
-        "ENVELOPE": (b"ENVELOPE %s", lambda entry, data: data.envelope or b"NIL"),
-        "BODYSTRUCTURE": (b"BODYSTRUCTURE %s", lambda entry, data: data.bodystructure or b"NIL"),
-        "BODY": (b"BODY %s", lambda entry, data: data.body or b"NIL"),
-    }
-    chosen = [getters[attribute.name] for attribute in attributes]
+    chosen: list[tuple[bytes, _Getter]] = []
+    for attribute in attributes:
+        name = attribute.name
+        if name == "UID":
+            chosen.append((b"UID %d", lambda entry, row: entry.uid))
+        elif name == "FLAGS":
+            chosen.append((b"%s", lambda entry, row: flags_of(entry)))
+        elif name == "MODSEQ":
+            chosen.append((b"MODSEQ (%d)", lambda entry, row: entry.modseq))
+        elif name == "INTERNALDATE":
+            chosen.append((b"INTERNALDATE %s", _row_date(position["internal_date"])))
+        elif name == "RFC822.SIZE":
+            chosen.append((b"RFC822.SIZE %d", _row_value(position["size"], 0)))
+        else:  # ENVELOPE, BODYSTRUCTURE, BODY: stored wire bytes
+            at = position[_PRECOMPUTED_COLUMN[name]]
+            chosen.append((name.encode() + b" %s", _row_value(at, b"NIL")))
     line = b"* %d FETCH (" + b" ".join(fmt for fmt, _ in chosen) + b")\r\n"
     functions = [function for _, function in chosen]
-    columns = _columns(attributes)
 
     def lines() -> Iterator[bytes]:
         for first in range(0, len(targets), LOAD_BATCH):
             batch = targets[first : first + LOAD_BATCH]
-            loaded = _load(store, batch, columns, mailbox_id)
+            loaded = _load_rows(store, batch, columns, mailbox_id)
             for sequence, entry in batch:
-                data = loaded.get(entry.message_id)
-                if data is None:
+                row = loaded.get(entry.message_id)
+                if row is None:
                     if on_expunged is not None:
                         on_expunged(entry.uid)
                     continue
-                yield line % (sequence, *[function(entry, data) for function in functions])
+                yield line % (sequence, *[function(entry, row) for function in functions])
 
     yield from _chunked(lines(), batch_bytes)
 
@@ -246,10 +268,24 @@ def _flags_lookup(recent_uids: AbstractSet[int]) -> Callable[[EntryInfo], bytes]
     return flags_of
 
 
-def _internal_date_of(entry: EntryInfo, data: FetchData) -> bytes:
-    if data.internal_date is None:
+def _row_value(at: int, default: object) -> _Getter:
+    def get(entry: EntryInfo, row: Row) -> object:
+        return row[at] or default
+
+    return get
+
+
+def _row_date(at: int) -> _Getter:
+    def get(entry: EntryInfo, row: Row) -> object:
+        return _internal_date(row[at])
+
+    return get
+
+
+def _internal_date(value: datetime | None) -> bytes:
+    if value is None:
         raise ValueError("internal_date was not loaded")
-    return responses.internal_date(data.internal_date.astimezone(UTC))
+    return responses.internal_date(value.astimezone(UTC))
 
 
 def _render_entries_only(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import Select, event
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, create_engine
 
@@ -52,6 +52,44 @@ def _configure_sqlite(engine: Engine) -> None:
             connection.exec_driver_sql("BEGIN")
 
 
+class RawQuery:
+    """A SELECT compiled once for one dialect and run on a bare DBAPI cursor.
+
+    For the few hot reads that return thousands of rows (FETCH 1:* of precomputed columns),
+    SQLAlchemy's per-row result machinery costs more than SQLite itself; this keeps the
+    statement portable (compiled by SQLAlchemy) and the rows plain tuples.
+    """
+
+    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self._positional = compiled.positional
+        self._names = list(compiled.positiontup or ())
+        self._processors: list[tuple[int, Callable[[Any], Any]]] = []
+        for index, column in enumerate(statement.selected_columns):
+            processor = column.type._cached_result_processor(dialect, None)
+            if processor is not None:
+                self._processors.append((index, processor))
+
+    def run(self, connection: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        arguments: Any = tuple(params[name] for name in self._names) if self._positional else params
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(self.sql, arguments)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        if not self._processors:
+            return [tuple(row) for row in rows]
+        processed = []
+        for row in rows:
+            values = list(row)
+            for index, processor in self._processors:
+                values[index] = processor(values[index])
+            processed.append(tuple(values))
+        return processed
+
+
 class Database:
     """Hands out sessions: `read()` for queries, `write()` for serialised read-modify-write."""
 
@@ -59,6 +97,7 @@ class Database:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._write_engine = engine.execution_options(**{_WRITE_OPTION: True})
+        self._raw_queries: dict[int, tuple[Select[Any], RawQuery]] = {}
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -94,6 +133,16 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    def raw_query(self, statement: Select[Any]) -> RawQuery:
+        """`statement` compiled for this database, cached per statement object."""
+        query = self._raw_queries.get(id(statement))
+        if query is None or query[0] is not statement:
+            query = self._raw_queries[id(statement)] = (
+                statement,
+                RawQuery(statement, self.engine.dialect),
+            )
+        return query[1]
 
     def dispose(self) -> None:
         self.engine.dispose()

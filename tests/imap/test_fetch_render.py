@@ -338,7 +338,12 @@ def test_uid_range_load_equals_id_list_load(store: MailStore) -> None:
     entries = store.list_entries(mailbox_id=inbox)
     assert [entry.uid for entry in entries[2:5]] == [3, 5, 6]
     targets = list(enumerate(entries[2:10], 3))
-    attributes = [FetchAttribute("UID"), FetchAttribute("ENVELOPE"), FetchAttribute("RFC822.SIZE")]
+    attributes = [
+        FetchAttribute("UID"),
+        FetchAttribute("ENVELOPE"),
+        FetchAttribute("RFC822.SIZE"),
+        FetchAttribute("INTERNALDATE"),
+    ]
     by_range = b"".join(
         render_fetch(store, targets=targets, attributes=attributes, mailbox_id=inbox)
     )
