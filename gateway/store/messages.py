@@ -29,6 +29,18 @@ _ENTRY_ROW_COLUMNS = (
     MAILBOX_ENTRIES.c.keywords,
     MAILBOX_ENTRIES.c.modseq,
 )
+_INSERT_CHANGE_NAMES = (
+    "mailbox_id",
+    "modseq",
+    "uid",
+    "kind",
+    "flags",
+    "keywords",
+    "actor",
+    "created_at",
+)
+_INSERT_CHANGE = insert(CHANGES).values({name: bindparam(name) for name in _INSERT_CHANGE_NAMES})
+_UPDATE_ENTRY_FLAGS_NAMES = ("new_flags", "new_keywords", "new_modseq", "entry_id")
 _UPDATE_ENTRY_FLAGS = (
     update(MAILBOX_ENTRIES)
     .where(MAILBOX_ENTRIES.c.id == bindparam("entry_id"))
@@ -89,26 +101,14 @@ class MessageOperations(StoreBase):
             if updates:
                 _, modseq = self._bump_mailbox(session, mailbox_id, 0)
                 now = datetime.now(UTC)
-                session.execute(
-                    _UPDATE_ENTRY_FLAGS,
-                    [
-                        {"entry_id": e, "new_flags": b, "new_keywords": k, "new_modseq": modseq}
-                        for e, _, _, b, k in updates
-                    ],
+                connection = session.connection()
+                self.database.raw_write(_UPDATE_ENTRY_FLAGS, _UPDATE_ENTRY_FLAGS_NAMES).run_many(
+                    connection, [(b, k, modseq, e) for e, _, _, b, k in updates]
                 )
-                session.execute(
-                    insert(CHANGES),
+                self.database.raw_write(_INSERT_CHANGE, _INSERT_CHANGE_NAMES).run_many(
+                    connection,
                     [
-                        change_row(
-                            mailbox_id=mailbox_id,
-                            modseq=modseq,
-                            uid=uid,
-                            kind="flags",
-                            flags=b,
-                            keywords=k,
-                            actor=actor,
-                            now=now,
-                        )
+                        (mailbox_id, modseq, uid, "flags", b, k, actor, now)
                         for _, uid, _, b, k in updates
                     ],
                 )
