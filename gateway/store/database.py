@@ -118,23 +118,34 @@ class RawWrite:
         if not rows:
             return
         if self._processors:
-            converted = []
-            for row in rows:
-                values = list(row)
-                for index, processor in self._processors:
-                    values[index] = processor(values[index])
-                converted.append(values)
-            rows = [tuple(values) for values in converted]
-        if self._positional:
-            order = self._order
-            arguments: list[Any] = [tuple(row[i] for i in order) for row in rows]
+            rows = [self._process(row, {}) for row in rows] if len(rows) < 2 else self._bulk(rows)
+        if not self._positional:
+            arguments: list[Any] = [dict(zip(self._names, row, strict=True)) for row in rows]
+        elif self._order == list(range(len(self._names))):
+            arguments = rows
         else:
-            arguments = [dict(zip(self._names, row, strict=True)) for row in rows]
+            order = self._order
+            arguments = [tuple(row[i] for i in order) for row in rows]
         cursor = connection.connection.cursor()
         try:
             cursor.executemany(self.sql, arguments)
         finally:
             cursor.close()
+
+    def _bulk(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        # Bulk rows repeat values (one timestamp for a whole STORE): convert each once.
+        memo: dict[tuple[int, Any], Any] = {}
+        return [self._process(row, memo) for row in rows]
+
+    def _process(self, row: tuple[Any, ...], memo: dict[tuple[int, Any], Any]) -> tuple[Any, ...]:
+        values = list(row)
+        for index, processor in self._processors:
+            key = (index, values[index])
+            converted = memo.get(key, memo)
+            if converted is memo:
+                converted = memo[key] = processor(values[index])
+            values[index] = converted
+        return tuple(values)
 
 
 class Database:
