@@ -257,6 +257,17 @@ def _chunked(lines: Iterable[bytes], batch_bytes: int) -> Iterator[bytes]:
 def _flags_lookup(recent_uids: AbstractSet[int]) -> Callable[[EntryInfo], bytes]:
     """`FLAGS (...)` of an entry; most messages share a few combinations, each built once."""
     cache: dict[tuple[int, frozenset[str], bool], bytes] = {}
+    if not recent_uids:
+        plain: dict[tuple[int, frozenset[str]], bytes] = {}
+
+        def flags_without_recent(entry: EntryInfo) -> bytes:
+            key = (entry.flags, entry.keywords)
+            item = plain.get(key)
+            if item is None:
+                item = plain[key] = _flags_item(entry.flags, entry.keywords, False)
+            return item
+
+        return flags_without_recent
 
     def flags_of(entry: EntryInfo) -> bytes:
         key = (entry.flags, entry.keywords, entry.uid in recent_uids)
@@ -309,10 +320,23 @@ def _render_entries_only(
             formats.append(b"MODSEQ (%d)")
             getters.append(_entry_modseq)
     line = b"* %d FETCH (" + b" ".join(formats) + b")\r\n"
-    yield from _chunked(
-        (line % (sequence, *[getter(entry) for getter in getters]) for sequence, entry in targets),
-        batch_bytes,
-    )
+    names = tuple(attribute.name for attribute in attributes)
+    lines: Iterable[bytes]
+    # What clients send on every sync, without a per-message list of getters.
+    if names == ("FLAGS",):
+        lines = (line % (sequence, flags_of(entry)) for sequence, entry in targets)
+    elif names == ("UID", "FLAGS"):
+        lines = (line % (sequence, entry.uid, flags_of(entry)) for sequence, entry in targets)
+    elif names == ("UID", "FLAGS", "MODSEQ"):
+        lines = (
+            line % (sequence, entry.uid, flags_of(entry), entry.modseq)
+            for sequence, entry in targets
+        )
+    else:
+        lines = (
+            line % (sequence, *[getter(entry) for getter in getters]) for sequence, entry in targets
+        )
+    yield from _chunked(lines, batch_bytes)
 
 
 def _entry_uid(entry: EntryInfo) -> int:

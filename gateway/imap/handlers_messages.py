@@ -21,6 +21,8 @@ _UID = FetchAttribute("UID")
 _FLAGS = FetchAttribute("FLAGS")
 _MODSEQ = FetchAttribute("MODSEQ")
 _SEARCH_CHARSETS = {"UTF-8", "US-ASCII"}
+_ENTRY_ONLY_ITEMS = frozenset({"UID", "FLAGS", "MODSEQ"})
+_RENDERED_PER_SNAPSHOT = 4
 _EXPUNGE_ISSUED = CommandFailedError(
     "NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED"
 )
@@ -76,6 +78,26 @@ class MessageHandlers(SessionBase):
                 selected.replace_entries(update.entries)
                 if _FLAGS not in attributes:
                     attributes.append(_FLAGS)
+        names = tuple(attribute.name for attribute in attributes)
+        shared = self.selected_snapshot
+        if (
+            shared is not None
+            and selected.is_pristine
+            and len(indexes) == len(selected.entries)
+            and set(names) <= _ENTRY_ONLY_ITEMS
+        ):
+            # Many devices re-read all flags of the same unchanged mailbox: render it once.
+            rendered = shared.rendered.get(names)
+            if rendered is None:
+                whole = render_fetch(
+                    self.store, targets=list(enumerate(selected.entries, 1)), attributes=attributes
+                )
+                rendered = await self.context.call(b"".join, whole)
+                if len(shared.rendered) < _RENDERED_PER_SNAPSHOT:
+                    shared.rendered[names] = rendered
+            self.write(rendered)
+            await self.send_updates(allow_expunge=command.uid)
+            return "Fetch completed"
         targets = [(i + 1, selected.entries[i]) for i in indexes]
         chunks: Iterator[bytes] = render_fetch(
             self.store,

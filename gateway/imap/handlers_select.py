@@ -33,6 +33,7 @@ class SelectHandlers(SessionBase):
             first_unseen=cached.first_unseen,
         )
         self.enter_mailbox(selected)
+        self.selected_snapshot = cached
         if command.condstore or command.qresync is not None:
             self.condstore = True
         keywords = "".join(f" {keyword}" for keyword in sorted(selected.keywords))

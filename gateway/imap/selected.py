@@ -53,6 +53,11 @@ class SelectedMailbox:
         self._first_unseen = first_unseen
         self._flags_texts: dict[tuple[int, frozenset[str], bool], bytes] = {}
 
+    @property
+    def is_pristine(self) -> bool:
+        """True while the view is exactly the shared snapshot it was selected from."""
+        return self._shared and not self.recent and not self.pending_expunges
+
     def _own(self) -> None:
         """Copy the shared lists before this view changes them."""
         self._first_unseen = -1

@@ -12,6 +12,7 @@ from gateway.imap.context import ServerContext
 from gateway.imap.errors import CommandFailedError, bad, from_store_error
 from gateway.imap.protocol import responses
 from gateway.imap.selected import SelectedMailbox
+from gateway.imap.snapshot_cache import CachedMailbox
 from gateway.store.errors import StoreError
 from gateway.store.views import MailboxInfo, UserInfo
 
@@ -40,6 +41,8 @@ class SessionBase:
         self.user: UserInfo | None = None
         self.selected: SelectedMailbox | None = None
         self.watch: MailboxWatch | None = None
+        # The shared snapshot the selected view came from (see snapshot_cache.py).
+        self.selected_snapshot: CachedMailbox | None = None
         self.condstore = False
         self.qresync = False
         self.unauthenticated_commands = 0
@@ -99,6 +102,7 @@ class SessionBase:
             self.context.hub.unwatch(self.watch)
         self.watch = None
         self.selected = None
+        self.selected_snapshot = None
         if self.state is State.SELECTED:
             self.state = State.AUTHENTICATED
 

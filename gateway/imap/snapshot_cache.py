@@ -46,7 +46,7 @@ class CachedMailbox:
     a thousand sessions on one big INBOX cost one copy of it, not a thousand.
     """
 
-    __slots__ = ("_first_unseen", "keywords", "snapshot", "uids")
+    __slots__ = ("_first_unseen", "keywords", "rendered", "snapshot", "uids")
 
     def __init__(self, snapshot: MailboxSnapshot) -> None:
         self.snapshot = snapshot
@@ -57,6 +57,9 @@ class CachedMailbox:
                 keywords.update(entry.keywords)
         self.keywords = frozenset(keywords)
         self._first_unseen: int | None = -1
+        # Whole-mailbox FETCH responses of entry-only items (`FETCH 1:* (FLAGS)`), by item
+        # names: every session whose view is still this snapshot gets the same bytes.
+        self.rendered: dict[tuple[str, ...], bytes] = {}
 
     @property
     def first_unseen(self) -> int | None:

@@ -292,3 +292,22 @@ def test_tls_handshake_garbage_does_not_hurt(gateway: RunningGateway) -> None:
         context.wrap_socket(raw) as tls,
     ):
         assert tls.recv(100).startswith(b"* OK")
+
+
+def test_shared_whole_mailbox_flags_never_go_stale(gateway: RunningGateway) -> None:
+    first, second = connect(gateway), connect(gateway)
+    for _ in range(3):
+        append(first, "INBOX", MESSAGE)
+    first.select("INBOX")
+    second.select("INBOX")
+    assert first.fetch("1:*", "(FLAGS)")[1] == second.fetch("1:*", "(FLAGS)")[1]
+    first.store("2", "+FLAGS", r"(\Flagged)")
+    # The second session hears of it, and a new SELECT must not reuse the old rendering.
+    _, data = second.fetch("1:*", "(FLAGS)")
+    assert any(b"\\Flagged" in line for line in data)
+    for client in (first, second):
+        client.select("INBOX")
+        _, data = client.fetch("1:*", "(FLAGS)")
+        assert [b"\\Flagged" in line for line in data] == [False, True, False]
+    first.logout()
+    second.logout()
