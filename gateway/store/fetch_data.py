@@ -75,6 +75,13 @@ def _by_ids_statement(
 
 
 @functools.cache
+def _by_id_statement(columns: tuple[FetchColumn, ...]) -> Select[Any]:
+    return select(MESSAGES.c.id, *(_MODEL_COLUMNS[name] for name in columns)).where(
+        MESSAGES.c.id == bindparam("id")
+    )
+
+
+@functools.cache
 def _by_uid_statement(columns: tuple[FetchColumn, ...]) -> Select[Any]:
     return (
         select(MESSAGES.c.id, *(_MODEL_COLUMNS[name] for name in columns))
@@ -96,6 +103,14 @@ class FetchDataOperations(StoreBase):
         unknown = set(columns) - set(FETCH_COLUMNS)
         if unknown:
             raise ValueError(f"not a FETCH column: {sorted(unknown)}")
+        if len(message_ids) == 1:
+            # One message (a client opening a mail): a compiled statement on a bare cursor.
+            (message_id,) = message_ids
+            query = self.database.raw_query(_by_id_statement(tuple(wanted)))
+            with self.database.single_read() as connection:
+                rows = query.run(connection, {"id": message_id})
+            build_one = _row_builder(wanted)
+            return {row[0]: build_one(row) for row in rows}
         statement, build = _by_ids_statement(tuple(wanted))
         result: dict[int, FetchData] = {}
         # A plain Core connection and a statement built once: for a one-message FETCH the
