@@ -22,9 +22,7 @@ PASSWORD = "alice-secret-pw"
 
 
 class RunningGateway:
-    def __init__(
-        self, data_dir: Path, database_url: str | None = None, **settings: object
-    ) -> None:
+    def __init__(self, data_dir: Path, database_url: str | None = None, **settings: object) -> None:
         settings.setdefault("allow_plaintext", True)
         settings.setdefault("ingest_workers", 0)
         self.settings: Settings = make_settings(data_dir, database_url, **settings)
