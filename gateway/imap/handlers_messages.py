@@ -8,10 +8,9 @@ from gateway.imap.errors import CommandFailedError, bad, from_store_error
 from gateway.imap.fetch_render import render_fetch
 from gateway.imap.protocol import commands as c
 from gateway.imap.protocol import responses
-from gateway.imap.protocol import search_keys as k
 from gateway.imap.protocol.fetch_items import FetchAttribute
 from gateway.imap.protocol.sequence import SequenceSet
-from gateway.imap.search import search_messages
+from gateway.imap.search import search_messages, uses_modseq
 from gateway.imap.selected import InvalidSequenceError, SelectedMailbox
 from gateway.imap.session_base import SessionBase
 from gateway.store.errors import StoreError
@@ -182,7 +181,7 @@ class MessageHandlers(SessionBase):
             # RFC 3501 §6.4.4: NO with BADCHARSET listing what we support (not BAD).
             raise CommandFailedError("NO", "unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
         await self.send_updates(allow_expunge=command.uid)
-        if _uses_modseq(command.criteria):
+        if uses_modseq(command.criteria):
             self.condstore = True
         entries = list(selected.entries)
         indexes = await self.context.call(
@@ -196,7 +195,7 @@ class MessageHandlers(SessionBase):
         # match on what the session knows of them (flags, UID); their text is gone.
         numbers = [entries[i].uid if command.uid else i + 1 for i in indexes]
         modseq_suffix = ""
-        if _uses_modseq(command.criteria) and indexes:
+        if uses_modseq(command.criteria) and indexes:
             modseq_suffix = f" (MODSEQ {max(entries[i].modseq for i in indexes)})"
         if command.return_options is None:
             self.untagged("SEARCH" + "".join(f" {n}" for n in numbers) + modseq_suffix)
@@ -262,18 +261,6 @@ def _take_chunks(chunks: Iterator[bytes], budget: int = 1 << 20) -> tuple[bytes,
         if size >= budget:
             return b"".join(taken), False
     return b"".join(taken), True
-
-
-def _uses_modseq(key: k.SearchKey) -> bool:
-    if isinstance(key, k.SearchModSeq):
-        return True
-    if isinstance(key, k.SearchNot):
-        return _uses_modseq(key.key)
-    if isinstance(key, k.SearchOr):
-        return _uses_modseq(key.left) or _uses_modseq(key.right)
-    if isinstance(key, k.SearchAnd):
-        return any(_uses_modseq(item) for item in key.keys)
-    return False
 
 
 def _esearch(command: c.Search, numbers: list[int], modseq_suffix: str) -> str:

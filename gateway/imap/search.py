@@ -8,8 +8,6 @@ way Dovecot's search normaliser compares them (canonical decomposition, then cas
 
 Known differences from Dovecot, all in what the stored search text holds:
 * FROM/TO/CC/BCC/SUBJECT look at the last such field (there is normally one); Dovecot at each.
-* FROM/TO/CC/BCC match the decoded field as written, Dovecot its re-written address list
-  (a comment becomes the display name, quoting may change).
 * TEXT does not see the header blocks of body parts (Content-Type: ... of an attachment).
 * LARGER/SMALLER use the stored size; Dovecot counts bare LF as CRLF.
 """
@@ -17,9 +15,8 @@ Known differences from Dovecot, all in what the stored search text holds:
 from __future__ import annotations
 
 import re
-import unicodedata
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import UTC, date, datetime, tzinfo
 from email.utils import parsedate_to_datetime
@@ -39,12 +36,13 @@ from gateway.imap.protocol.search_keys import (
     SearchSize,
     SearchText,
 )
+from gateway.imap.text_match import Needle
 from gateway.store.errors import NotFoundError
 from gateway.store.flags import SYSTEM_FLAG_BITS
 from gateway.store.search_data import SearchDataOperations, SearchField, SearchFields
 from gateway.store.views import EntryInfo
 
-__all__ = ["fold_text", "format_number_set", "search_messages", "uses_modseq"]
+__all__ = ["search_messages", "uses_modseq"]
 
 _FLAG_BITS = {name.lower(): bit for name, bit in SYSTEM_FLAG_BITS.items()}
 # Columns holding the decoded value of FROM/TO/CC/BCC/SUBJECT (RFC 3501 §6.4.4).
@@ -55,91 +53,12 @@ _FIELD_COLUMNS: dict[str, SearchField] = {
     "BCC": "bcc_addr",
     "SUBJECT": "subject",
 }
-# Dovecot title-cases; lower() after NFD agrees except for these lower-case letters whose
-# upper-case form lower-cases to another letter (final sigma, dotless i, long s, ...).
-_EXTRA_FOLDS: dict[int, int] = {
-    0x00B5: 0x03BC,  # micro sign
-    0x0131: 0x0069,  # latin small letter dotless i
-    0x017F: 0x0073,  # latin small letter long s
-    0x0345: 0x03B9,  # combining greek ypogegrammeni
-    0x03C2: 0x03C3,  # greek small letter final sigma
-    0x03D0: 0x03B2,  # greek beta symbol
-    0x03D1: 0x03B8,  # greek theta symbol
-    0x03D5: 0x03C6,  # greek phi symbol
-    0x03D6: 0x03C0,  # greek pi symbol
-    0x03F0: 0x03BA,  # greek kappa symbol
-    0x03F1: 0x03C1,  # greek rho symbol
-    0x03F5: 0x03B5,  # greek lunate epsilon symbol
-    0x1C80: 0x0432,  # cyrillic small letter rounded ve
-    0x1C81: 0x0434,  # cyrillic small letter long-legged de
-    0x1C82: 0x043E,  # cyrillic small letter narrow o
-    0x1C83: 0x0441,  # cyrillic small letter wide es
-    0x1C84: 0x0442,  # cyrillic small letter tall te
-    0x1C85: 0x0442,  # cyrillic small letter three-legged te
-    0x1C86: 0x044A,  # cyrillic small letter tall hard sign
-    0x1C87: 0x0463,  # cyrillic small letter tall yat
-    0x1C88: 0xA64B,  # cyrillic small letter unblended uk
-}
-_NEEDS_EXTRA_FOLD = re.compile("[" + "".join(map(chr, _EXTRA_FOLDS)) + "]")
-# ASCII characters that are the canonical decomposition of a non-ASCII one (U+037E, U+1FEF).
-_ASCII_SINGLETONS = frozenset(";`")
 # Dovecot compresses runs of LWSP in the Subject before matching (SEARCH_HEADER_COMPRESS_LWSP).
 _LWSP_RUN = re.compile(r"[ \t\r\n]+")
 # Dovecot reads a missing or unparseable Date: as the epoch.
 _NO_SENT_DATE = date(1970, 1, 1)
 # Cost classes: keys are evaluated cheapest first within AND, and OR tries its cheaper side first.
 _ENTRY_COST, _COLUMN_COST, _FIELD_COST, _HEADER_COST, _BODY_COST = range(5)
-
-
-def fold_text(text: str) -> str:
-    """Text as compared by SEARCH: canonically decomposed and case-folded, like Dovecot's
-    ``uni_utf8_to_decomposed_titlecase`` (ASCII text only needs lower-casing)."""
-    if text.isascii():
-        return text.lower()
-    folded = unicodedata.normalize("NFD", text).lower()
-    if _NEEDS_EXTRA_FOLD.search(folded):
-        folded = folded.translate(_EXTRA_FOLDS)
-    return folded
-
-
-class _Needle:
-    """A search string, folded once, and how to look for it in many texts."""
-
-    def __init__(self, value: str) -> None:
-        self.text = fold_text(value)
-        # Folding a long text with str.translate is slow; only the extra folds whose result
-        # occurs in the needle can change the answer, and str.replace is fast.
-        self._replacements = [
-            (chr(source), chr(target))
-            for source, target in _EXTRA_FOLDS.items()
-            if chr(target) in self.text
-        ]
-        # An ASCII needle absent from the lower-cased text can only appear after
-        # decomposition as its last letter: "cafe" in "café" (e + U+0301). So decomposing
-        # is needed only where the rest of the needle is followed by a non-ASCII letter.
-        self._decomposition_hint: re.Pattern[str] | None = None
-        if self.text.isascii() and len(self.text) > 1 and not _ASCII_SINGLETONS & set(self.text):
-            self._decomposition_hint = re.compile(re.escape(self.text[:-1]) + "[^\x00-\x7f]")
-        # Letters folding to ASCII (long s to "s") may sit anywhere: they void that shortcut.
-        self._ascii_sources = [source for source, target in self._replacements if target.isascii()]
-
-    def found_in(self, haystack: str) -> bool:
-        """True if the needle occurs in `haystack` once both are folded."""
-        if haystack.isascii():
-            return self.text in haystack.lower()
-        if self._decomposition_hint is not None and not any(
-            source in haystack for source in self._ascii_sources
-        ):
-            lowered = haystack.lower()
-            if self.text in lowered:
-                return True
-            if self._decomposition_hint.search(lowered) is None:
-                return False
-        folded = unicodedata.normalize("NFD", haystack).lower()
-        for source, target in self._replacements:
-            if source in folded:
-                folded = folded.replace(source, target)
-        return self.text in folded
 
 
 def search_messages(
@@ -172,26 +91,6 @@ def uses_modseq(criteria: SearchKey) -> bool:
     if isinstance(criteria, SearchAnd):
         return any(uses_modseq(key) for key in criteria.keys)
     return False
-
-
-def format_number_set(numbers: Iterable[int]) -> str:
-    """Ascending numbers as a compact sequence set, "1:3,7,9:10" (RFC 4731 ESEARCH ALL)."""
-    ranges: list[str] = []
-    start = previous = None
-    for number in sorted(set(numbers)):
-        if previous is not None and number == previous + 1:
-            previous = number
-            continue
-        if start is not None:
-            ranges.append(_range_text(start, previous))
-        start = previous = number
-    if start is not None:
-        ranges.append(_range_text(start, previous))
-    return ",".join(ranges)
-
-
-def _range_text(start: int, end: int | None) -> str:
-    return str(start) if end is None or end == start else f"{start}:{end}"
 
 
 def _cost(key: SearchKey) -> int:
@@ -392,7 +291,7 @@ class _Search:
 
     def _match_header(self, key: SearchHeader, candidates: list[int]) -> list[int]:
         name = key.field.upper()
-        needle = _Needle(key.value)
+        needle = Needle(key.value)
         if not name:
             return []  # Dovecot: HEADER "" x matches nothing
         if not key.value:
@@ -424,7 +323,7 @@ class _Search:
     def _match_text(self, key: SearchBody | SearchText, candidates: list[int]) -> list[int]:
         if not key.value:
             return candidates  # Dovecot: BODY "" and TEXT "" match every message
-        needle = _Needle(key.value)
+        needle = Needle(key.value)
         with_header = isinstance(key, SearchText)
         fields: tuple[SearchField, ...] = ("body_text", "body_text_truncated")
         if with_header:
@@ -441,7 +340,7 @@ class _Search:
 
         return self._filter_rows(candidates, fields, text_matches)
 
-    def _full_body_contains(self, message_id: int, needle: _Needle) -> bool:
+    def _full_body_contains(self, message_id: int, needle: Needle) -> bool:
         """BODY/TEXT beyond the stored 128 KiB: decode the message's text parts again."""
         try:
             # Dovecot matches within one part at a time, never across two.

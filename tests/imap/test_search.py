@@ -27,7 +27,8 @@ from gateway.imap.protocol.search_keys import (
     SearchText,
 )
 from gateway.imap.protocol.sequence import SequenceSet
-from gateway.imap.search import _Needle, fold_text, format_number_set, search_messages, uses_modseq
+from gateway.imap.search import search_messages, uses_modseq
+from gateway.imap.text_match import Needle, fold_text
 from gateway.store import MailStore, NewMessage, open_store
 from gateway.store.views import EntryInfo
 from tests.support.fixtures_store import PostgresDatabase, make_settings
@@ -546,10 +547,4 @@ def test_fold_text() -> None:
     ],
 )
 def test_needle_matching(needle: str, haystack: str, found: bool) -> None:
-    assert _Needle(needle).found_in(haystack) is found
-
-
-def test_format_number_set() -> None:
-    assert format_number_set([]) == ""
-    assert format_number_set([5]) == "5"
-    assert format_number_set([1, 2, 3, 7, 9, 10, 3]) == "1:3,7,9:10"
+    assert Needle(needle).found_in(haystack) is found
