@@ -15,6 +15,7 @@ session and must store the flag before rendering, so that FLAGS shows it.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
@@ -223,6 +224,7 @@ def _render_precomputed(
             chosen.append((name.encode() + b" %s", _row_value(at, b"NIL")))
     line = b"* %d FETCH (" + b" ".join(fmt for fmt, _ in chosen) + b")\r\n"
     functions = [function for _, function in chosen]
+    format_values = _direct_values(attributes, position)
 
     def lines() -> Iterator[bytes]:
         for first in range(0, len(targets), LOAD_BATCH):
@@ -234,9 +236,41 @@ def _render_precomputed(
                     if on_expunged is not None:
                         on_expunged(entry.uid)
                     continue
-                yield line % (sequence, *[function(entry, row) for function in functions])
+                if format_values is not None:
+                    yield line % format_values(sequence, entry, row)
+                else:
+                    yield line % (sequence, *[function(entry, row) for function in functions])
 
     yield from _chunked(lines(), batch_bytes)
+
+
+# Columns the schema declares NOT NULL: their values go into the response as they are.
+_NOT_NULL_ITEMS: dict[str, FetchColumn] = {
+    "ENVELOPE": "envelope",
+    "BODYSTRUCTURE": "bodystructure",
+    "BODY": "body",
+    "RFC822.SIZE": "size",
+}
+
+
+def _direct_values(
+    attributes: Sequence[FetchAttribute], position: dict[FetchColumn, int]
+) -> Callable[[int, EntryInfo, Row], tuple[Any, ...]] | None:
+    """For `[UID] ENVELOPE|BODYSTRUCTURE|BODY|RFC822.SIZE ...` (a client's first sync), the
+    %-format arguments straight from the row: no per-item call for each message."""
+    names = [attribute.name for attribute in attributes]
+    with_uid = bool(names) and names[0] == "UID"
+    columns = names[1:] if with_uid else names
+    if not columns or not all(name in _NOT_NULL_ITEMS for name in columns):
+        return None
+    pick = operator.itemgetter(*(position[_NOT_NULL_ITEMS[name]] for name in columns))
+    if len(columns) == 1:
+        if with_uid:
+            return lambda sequence, entry, row: (sequence, entry.uid, pick(row))
+        return lambda sequence, entry, row: (sequence, pick(row))
+    if with_uid:
+        return lambda sequence, entry, row: (sequence, entry.uid, *pick(row))
+    return lambda sequence, entry, row: (sequence, *pick(row))
 
 
 def _chunked(lines: Iterable[bytes], batch_bytes: int) -> Iterator[bytes]:
