@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.engine import Row
+from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from gateway.store.base import StoreBase, chunked_ids, mailbox_view
@@ -52,10 +51,8 @@ class MailboxSyncOperations(StoreBase):
         """The mailbox row and all its entries from one snapshot (SELECT/EXAMINE)."""
         with self.database.snapshot() as session:
             mailbox = mailbox_view(self._mailbox(session, mailbox_id))
-            rows = session.execute(
-                select(*_ENTRY_COLUMNS)
-                .where(MAILBOX_ENTRIES.c.mailbox_id == mailbox_id)
-                .order_by(MAILBOX_ENTRIES.c.uid)
+            rows = self.database.raw_query(_ALL_ENTRIES).run(
+                session.connection(), {"mailbox_id": mailbox_id}
             )
             return MailboxSnapshot(mailbox, [_entry(row) for row in rows])
 
@@ -65,7 +62,10 @@ class MailboxSyncOperations(StoreBase):
             mailbox = mailbox_view(self._mailbox(session, mailbox_id))
             if mailbox.highestmodseq <= since_modseq:
                 return MailboxDelta(mailbox, [], [])
-            changed = [_entry(row) for row in _entries_after(session, mailbox_id, since_modseq)]
+            rows = self.database.raw_query(_ENTRIES_AFTER).run(
+                session.connection(), {"mailbox_id": mailbox_id, "modseq": since_modseq}
+            )
+            changed = [_entry(row) for row in rows]
             expunged = self._expunged_after(session, mailbox_id, since_modseq)
             return MailboxDelta(mailbox, changed, expunged)
 
@@ -101,20 +101,23 @@ class MailboxSyncOperations(StoreBase):
         return [int(row[0]) for row in rows]
 
 
-_EntryRow: TypeAlias = "Row[int, int, int, str, int]"
-
-
-def _entries_after(session: Session, mailbox_id: int, modseq: int) -> list[_EntryRow]:
-    return list(
-        session.execute(
-            select(*_ENTRY_COLUMNS)
-            .where(MAILBOX_ENTRIES.c.mailbox_id == mailbox_id, MAILBOX_ENTRIES.c.modseq > modseq)
-            .order_by(MAILBOX_ENTRIES.c.uid)
-        )
+# Built once: thousands of rows per SELECT go through a bare cursor (Database.raw_query).
+_ALL_ENTRIES = (
+    select(*_ENTRY_COLUMNS)
+    .where(MAILBOX_ENTRIES.c.mailbox_id == bindparam("mailbox_id"))
+    .order_by(MAILBOX_ENTRIES.c.uid)
+)
+_ENTRIES_AFTER = (
+    select(*_ENTRY_COLUMNS)
+    .where(
+        MAILBOX_ENTRIES.c.mailbox_id == bindparam("mailbox_id"),
+        MAILBOX_ENTRIES.c.modseq > bindparam("modseq"),
     )
+    .order_by(MAILBOX_ENTRIES.c.uid)
+)
 
 
-def _entry(row: _EntryRow) -> EntryInfo:
+def _entry(row: tuple[Any, ...]) -> EntryInfo:
     keywords = row[3]
     return EntryInfo(
         uid=row[0],
