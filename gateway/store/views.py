@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.store.flags import flag_names
 
@@ -87,9 +87,12 @@ class MailboxStatus:
         return self.mailbox.highestmodseq
 
 
-@dataclass(frozen=True)
-class EntryInfo:
-    """One message in one mailbox, as a session keeps it in memory."""
+class EntryInfo(NamedTuple):
+    """One message in one mailbox, as a session keeps it in memory.
+
+    A NamedTuple rather than a frozen dataclass: SELECT and STORE build ten thousand at a time,
+    and a tuple is several times cheaper to create.
+    """
 
     uid: int
     message_id: int
