@@ -20,6 +20,8 @@ from gateway.imap.session import ImapSession
 from gateway.imap.session_base import State, log
 
 READ_SIZE = 65536
+# Gathered responses go out once they reach this size, even before the command ends.
+OUTGOING_FLUSH_BYTES = 256 * 1024
 # RFC 4978 §4: inflate in bounded steps so a tiny compressed bomb cannot fill memory.
 MAX_INFLATE_STEP = 1 << 20
 # Dovecot's choice too: a client that only sends garbage is cut off eventually.
@@ -54,6 +56,8 @@ class ImapConnection:
         self.session_id = f"{next(_session_numbers):x}"
         self.session = ImapSession(context, self, peer=peer, session_id=self.session_id)
         self._eof = False
+        self._outgoing: list[bytes] = []
+        self._outgoing_size = 0
 
     # --- Channel protocol ----------------------------------------------------------------
 
@@ -66,14 +70,26 @@ class ImapConnection:
         return self._deflate is not None
 
     def write(self, data: bytes) -> None:
+        # Responses are gathered and sent in one go at `drain`: a command's untagged lines
+        # and tagged OK leave in one send() rather than one system call each.
         if self._deflate is not None:
             self._deflate_pending = self._deflate_pending or bool(data)
             data = self._deflate.compress(data)
         if data:
-            self.writer.write(data)
+            self._outgoing.append(data)
+            self._outgoing_size += len(data)
+            if self._outgoing_size >= OUTGOING_FLUSH_BYTES:
+                self._send_outgoing()
+
+    def _send_outgoing(self) -> None:
+        if self._outgoing:
+            self.writer.write(b"".join(self._outgoing))
+            self._outgoing.clear()
+            self._outgoing_size = 0
 
     async def drain(self) -> None:
         self._flush_deflate()
+        self._send_outgoing()
         await self.writer.drain()
 
     def _flush_deflate(self) -> None:
@@ -82,7 +98,7 @@ class ImapConnection:
         # takes as a response line (mbsync: "IMAP error: empty response").
         if self._deflate is not None and self._deflate_pending:
             self._deflate_pending = False
-            self.writer.write(self._deflate.flush(zlib.Z_SYNC_FLUSH))
+            self._outgoing.append(self._deflate.flush(zlib.Z_SYNC_FLUSH))
 
     async def read_line(self) -> bytes | None:
         while True:
@@ -209,6 +225,7 @@ class ImapConnection:
         try:
             if not self.writer.is_closing():
                 self._flush_deflate()
+                self._send_outgoing()
             self.writer.close()
             await asyncio.wait_for(self.writer.wait_closed(), 5)
         except (ConnectionError, ssl.SSLError, TimeoutError, OSError):

@@ -22,6 +22,8 @@ _MODSEQ = FetchAttribute("MODSEQ")
 _SEARCH_CHARSETS = {"UTF-8", "US-ASCII"}
 _ENTRY_ONLY_ITEMS = frozenset({"UID", "FLAGS", "MODSEQ"})
 _RENDERED_PER_SNAPSHOT = 4
+# Entry-only FETCHes up to this many messages are rendered on the event loop (no I/O).
+_INLINE_RENDER_LIMIT = 256
 _EXPUNGE_ISSUED = CommandFailedError(
     "NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED"
 )
@@ -98,6 +100,22 @@ class MessageHandlers(SessionBase):
             await self.send_updates(allow_expunge=command.uid)
             return "Fetch completed"
         targets = [(i + 1, selected.entries[i]) for i in indexes]
+        if set(names) <= _ENTRY_ONLY_ITEMS and len(targets) <= _INLINE_RENDER_LIMIT:
+            # A few messages' UID/FLAGS/MODSEQ: memory only, cheaper than a thread hop.
+            self.write(
+                b"".join(
+                    render_fetch(
+                        self.store,
+                        targets=targets,
+                        attributes=attributes,
+                        recent_uids=selected.recent,
+                    )
+                )
+            )
+            await self.send_updates(allow_expunge=command.uid)
+            if ghosts:
+                raise _EXPUNGE_ISSUED
+            return "Fetch completed"
         chunks: Iterator[bytes] = render_fetch(
             self.store,
             targets=targets,
