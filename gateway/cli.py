@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from gateway.fetch.errors import SyncError
+from gateway.fetch.retention import retention_policy
 from gateway.logging_setup import configure_logging
 from gateway.settings import Settings
 from gateway.store import MailStore, StoreError, open_store
@@ -29,6 +32,19 @@ user_app = typer.Typer(help="Manage users (the people who log in).", no_args_is_
 source_app = typer.Typer(help="Manage external POP3/IMAP accounts.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(source_app, name="source")
+
+
+# Options the sync engines read (gateway/fetch); anything else is refused as a typo.
+SOURCE_OPTIONS = frozenset(
+    {
+        "retention",
+        "retention_days",
+        "tls_ca_file",
+        "tls_fingerprint_sha256",
+        "allow_plaintext",
+        "timeout_seconds",
+    }
+)
 
 
 class Protocol(StrEnum):
@@ -59,6 +75,33 @@ def _store() -> Iterator[MailStore]:
         raise typer.Exit(1) from error
     finally:
         store.close()
+
+
+def _parse_options(pairs: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` pairs; JSON values (numbers, true/false) keep their type, others are text.
+
+    Checked before anything is stored, so a typo never leaves a source that cannot sync.
+    """
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, separator, text = pair.partition("=")
+        if not separator or not key:
+            typer.echo(f"error: --option expects KEY=VALUE, got {pair!r}", err=True)
+            raise typer.Exit(2)
+        try:
+            options[key] = json.loads(text)
+        except ValueError:
+            options[key] = text
+    unknown = set(options) - SOURCE_OPTIONS
+    if unknown:
+        typer.echo(f"error: unknown source option(s): {', '.join(sorted(unknown))}", err=True)
+        raise typer.Exit(2)
+    try:
+        retention_policy(options)
+    except SyncError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    return options
 
 
 def _read_secret(prompt: str) -> str:
@@ -145,8 +188,17 @@ def source_add(
     security: Annotated[Security, typer.Option(help="tls, starttls or none.")],
     username: Annotated[str, typer.Option(help="Login name at the source.")],
     interval: Annotated[int, typer.Option(help="Seconds between polls (min 10).")] = 60,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Source option KEY=VALUE, repeatable: retention=keep|delete_after_days|"
+            "delete_after_download, retention_days=N, tls_ca_file=PATH, "
+            "tls_fingerprint_sha256=HEX, allow_plaintext=true, timeout_seconds=N."
+        ),
+    ] = None,
 ) -> None:
     """Add an external account; its password is read from stdin and stored encrypted."""
+    options = _parse_options(option or [])
     secret = _read_secret("Source password")
     with _store() as store:
         owner = store.get_user(name=user)
@@ -160,6 +212,7 @@ def source_add(
             username=username,
             secret=secret,
             poll_interval=interval,
+            options=options,
         )
         typer.echo(
             f"added source {user}/{source.name} ({source.protocol}://{source.host}:{source.port})"

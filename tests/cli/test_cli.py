@@ -100,6 +100,34 @@ def test_user_commands(env: dict[str, str]) -> None:
         assert store.authenticate_user(name="bob", password="pw2") is None
 
 
+def test_source_options_are_stored_typed_and_typos_refused(env: dict[str, str]) -> None:
+    run(env, "user", "add", "bob", stdin="pw\n")
+    common = ["source", "add", "--user", "bob", "--protocol", "pop3", "--host", "pop.example"]
+    common += ["--port", "995", "--security", "tls", "--username", "bob"]
+    added = run(
+        env,
+        *common,
+        "--name",
+        "isp",
+        "--option",
+        "retention=delete_after_days",
+        "--option",
+        "retention_days=30",
+        stdin="pw\n",
+    )
+    assert "added source bob/isp" in added.stdout
+    with env_store(env) as store:
+        source = store.get_source(user_name="bob", name="isp")
+    assert source.options == {"retention": "delete_after_days", "retention_days": 30}
+    for bad_option in ("retension=keep", "retention=sometimes", "retention_days"):
+        refused = run(
+            env, *common, "--name", "bad", "--option", bad_option, stdin="pw\n", check=False
+        )
+        assert refused.returncode == 2 and "error:" in refused.stderr, bad_option
+    with env_store(env) as store:
+        assert [s.name for s in store.list_sources()] == ["isp"]
+
+
 def test_source_commands_keep_the_secret_secret(env: dict[str, str]) -> None:
     run(env, "user", "add", "alice", stdin="pw\n")
     added = run(
