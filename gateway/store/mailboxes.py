@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import case, func
+from sqlalchemy import bindparam, case, func
+from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -10,11 +11,24 @@ from gateway.store.base import StoreBase, mailbox_view
 from gateway.store.errors import AlreadyExistsError, InvalidOperationError, NotFoundError
 from gateway.store.flags import SEEN
 from gateway.store.models import Mailbox, MailboxEntry, Message
+from gateway.store.tables import MAILBOXES
 from gateway.store.views import MailboxInfo, MailboxStatus
 
 SEPARATOR = "/"
 INBOX = "INBOX"
 SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+
+
+_MAILBOX_BY_NAME = select_columns(
+    MAILBOXES.c.id,
+    MAILBOXES.c.user_id,
+    MAILBOXES.c.name,
+    MAILBOXES.c.special_use,
+    MAILBOXES.c.uidvalidity,
+    MAILBOXES.c.uidnext,
+    MAILBOXES.c.highestmodseq,
+    MAILBOXES.c.subscribed,
+).where(MAILBOXES.c.user_id == bindparam("user_id"), MAILBOXES.c.name == bindparam("name"))
 
 
 def normalize_mailbox_name(name: str) -> str:
@@ -40,8 +54,14 @@ class MailboxOperations(StoreBase):
             return [mailbox_view(mailbox) for mailbox in rows]
 
     def get_mailbox(self, *, user_id: int, name: str) -> MailboxInfo:
-        with self.database.read() as session:
-            return mailbox_view(self._mailbox_by_name(session, user_id, name))
+        """A mailbox by name; every IMAP SELECT, STATUS, APPEND and COPY starts here, so it
+        runs a statement compiled once on a bare cursor rather than through the ORM."""
+        params = {"user_id": user_id, "name": normalize_mailbox_name(name)}
+        with self.database.single_read() as connection:
+            rows = self.database.raw_query(_MAILBOX_BY_NAME).run(connection, params)
+        if not rows:
+            raise NotFoundError(f"no such mailbox: {name}")
+        return MailboxInfo(*rows[0])
 
     def create_mailbox(
         self, *, user_id: int, name: str, special_use: str | None = None
