@@ -232,14 +232,23 @@ def mailbox_view(mailbox: Mailbox) -> MailboxInfo:
     )
 
 
-def entry_view(entry: MailboxEntry) -> EntryInfo:
+_NO_KEYWORDS: frozenset[str] = frozenset()
+
+
+def entry_info(uid: int, message_id: int, flags: int, keywords: str, modseq: int) -> EntryInfo:
+    """An entry from its column values (keywords as stored text); the one place that builds
+    them, whether from ORM objects or bare rows."""
     return EntryInfo(
-        uid=entry.uid,
-        message_id=entry.message_id,
-        flags=entry.flags,
-        keywords=decode_keywords(entry.keywords),
-        modseq=entry.modseq,
+        uid=uid,
+        message_id=message_id,
+        flags=flags,
+        keywords=decode_keywords(keywords) if keywords else _NO_KEYWORDS,
+        modseq=modseq,
     )
+
+
+def entry_view(entry: MailboxEntry) -> EntryInfo:
+    return entry_info(entry.uid, entry.message_id, entry.flags, entry.keywords, entry.modseq)
 
 
 def source_view(source: Source) -> SourceInfo:

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
-from gateway.store.base import StoreBase, chunked_ids, mailbox_view
-from gateway.store.flags import decode_keywords
+from gateway.store.base import StoreBase, chunked_ids, entry_info, mailbox_view
 from gateway.store.tables import CHANGES, MAILBOX_ENTRIES, MAILBOXES
 from gateway.store.views import EntryInfo, MailboxInfo
 
-_NO_KEYWORDS: frozenset[str] = frozenset()
 _ENTRY_COLUMNS = (
     MAILBOX_ENTRIES.c.uid,
     MAILBOX_ENTRIES.c.message_id,
@@ -54,7 +51,7 @@ class MailboxSyncOperations(StoreBase):
             rows = self.database.raw_query(_ALL_ENTRIES).run(
                 session.connection(), {"mailbox_id": mailbox_id}
             )
-            return MailboxSnapshot(mailbox, [_entry(row) for row in rows])
+            return MailboxSnapshot(mailbox, [entry_info(*row) for row in rows])
 
     def mailbox_delta(self, *, mailbox_id: int, since_modseq: int) -> MailboxDelta:
         """Entries with MODSEQ > `since_modseq` and UIDs expunged after it, from one snapshot."""
@@ -65,7 +62,7 @@ class MailboxSyncOperations(StoreBase):
             rows = self.database.raw_query(_ENTRIES_AFTER).run(
                 session.connection(), {"mailbox_id": mailbox_id, "modseq": since_modseq}
             )
-            changed = [_entry(row) for row in rows]
+            changed = [entry_info(*row) for row in rows]
             expunged = self._expunged_after(session, mailbox_id, since_modseq)
             return MailboxDelta(mailbox, changed, expunged)
 
@@ -115,14 +112,3 @@ _ENTRIES_AFTER = (
     )
     .order_by(MAILBOX_ENTRIES.c.uid)
 )
-
-
-def _entry(row: tuple[Any, ...]) -> EntryInfo:
-    keywords = row[3]
-    return EntryInfo(
-        uid=row[0],
-        message_id=row[1],
-        flags=row[2],
-        keywords=decode_keywords(keywords) if keywords else _NO_KEYWORDS,
-        modseq=row[4],
-    )

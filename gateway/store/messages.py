@@ -11,7 +11,7 @@ from sqlalchemy import select as core_select
 from sqlalchemy.engine import Row
 from sqlmodel import Session, col, select
 
-from gateway.store.base import StoreBase, change_row, chunked_ids, entry_view
+from gateway.store.base import StoreBase, change_row, chunked_ids, entry_info, entry_view
 from gateway.store.errors import InvalidOperationError, NotFoundError
 from gateway.store.flags import DELETED, decode_keywords, encode_keywords, split_flags
 from gateway.store.models import Change, MailboxEntry, Message
@@ -20,7 +20,6 @@ from gateway.store.views import ChangeInfo, CopyResult, EntryInfo, FlagUpdate, M
 
 FlagMode = Literal["replace", "add", "remove"]
 EntryRow: TypeAlias = "Row[int, int, int, int, str, int]"
-_NO_KEYWORDS: frozenset[str] = frozenset()
 _ENTRY_ROW_COLUMNS = (
     MAILBOX_ENTRIES.c.id,
     MAILBOX_ENTRIES.c.uid,
@@ -95,7 +94,7 @@ class MessageOperations(StoreBase):
                     updates.append((row.id, row.uid, row.message_id, new_bits, new_keywords))
                 else:
                     kept.append(
-                        _entry_view(row.uid, row.message_id, row.flags, row.keywords, row.modseq)
+                        entry_info(row.uid, row.message_id, row.flags, row.keywords, row.modseq)
                     )
             modseq = mailbox.highestmodseq
             if updates:
@@ -112,7 +111,7 @@ class MessageOperations(StoreBase):
                         for _, uid, _, b, k in updates
                     ],
                 )
-            changed = [_entry_view(uid, m, b, k, modseq) for _, uid, m, b, k in updates]
+            changed = [entry_info(uid, m, b, k, modseq) for _, uid, m, b, k in updates]
             entries = sorted(kept + changed, key=lambda entry: entry.uid) if kept else changed
             result = FlagUpdate(entries=entries, modseq=modseq, modified=modified)
             user_id = mailbox.user_id
@@ -317,16 +316,6 @@ def _apply(
     if mode == "add":
         return flags | bits, encode_keywords(current | keywords) if keywords else keywords_text
     return flags & ~bits, encode_keywords(current - keywords) if keywords else keywords_text
-
-
-def _entry_view(uid: int, message_id: int, flags: int, keywords: str, modseq: int) -> EntryInfo:
-    return EntryInfo(
-        uid=uid,
-        message_id=message_id,
-        flags=flags,
-        keywords=decode_keywords(keywords) if keywords else _NO_KEYWORDS,
-        modseq=modseq,
-    )
 
 
 def _message_view(row: Message) -> MessageInfo:
