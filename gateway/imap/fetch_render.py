@@ -298,7 +298,7 @@ def _flags_lookup(recent_uids: AbstractSet[int]) -> Callable[[EntryInfo], bytes]
             key = (entry.flags, entry.keywords)
             item = plain.get(key)
             if item is None:
-                item = plain[key] = _flags_item(entry.flags, entry.keywords, False)
+                item = plain[key] = flags_item(entry.flags, entry.keywords, False)
             return item
 
         return flags_without_recent
@@ -307,7 +307,7 @@ def _flags_lookup(recent_uids: AbstractSet[int]) -> Callable[[EntryInfo], bytes]
         key = (entry.flags, entry.keywords, entry.uid in recent_uids)
         item = cache.get(key)
         if item is None:
-            item = cache[key] = _flags_item(*key)
+            item = cache[key] = flags_item(*key)
         return item
 
     return flags_of
@@ -452,7 +452,8 @@ def _flags_renderer(recent_uids: AbstractSet[int]) -> _Render:
     return render
 
 
-def _flags_item(bits: int, keywords: frozenset[str], recent: bool) -> bytes:
+def flags_item(bits: int, keywords: frozenset[str], recent: bool) -> bytes:
+    """`FLAGS (...)` in Dovecot's order: system flags, \\Recent, then keywords."""
     names = [name for name, bit in SYSTEM_FLAG_BITS.items() if bits & bit]
     if recent:
         names.append("\\Recent")  # RFC 3501 §2.3.2: session state, never stored

@@ -10,9 +10,10 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 
+from gateway.imap.fetch_render import flags_item
 from gateway.imap.protocol import responses
 from gateway.imap.protocol.sequence import SequenceSet
-from gateway.store.flags import SEEN, flag_names
+from gateway.store.flags import SEEN
 from gateway.store.mailbox_sync import MailboxDelta, MailboxSnapshot
 from gateway.store.views import EntryInfo, MailboxInfo
 
@@ -114,15 +115,6 @@ class SelectedMailbox:
                 return index + 1
         return None
 
-    def flags_of(self, entry: EntryInfo) -> list[str]:
-        if entry.uid not in self.recent:
-            return flag_names(entry.flags, entry.keywords)
-        # Dovecot's order: system flags, \Recent, then keywords.
-        names = flag_names(entry.flags)
-        names.append("\\Recent")
-        names.extend(sorted(entry.keywords))
-        return names
-
     # --- updates --------------------------------------------------------------------------
 
     def replace_entries(self, updated: Iterable[EntryInfo]) -> list[tuple[int, EntryInfo]]:
@@ -219,7 +211,7 @@ class SelectedMailbox:
         key = (entry.flags, entry.keywords, entry.uid in self.recent)
         flags = self._flags_texts.get(key)
         if flags is None:
-            flags = self._flags_texts[key] = responses.flag_list(self.flags_of(entry))
+            flags = self._flags_texts[key] = flags_item(*key)
         uid_part = b"UID %d " % entry.uid if uid else b""
         modseq_part = b" MODSEQ (%d)" % entry.modseq if condstore else b""
-        return b"* %d FETCH (%sFLAGS %s%s)\r\n" % (index + 1, uid_part, flags, modseq_part)
+        return b"* %d FETCH (%s%s%s)\r\n" % (index + 1, uid_part, flags, modseq_part)
