@@ -13,8 +13,7 @@ log = logging.getLogger("gateway.sync")
 
 SyncEngine = Callable[[MailStore, SourceInfo], None]
 
-# One engine per protocol as they land (see the fetching issue); IMAP is still to come.
-SYNC_ENGINES: dict[str, SyncEngine] = {"pop3": sync_source_once}
+SYNC_ENGINES: dict[str, SyncEngine] = {"pop3": sync_source_once, "imap": sync_source_once}
 
 
 def run_sync_pass(store: MailStore, *, user_name: str | None, source_name: str | None) -> int:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import logging
 import poplib
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.fetch.errors import SyncError, classify_error
 from gateway.fetch.tls_trust import client_tls_context, verify_pinned_certificate
 from gateway.store import SourceInfo
+
+if TYPE_CHECKING:
+    from imapclient import IMAPClient
 
 log = logging.getLogger("gateway.fetch")
 
@@ -26,7 +29,7 @@ class Authenticator(Protocol):
 
 
 class PasswordAuthenticator:
-    """USER/PASS (RFC 1939 §7); the password is sent only, never logged or kept in errors."""
+    """USER/PASS (RFC 1939 §7) or IMAP LOGIN; the password is only sent, never logged."""
 
     def __init__(self, password: str) -> None:
         self._password = password
@@ -39,6 +42,11 @@ class PasswordAuthenticator:
             raise SyncError("auth", "user name or password contains a line break or NUL")
         client.user(username)
         client.pass_(self._password)
+
+    def authenticate_imap(self, client: IMAPClient, *, username: str) -> None:
+        if any(ch in username + self._password for ch in "\r\n\0"):
+            raise SyncError("auth", "user name or password contains a line break or NUL")
+        client.login(username, self._password)
 
 
 def network_timeout(options: dict[str, Any]) -> float:

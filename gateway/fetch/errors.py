@@ -7,7 +7,9 @@ must be stable, short and never carry a secret or a message body.
 from __future__ import annotations
 
 import errno
+import imaplib
 import poplib
+import re
 import socket
 import ssl
 from typing import Literal
@@ -59,6 +61,44 @@ def classify_pop3_reply(reply: bytes | str | object, *, during_auth: bool) -> Sy
     return SyncError("protocol", f"unexpected server reply: {text}")
 
 
+# Microsoft 365: "Request is throttled. Suggested Backoff Time: 12345 milliseconds".
+_SUGGESTED_BACKOFF = re.compile(r"backoff\s*time:?\s*(\d+)\s*(ms|millisec|milliseconds)?", re.I)
+
+
+class ThrottledError(SyncError):
+    """The server asked us to slow down; `retry_after` is its suggested wait, if it gave one."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__("throttled", message)
+        self.retry_after = retry_after
+
+
+def suggested_backoff_seconds(text: str) -> float | None:
+    """The wait a throttling reply suggests, in seconds (Microsoft states milliseconds)."""
+    match = _SUGGESTED_BACKOFF.search(text)
+    if match is None:
+        return None
+    return int(match.group(1)) / 1000.0
+
+
+def classify_imap_reply(reply: bytes | str | object, *, during_auth: bool) -> SyncError:
+    """Map an IMAP NO/BAD/BYE to an error class (RFC 5530 response codes, provider texts)."""
+    text = server_text(reply)
+    upper = text.upper()
+    if "THROTTL" in upper or ("[UNAVAILABLE]" in upper and "TRY AGAIN" in upper):
+        return ThrottledError(f"server asks to wait: {text}", suggested_backoff_seconds(text))
+    if "[OVERQUOTA]" in upper or "[LIMIT]" in upper or "BANDWIDTH" in upper or "QUOTA" in upper:
+        return SyncError("quota", f"server limit reached: {text}")
+    if (
+        during_auth
+        or "[AUTHENTICATIONFAILED]" in upper
+        or "[AUTHORIZATIONFAILED]" in upper
+        or "[EXPIRED]" in upper
+    ):
+        return SyncError("auth", f"login rejected: {text}")
+    return SyncError("protocol", f"unexpected server reply: {text}")
+
+
 def classify_error(error: BaseException, *, during_auth: bool = False) -> SyncError:
     """Turn any exception raised while syncing into a `SyncError` with a safe message."""
     if isinstance(error, SyncError):
@@ -76,6 +116,15 @@ def classify_error(error: BaseException, *, during_auth: bool = False) -> SyncEr
     if isinstance(error, poplib.error_proto):
         reply = error.args[0] if error.args else b""
         return classify_pop3_reply(reply, during_auth=during_auth)
+    if isinstance(error, imaplib.IMAP4.abort):
+        # A dropped connection surfaces as abort ("socket error: EOF", "command: X => …").
+        text = server_text(error.args[0] if error.args else b"")
+        if "THROTTL" in text.upper():
+            return ThrottledError(f"server asks to wait: {text}", suggested_backoff_seconds(text))
+        return SyncError("connect", f"connection lost: {text}")
+    if isinstance(error, imaplib.IMAP4.error):
+        reply = error.args[0] if error.args else b""
+        return classify_imap_reply(reply, during_auth=during_auth)
     if isinstance(error, ConnectionRefusedError):
         return SyncError("connect", "connection refused")
     if isinstance(error, ConnectionResetError | BrokenPipeError | EOFError):

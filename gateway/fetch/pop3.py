@@ -31,7 +31,14 @@ from gateway.fetch.pop3_wire import (
     read_status,
 )
 from gateway.fetch.retention import messages_to_delete, retention_policy
-from gateway.store import AppendResult, MailStore, NewMessage, OriginKey, SourceInfo
+from gateway.store import (
+    AdoptRule,
+    AppendResult,
+    MailStore,
+    NewMessage,
+    OriginKey,
+    SourceInfo,
+)
 
 log = logging.getLogger("gateway.fetch")
 
@@ -203,6 +210,9 @@ class _Fetcher:
         self.flags = (source_keyword(source.name),)
         self.actor = f"source:{source.id}"
         self.on_progress = on_progress
+        # A message already in INBOX through another account (a CC to both) is not copied.
+        dedupe = store.get_user_by_id(user_id=source.user_id).dedupe_across_sources
+        self.adopt: AdoptRule | None = "message-id" if dedupe else None
         self.progress = _Progress()
         # (origin key, size) of each batch handed to the store, oldest first: results come
         # back in the same order.
@@ -287,7 +297,11 @@ class _Fetcher:
         key = listing.keys[number]
         origin = OriginKey(self.source.id, uidl=key, content_hash=content_hash_of(key))
         return NewMessage(
-            mailbox_id=self.mailbox_id, content=content, flags=self.flags, origin=origin
+            mailbox_id=self.mailbox_id,
+            content=content,
+            flags=self.flags,
+            origin=origin,
+            adopt=self.adopt,
         )
 
     def _account(self, results: list[AppendResult], meta: list[tuple[str, int]]) -> None:

@@ -1,6 +1,7 @@
 """Run one source's sync under a lease, and record the outcome for the admin panel.
 
-`sync_source_once` is what `gateway sync` (and later the scheduler) calls per source.
+`sync_source_once` is what `gateway sync` and the scheduler call per source; the protocol's
+engine (POP3 or IMAP) is chosen here.
 """
 
 from __future__ import annotations
@@ -8,10 +9,13 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
-from gateway.fetch.errors import SyncError
+from gateway.fetch.budget import BudgetExhaustedError
+from gateway.fetch.errors import SyncError, ThrottledError
+from gateway.fetch.imap_source import sync_imap_source
 from gateway.fetch.leases import lease_owner_id, owner_is_dead
-from gateway.fetch.pop3 import PartialSyncError, SyncReport, sync_pop3_source
+from gateway.fetch.pop3 import PartialSyncError, sync_pop3_source
 from gateway.store import MailStore, SourceInfo
 
 log = logging.getLogger("gateway.fetch")
@@ -24,22 +28,42 @@ class SourceBusyError(SyncError):
     """Another live process holds the source's lease; nothing was attempted."""
 
 
-def next_run_after_failure(source: SourceInfo, now: datetime) -> datetime:
-    """Exponential backoff from the poll interval, capped (failures counted before this one)."""
+class SyncOutcome(Protocol):
+    """What every engine's report says, for the source's counters."""
+
+    @property
+    def fetched(self) -> int: ...
+
+    @property
+    def bytes(self) -> int: ...
+
+
+def next_run_after_failure(
+    source: SourceInfo, now: datetime, error: SyncError | None = None
+) -> datetime:
+    """Exponential backoff from the poll interval, capped (failures counted before this one);
+    a server's own suggested wait, or the end of a spent daily budget, when longer."""
     exponent = min(source.consecutive_failures, 16)
     delay = min(BACKOFF_CAP_SECONDS, source.poll_interval * (2**exponent))
-    return now + timedelta(seconds=delay)
+    backoff = now + timedelta(seconds=delay)
+    if isinstance(error, BudgetExhaustedError):
+        return max(backoff, error.resume_at)
+    if isinstance(error, ThrottledError) and error.retry_after is not None:
+        return max(backoff, now + timedelta(seconds=error.retry_after))
+    return backoff
 
 
 def sync_source_once(store: MailStore, source: SourceInfo) -> None:
-    """The `SYNC_ENGINES` entry for POP3: raises `SyncError` when the sync failed."""
-    run_pop3_sync(store, source)
+    """Sync one source by its protocol; raises `SyncError` when the sync failed."""
+    run_source_sync(store, source)
 
 
-def run_pop3_sync(
+def run_source_sync(
     store: MailStore, source: SourceInfo, *, now: datetime | None = None
-) -> SyncReport:
+) -> SyncOutcome:
     """Lease the source, sync it, record success or failure, release the lease."""
+    if source.protocol not in ("pop3", "imap"):
+        raise SyncError("protocol", f"no sync engine for protocol {source.protocol!r}")
     owner = lease_owner_id()
     _acquire(store, source, owner)
     try:
@@ -67,7 +91,7 @@ def _acquire(store: MailStore, source: SourceInfo, owner: str) -> None:
 
 def _sync_and_record(
     store: MailStore, source: SourceInfo, owner: str, now: datetime | None
-) -> SyncReport:
+) -> SyncOutcome:
     last_renewal = time.monotonic()
 
     def renew(_fetched: int, _bytes: int) -> None:
@@ -81,7 +105,11 @@ def _sync_and_record(
             raise SyncError("throttled", "lease lost to another gateway process")
 
     try:
-        report = sync_pop3_source(store, source, now=now, on_progress=renew)
+        report: SyncOutcome
+        if source.protocol == "imap":
+            report = sync_imap_source(store, source, now=now, on_progress=renew)
+        else:
+            report = sync_pop3_source(store, source, now=now, on_progress=renew)
     except SyncError as error:
         finished = datetime.now(UTC)
         partial = error if isinstance(error, PartialSyncError) else None
@@ -90,7 +118,7 @@ def _sync_and_record(
             error_class=error.error_class,
             message=error.message,
             now=finished,
-            next_run_at=next_run_after_failure(source, finished),
+            next_run_at=next_run_after_failure(source, finished, error),
             fetched=partial.fetched if partial else 0,
             bytes=partial.bytes_stored if partial else 0,
         )

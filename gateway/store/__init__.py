@@ -9,8 +9,9 @@ from gateway.store.errors import (
     NotFoundError,
     StoreError,
 )
-from gateway.store.ingest import NewMessage, OriginKey
+from gateway.store.ingest import AdoptRule, NewMessage, OriginKey
 from gateway.store.mail_store import MailStore, open_store
+from gateway.store.source_sync import FolderKey, RemotePair, SourceFolderInfo
 from gateway.store.views import (
     AppendResult,
     ChangeInfo,
@@ -26,12 +27,14 @@ from gateway.store.views import (
 )
 
 __all__ = [
+    "AdoptRule",
     "AlreadyExistsError",
     "AppendResult",
     "ChangeInfo",
     "CopyResult",
     "EntryInfo",
     "FlagUpdate",
+    "FolderKey",
     "IdentityInfo",
     "InvalidOperationError",
     "MailStore",
@@ -42,6 +45,8 @@ __all__ = [
     "NewMessage",
     "NotFoundError",
     "OriginKey",
+    "RemotePair",
+    "SourceFolderInfo",
     "SourceInfo",
     "StoreError",
     "UserInfo",

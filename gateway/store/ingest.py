@@ -13,6 +13,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
@@ -24,7 +25,7 @@ from gateway.store.base import StoreBase, change_row, log
 from gateway.store.blobs import PendingBlob
 from gateway.store.errors import MessageTooLargeError, NotFoundError
 from gateway.store.flags import encode_keywords, split_flags
-from gateway.store.models import Mailbox, Origin
+from gateway.store.models import Mailbox, MailboxEntry, Message, Origin
 from gateway.store.tables import CHANGES, MAILBOX_ENTRIES, MESSAGES, ORIGINS
 from gateway.store.views import AppendResult
 
@@ -52,6 +53,13 @@ class OriginKey:
         return (self.source_id, self.remote_folder, self.uidvalidity, self.remote_uid)
 
 
+# How an incoming message may be recognised as one the mailbox already holds, so that it gets
+# the existing entry (and its local flags) plus a new origin instead of a second copy:
+# "content" — the same bytes (a source reset its UIDVALIDITY, or moved it without UIDPLUS);
+# "message-id" — the same Message-ID from another source (a CC to two of the user's accounts).
+AdoptRule = Literal["content", "message-id"]
+
+
 @dataclass(frozen=True)
 class NewMessage:
     """A message to append: where, what, with which flags, and where it came from."""
@@ -61,6 +69,7 @@ class NewMessage:
     flags: Sequence[str] = ()
     internal_date: datetime | None = None
     origin: OriginKey | None = None
+    adopt: AdoptRule | None = None
 
 
 @dataclass
@@ -237,6 +246,8 @@ class IngestOperations(StoreBase):
             raise NotFoundError(f"no such mailbox: {min(missing)}")
 
         results: list[AppendResult | None] = [None] * len(prepared)
+        now = datetime.now(UTC)
+        origin_rows_adopted: list[dict[str, object]] = []
         fresh: list[int] = []
         seen_keys: set[tuple[object, ...]] = set()
         stored = find_origins(session, (e.item.origin for e in prepared if e.item.origin))
@@ -256,11 +267,27 @@ class IngestOperations(StoreBase):
                     )
                     continue
                 seen_keys.add(key)
+                adopted = self._find_adoptable(session, entry, origin.source_id)
+                if adopted is not None:
+                    message_id, uid = adopted
+                    origin_rows_adopted.append(
+                        self._origin_row(origin, message_id, now, entry.item.flags)
+                    )
+                    results[index] = AppendResult(
+                        mailbox_id=entry.item.mailbox_id,
+                        uidvalidity=mailboxes[entry.item.mailbox_id].uidvalidity,
+                        uid=uid,
+                        message_id=message_id,
+                        duplicate=True,
+                        adopted=True,
+                    )
+                    continue
             fresh.append(index)
+        if origin_rows_adopted:
+            session.execute(insert(ORIGINS), origin_rows_adopted)
         if not fresh:
             return [r for r in results if r is not None], {}
 
-        now = datetime.now(UTC)
         message_rows = [
             self._message_row(mailboxes[prepared[i].item.mailbox_id].user_id, prepared[i], now)
             for i in fresh
@@ -315,7 +342,7 @@ class IngestOperations(StoreBase):
                     )
                 )
                 if item.origin is not None:
-                    origin_rows.append(self._origin_row(item.origin, message_id, now))
+                    origin_rows.append(self._origin_row(item.origin, message_id, now, item.flags))
                 results[index] = AppendResult(
                     mailbox_id=mailbox_id,
                     uidvalidity=mailbox.uidvalidity,
@@ -340,8 +367,46 @@ class IngestOperations(StoreBase):
         }
 
     @staticmethod
-    def _origin_row(origin: OriginKey, message_id: int, now: datetime) -> dict[str, object]:
+    def _find_adoptable(
+        session: Session, entry: _Prepared, source_id: int
+    ) -> tuple[int, int] | None:
+        """(message id, UID) of the entry this message may join instead of being copied."""
+        rule = entry.item.adopt
+        if rule is None:
+            return None
+        query = (
+            select(MailboxEntry.message_id, MailboxEntry.uid)
+            .join(Message, col(Message.id) == col(MailboxEntry.message_id))
+            .where(MailboxEntry.mailbox_id == entry.item.mailbox_id)
+        )
+        if rule == "content":
+            query = query.where(Message.blob_hash == entry.blob.digest)
+        else:
+            message_id_header = entry.columns.get("message_id_header")
+            if not message_id_header:
+                return None
+            # Only a copy that came through another source: two messages sharing a
+            # Message-ID in one account are the account's business, kept as they are.
+            same_source = (
+                select(Origin.id)
+                .where(Origin.message_id == MailboxEntry.message_id)
+                .where(Origin.source_id == source_id)
+            )
+            query = query.where(Message.message_id_header == message_id_header).where(
+                ~same_source.exists()
+            )
+        row = session.exec(query.order_by(col(MailboxEntry.uid)).limit(1)).first()
+        return None if row is None else (row[0], row[1])
+
+    @staticmethod
+    def _origin_row(
+        origin: OriginKey, message_id: int, now: datetime, flags: Sequence[str]
+    ) -> dict[str, object]:
+        # The flags the message arrived with are what both sides agree on at this point.
+        bits, keywords = split_flags(flags)
         return {
+            "synced_flags": bits,
+            "synced_keywords": encode_keywords(keywords),
             "source_id": origin.source_id,
             "message_id": message_id,
             "remote_folder": origin.remote_folder,

@@ -14,6 +14,7 @@ from gateway.store.messages import MessageOperations
 from gateway.store.migrations import upgrade_database
 from gateway.store.search_data import SearchDataOperations
 from gateway.store.secrets_box import SecretBox, load_or_create_key
+from gateway.store.source_sync import SourceSyncOperations
 from gateway.store.sources import SourceOperations
 from gateway.store.sync_state import SyncStateOperations
 from gateway.store.users import UserOperations
@@ -24,6 +25,7 @@ class MailStore(
     SourceOperations,
     MailboxOperations,
     IngestOperations,
+    SourceSyncOperations,
     MessageOperations,
     MailboxSyncOperations,
     FetchDataOperations,

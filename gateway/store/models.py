@@ -9,13 +9,16 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     Text,
     UniqueConstraint,
+    false,
     insert_sentinel,
 )
 from sqlalchemy.engine import Dialect
@@ -141,7 +144,11 @@ class Message(SQLModel, table=True):
     """Immutable content of one message: blob reference plus everything IMAP precomputes."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_user_blob", "user_id", "blob_hash"),)
+    __table_args__ = (
+        Index("ix_messages_user_blob", "user_id", "blob_hash"),
+        # Cross-source dedup looks messages up by Message-ID within one user's store.
+        Index("ix_messages_user_message_id", "user_id", "message_id_header"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(
         sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
@@ -217,6 +224,41 @@ class Origin(SQLModel, table=True):
     uidl: str | None = Field(default=None, max_length=255)
     content_hash: str | None = Field(default=None, max_length=64)
     fetched_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+    # IMAP sources: the flags both sides agreed on at the last sync, the base of the three-way
+    # merge that tells a local change from a remote one (DESIGN invariant 4).
+    synced_flags: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    synced_keywords: str = Field(
+        default="", sa_column=Column(Text, nullable=False, server_default="")
+    )
+    # The local copy left this source's folders and, by the source's options, the remote one
+    # stays: the origin is kept (never fetched again) but no longer followed.
+    detached: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+
+
+class SourceFolder(SQLModel, table=True):
+    """One folder of an IMAP source: the local mailbox it feeds and how far it is synced."""
+
+    __tablename__ = "source_folders"
+    __table_args__ = (UniqueConstraint("source_id", "remote_name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(
+        sa_column=Column(ForeignKey("sources.id", ondelete="CASCADE"), nullable=False)
+    )
+    remote_name: str = Field(max_length=1024)
+    mailbox_id: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("mailboxes.id", ondelete="SET NULL"))
+    )
+    uidvalidity: int | None = Field(default=None, sa_type=BigInteger)
+    # Every remote UID up to here has been fetched (or is known): the resume point.
+    last_uid: int = Field(default=0, sa_type=BigInteger)
+    # The source's HIGHESTMODSEQ at the last flag pull (CONDSTORE), 0 when not offered.
+    highestmodseq: int = Field(default=0, sa_type=BigInteger)
+    # The local mailbox's MODSEQ up to which local changes were written back.
+    local_modseq: int = Field(default=0, sa_type=BigInteger)
 
 
 class Change(SQLModel, table=True):

@@ -7,7 +7,9 @@ gateway processes never sync one source at once.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import CursorResult, or_, update
 from sqlmodel import col, select
@@ -129,6 +131,18 @@ class SyncStateOperations(StoreBase):
             if source is None:
                 raise NotFoundError(f"no such source id: {source_id}")
             return source.lease_owner, source.lease_expires_at
+
+    def read_sync_state(self, source_id: int) -> dict[str, Any]:
+        """Small engine-owned state of a source (e.g. today's downloaded bytes)."""
+        with self.database.read() as session:
+            source = session.get(Source, source_id)
+            if source is None:
+                raise NotFoundError(f"no such source: {source_id}")
+            value = json.loads(source.sync_state_json or "{}")
+            return value if isinstance(value, dict) else {}
+
+    def write_sync_state(self, source_id: int, state: dict[str, Any]) -> None:
+        self._update_source(source_id, sync_state_json=json.dumps(state, sort_keys=True))
 
     def origin_first_seen(self, *, source_id: int) -> dict[str, datetime]:
         """UIDL → when it was first stored, for a POP3 source's delete-after-N-days policy."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import Table
 
-from gateway.store.models import Change, Mailbox, MailboxEntry, Message, Origin
+from gateway.store.models import Change, Mailbox, MailboxEntry, Message, Origin, SourceFolder
 
 
 def _table(model: type) -> Table:
@@ -22,3 +22,4 @@ MAILBOXES = _table(Mailbox)
 MAILBOX_ENTRIES = _table(MailboxEntry)
 CHANGES = _table(Change)
 ORIGINS = _table(Origin)
+SOURCE_FOLDERS = _table(SourceFolder)

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from gateway.store.base import StoreBase, user_view
-from gateway.store.errors import AlreadyExistsError, InvalidOperationError
+from gateway.store.errors import AlreadyExistsError, InvalidOperationError, NotFoundError
 from gateway.store.models import Identity, Mailbox, User
 from gateway.store.passwords import hash_password, needs_rehash, verify_password
 from gateway.store.views import IdentityInfo, UserInfo
@@ -62,6 +62,13 @@ class UserOperations(StoreBase):
     def get_user(self, *, name: str) -> UserInfo:
         with self.database.read() as session:
             return user_view(self._user_by_name(session, name))
+
+    def get_user_by_id(self, *, user_id: int) -> UserInfo:
+        with self.database.read() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise NotFoundError(f"no such user id: {user_id}")
+            return user_view(user)
 
     def list_users(self) -> list[UserInfo]:
         with self.database.read() as session:

@@ -127,6 +127,8 @@ class AppendResult:
     uid: int
     message_id: int
     duplicate: bool = False
+    # The message joined an entry the mailbox already had (see `NewMessage.adopt`).
+    adopted: bool = False
 
 
 @dataclass(frozen=True)

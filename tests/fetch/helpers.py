@@ -21,6 +21,7 @@ def add_pop3_source(
     security: str = "none",
     options: dict[str, Any] | None = None,
     user_name: str = "alice",
+    protocol: str = "pop3",
 ) -> SourceInfo:
     try:
         user = store.get_user(name=user_name)
@@ -31,13 +32,21 @@ def add_pop3_source(
     return store.add_source(
         user_id=user.id,
         name=name,
-        protocol="pop3",
+        protocol=protocol,
         host="127.0.0.1",
         port=port,
         security=security,
         username=username,
         secret=password,
         options=merged,
+    )
+
+
+def add_imap_source(
+    store: MailStore, *, port: int, username: str, password: str, **kwargs: Any
+) -> SourceInfo:
+    return add_pop3_source(
+        store, port=port, username=username, password=password, protocol="imap", **kwargs
     )
 
 

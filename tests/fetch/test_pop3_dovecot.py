@@ -9,7 +9,7 @@ import pytest
 
 from gateway.fetch import source_keyword, sync_pop3_source
 from gateway.fetch.errors import SyncError
-from gateway.fetch.runner import run_pop3_sync
+from gateway.fetch.runner import run_source_sync
 from gateway.store import MailStore
 from tests.fetch.helpers import add_pop3_source, digests, inbox_contents, pop3_wire_form
 from tests.support.corpus import generate_corpus, malformed_corpus
@@ -106,7 +106,7 @@ def test_delete_after_download_empties_the_server(
         password="pw",
         options={"retention": "delete_after_download"},
     )
-    report = run_pop3_sync(store, source)
+    report = run_source_sync(store, source)
     assert (report.fetched, report.deleted) == (30, 30)
     assert _maildir_messages(dovecot_module, "del") == []
     assert digests([c for c, _ in inbox_contents(store)]) == digests(_numbered(30))
@@ -162,7 +162,7 @@ def test_wrong_password_is_an_auth_error_recorded_on_the_source(
         sqlite_store, port=dovecot_module.pop3_port, username="auth", password="wrong-Secret-77"
     )
     with pytest.raises(SyncError) as caught:
-        run_pop3_sync(sqlite_store, source)
+        run_source_sync(sqlite_store, source)
     assert caught.value.error_class == "auth"
     state = sqlite_store.get_source(user_name="alice", name="isp")
     assert state.last_error_class == "auth" and state.consecutive_failures == 1

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.fetch import SyncError, sync_pop3_source
-from gateway.fetch.runner import run_pop3_sync
+from gateway.fetch.runner import run_source_sync
 from gateway.store import MailStore
 from gateway.tls import ensure_certificate, server_context
 from tests.fetch.fake_pop3 import FakePop3Config, fake_pop3
@@ -83,13 +83,13 @@ def test_connection_dropped_mid_retr_then_retry_completes(
             options={"retention": "delete_after_download"},
         )
         with pytest.raises(SyncError) as caught:
-            run_pop3_sync(sqlite_store, source)
+            run_source_sync(sqlite_store, source)
         assert caught.value.error_class == "connect"
         assert _state(sqlite_store) == ("connect", 1)
         assert len(server.remaining()) == 40, "no QUIT, so nothing was deleted"
         stored_before = len(inbox_contents(sqlite_store))
         retr_before = server.retr_count
-        retry = run_pop3_sync(sqlite_store, source)
+        retry = run_source_sync(sqlite_store, source)
         # Resumed: only what was not yet durable is fetched again.
         assert retry.fetched == 40 - stored_before
         assert server.retr_count - retr_before == retry.fetched
@@ -109,7 +109,7 @@ def test_server_that_never_answers_times_out(sqlite_store: MailStore) -> None:
         )
         started = time.monotonic()
         with pytest.raises(SyncError) as caught:
-            run_pop3_sync(sqlite_store, source)
+            run_source_sync(sqlite_store, source)
         assert time.monotonic() - started < 5
     assert caught.value.error_class == "timeout"
     assert _state(sqlite_store) == ("timeout", 1)
@@ -118,7 +118,7 @@ def test_server_that_never_answers_times_out(sqlite_store: MailStore) -> None:
 def test_nothing_listening_is_a_connect_error(sqlite_store: MailStore) -> None:
     source = add_pop3_source(sqlite_store, port=free_port(), username="u", password="p")
     with pytest.raises(SyncError) as caught:
-        run_pop3_sync(sqlite_store, source)
+        run_source_sync(sqlite_store, source)
     assert caught.value.error_class == "connect"
     assert _state(sqlite_store) == ("connect", 1)
 
@@ -137,7 +137,7 @@ def test_untrusted_certificate_is_a_tls_error_until_trusted(
             options={"allow_plaintext": False},
         )
         with pytest.raises(SyncError) as caught:
-            run_pop3_sync(sqlite_store, source)
+            run_source_sync(sqlite_store, source)
         assert caught.value.error_class == "tls" and "certificate" in caught.value.message
         assert server.logins == 0, "no credentials sent to an untrusted server"
         assert _state(sqlite_store) == ("tls", 1)
@@ -151,7 +151,7 @@ def test_untrusted_certificate_is_a_tls_error_until_trusted(
             name="by-ca",
             options={"tls_ca_file": str(cert)},
         )
-        assert run_pop3_sync(sqlite_store, trusted).fetched == 3
+        assert run_source_sync(sqlite_store, trusted).fetched == 3
         pinned = add_pop3_source(
             sqlite_store,
             port=server.port,
@@ -161,7 +161,7 @@ def test_untrusted_certificate_is_a_tls_error_until_trusted(
             name="by-pin",
             options={"tls_fingerprint_sha256": fingerprint},
         )
-        assert run_pop3_sync(sqlite_store, pinned).fetched == 3
+        assert run_source_sync(sqlite_store, pinned).fetched == 3
         wrong_pin = add_pop3_source(
             sqlite_store,
             port=server.port,
@@ -173,7 +173,7 @@ def test_untrusted_certificate_is_a_tls_error_until_trusted(
         )
         logins = server.logins
         with pytest.raises(SyncError) as mismatch:
-            run_pop3_sync(sqlite_store, wrong_pin)
+            run_source_sync(sqlite_store, wrong_pin)
         assert mismatch.value.error_class == "tls" and "pinned" in mismatch.value.message
         assert server.logins == logins
 
@@ -189,7 +189,7 @@ def test_starttls_upgrades_before_login(sqlite_store: MailStore, tmp_path: Path)
             security="starttls",
             options={"tls_ca_file": str(cert)},
         )
-        assert run_pop3_sync(sqlite_store, source).fetched == 2
+        assert run_source_sync(sqlite_store, source).fetched == 2
     with fake_pop3(FakePop3Config(messages=_messages(2))) as plain:
         source = add_pop3_source(
             sqlite_store,
@@ -200,7 +200,7 @@ def test_starttls_upgrades_before_login(sqlite_store: MailStore, tmp_path: Path)
             name="no-stls",
         )
         with pytest.raises(SyncError) as caught:
-            run_pop3_sync(sqlite_store, source)
+            run_source_sync(sqlite_store, source)
         assert caught.value.error_class == "tls" and plain.logins == 0
 
 
@@ -214,7 +214,7 @@ def test_plaintext_needs_an_explicit_option(sqlite_store: MailStore) -> None:
             options={"allow_plaintext": False},
         )
         with pytest.raises(SyncError) as caught:
-            run_pop3_sync(sqlite_store, source)
+            run_source_sync(sqlite_store, source)
         assert caught.value.error_class == "tls" and server.logins == 0
 
 
@@ -222,5 +222,5 @@ def test_auth_failure_on_fake_server_then_fixed_password(sqlite_store: MailStore
     with fake_pop3(FakePop3Config(messages=_messages(2))) as server:
         source = add_pop3_source(sqlite_store, port=server.port, username="user", password="nope")
         with pytest.raises(SyncError) as caught:
-            run_pop3_sync(sqlite_store, source)
+            run_source_sync(sqlite_store, source)
         assert caught.value.error_class == "auth" and "nope" not in str(caught.value)

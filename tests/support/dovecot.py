@@ -198,7 +198,7 @@ class DovecotServer:
     def maildir_path(self, user: str, folder: str = "INBOX") -> Path:
         """Path of a Maildir++ folder: INBOX is the root, others are ``.name`` subfolders."""
         base = self.home_dir(user) / "Maildir"
-        return base if folder.upper() == "INBOX" else base / f".{folder}"
+        return base if folder.upper() == "INBOX" else base / ("." + folder.replace("/", "."))
 
     def load_maildir(self, user: str, folder: str, messages: Iterable[bytes]) -> int:
         """Write messages as Maildir files (tmp/ then rename into cur/) and index them.
