@@ -44,10 +44,12 @@ class DailyBudget:
         same_day = self._state.get("budget_day") == self._day.isoformat()
         self.spent = int(self._state.get("budget_bytes", 0)) if same_day else 0
 
-    def allows(self, size: int) -> bool:
-        """Whether `size` more bytes fit today; a message bigger than a whole day's budget
-        still goes through as the first download of a day, or it could never be fetched."""
-        return self.limit == 0 or self.spent + size <= self.limit or self.spent == 0
+    def allows(self, size: int, *, ahead: int = 0) -> bool:
+        """Whether `size` more bytes fit today after `ahead` bytes already planned; a batch
+        bigger than a whole day's budget still goes as the first download of a day, or it
+        could never be fetched."""
+        used = self.spent + ahead
+        return self.limit == 0 or used + size <= self.limit or used == 0
 
     def spend(self, size: int) -> None:
         self.spent += size

@@ -43,8 +43,10 @@ from gateway.fetch.imap_wire import (
     uid_transfer,
 )
 from gateway.fetch.keywords import source_keyword
+from gateway.fetch.prefetch import Prefetcher
 from gateway.store import (
     AdoptRule,
+    AppendResult,
     FolderKey,
     MailboxInfo,
     MailStore,
@@ -335,29 +337,61 @@ class _FolderSync:
                     _aware(data.get(b"INTERNALDATE")),
                 )
         adopted: set[int] = set()
-        done_up_to = last_uid
-        for batch in self._batches([u for u in wanted if u in sizes], sizes):
-            if not self.s.budget.allows(sum(sizes[u][0] for u in batch)):
-                self._save_resume(done_up_to)
-                raise self.s.budget.exhausted()
-            items = list(self._download(batch, sizes, adopt))
-            results = self.s.store.append_messages(items=items, actor=self.s.actor)
-            stored = 0
-            for uid, result in zip(batch, results, strict=True):
-                size = sizes[uid][0]
-                self.s.budget.spend(size)
-                if result.adopted:
-                    adopted.add(uid)
-                    self.s.report.adopted += 1
-                elif not result.duplicate:
-                    stored += 1
-                    self.s.report.fetched += 1
-                    self.s.report.bytes += size
-            done_up_to = max(batch)
-            self._save_resume(done_up_to)
-            if self.s.on_progress is not None:
-                self.s.on_progress(stored, sum(sizes[u][0] for u in batch))
+        planned = list(self._batches([u for u in wanted if u in sizes], sizes))
+        allowed = self._within_budget(planned, sizes)
+        for run in _runs(allowed, sizes):
+            if len(run) == 1 and sizes[run[0][0]][0] > STREAM_THRESHOLD:
+                # Streamed from this thread: the connection is ours between prefetched runs.
+                items = list(self._download(run[0], sizes, adopt))
+                results = self.s.store.append_messages(items=items, actor=self.s.actor)
+                self._account(run[0], results, sizes, adopted)
+                continue
+            with Prefetcher(lambda b: list(self._download(b, sizes, adopt)), run) as downloads:
+                committed = self.s.store.append_message_batches(
+                    batches=downloads, actor=self.s.actor
+                )
+                for batch, results in zip(run, committed, strict=True):
+                    self._account(batch, results, sizes, adopted)
+        if len(allowed) < len(planned):
+            raise self.s.budget.exhausted()
         return max(remote), adopted
+
+    def _within_budget(
+        self, planned: list[list[int]], sizes: dict[int, tuple[int, list[str], datetime | None]]
+    ) -> list[list[int]]:
+        """The leading batches today's budget allows (spent as they commit)."""
+        allowed: list[list[int]] = []
+        ahead = 0
+        for batch in planned:
+            size = sum(sizes[u][0] for u in batch)
+            if not self.s.budget.allows(size, ahead=ahead):
+                break
+            ahead += size
+            allowed.append(batch)
+        return allowed
+
+    def _account(
+        self,
+        batch: list[int],
+        results: list[AppendResult],
+        sizes: dict[int, tuple[int, list[str], datetime | None]],
+        adopted: set[int],
+    ) -> None:
+        """A batch is durable: count it, spend the budget, move the resume point."""
+        stored = 0
+        for uid, result in zip(batch, results, strict=True):
+            size = sizes[uid][0]
+            self.s.budget.spend(size)
+            if result.adopted:
+                adopted.add(uid)
+                self.s.report.adopted += 1
+            elif not result.duplicate:
+                stored += 1
+                self.s.report.fetched += 1
+                self.s.report.bytes += size
+        self._save_resume(max(batch))
+        if self.s.on_progress is not None:
+            self.s.on_progress(stored, sum(sizes[u][0] for u in batch))
 
     def _save_resume(self, last_uid: int) -> None:
         saved = self.saved
@@ -659,6 +693,23 @@ class _FolderSync:
             len(uids),
             copied is not None,
         )
+
+
+def _runs(
+    batches: list[list[int]], sizes: dict[int, tuple[int, list[str], datetime | None]]
+) -> Iterator[list[list[int]]]:
+    """Consecutive small-message batches together; each streamed message on its own."""
+    run: list[list[int]] = []
+    for batch in batches:
+        if len(batch) == 1 and sizes[batch[0]][0] > STREAM_THRESHOLD:
+            if run:
+                yield run
+                run = []
+            yield [batch]
+        else:
+            run.append(batch)
+    if run:
+        yield run
 
 
 def _differs(remote: FlagState, pair: RemotePair) -> bool:

@@ -13,9 +13,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import insert
+from sqlalchemy import Row, insert
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -25,7 +26,7 @@ from gateway.store.base import StoreBase, change_row, log
 from gateway.store.blobs import PendingBlob
 from gateway.store.errors import MessageTooLargeError, NotFoundError
 from gateway.store.flags import encode_keywords, split_flags
-from gateway.store.models import Mailbox, MailboxEntry, Message, Origin
+from gateway.store.models import Mailbox, Origin
 from gateway.store.tables import CHANGES, MAILBOX_ENTRIES, MESSAGES, ORIGINS
 from gateway.store.views import AppendResult
 
@@ -251,6 +252,7 @@ class IngestOperations(StoreBase):
         fresh: list[int] = []
         seen_keys: set[tuple[object, ...]] = set()
         stored = find_origins(session, (e.item.origin for e in prepared if e.item.origin))
+        adoptable = _adoptable(session, prepared)
         for index, entry in enumerate(prepared):
             origin = entry.item.origin
             if origin is not None:
@@ -267,7 +269,7 @@ class IngestOperations(StoreBase):
                     )
                     continue
                 seen_keys.add(key)
-                adopted = self._find_adoptable(session, entry, origin.source_id)
+                adopted = adoptable.get(index)
                 if adopted is not None:
                     message_id, uid = adopted
                     origin_rows_adopted.append(
@@ -367,38 +369,6 @@ class IngestOperations(StoreBase):
         }
 
     @staticmethod
-    def _find_adoptable(
-        session: Session, entry: _Prepared, source_id: int
-    ) -> tuple[int, int] | None:
-        """(message id, UID) of the entry this message may join instead of being copied."""
-        rule = entry.item.adopt
-        if rule is None:
-            return None
-        query = (
-            select(MailboxEntry.message_id, MailboxEntry.uid)
-            .join(Message, col(Message.id) == col(MailboxEntry.message_id))
-            .where(MailboxEntry.mailbox_id == entry.item.mailbox_id)
-        )
-        if rule == "content":
-            query = query.where(Message.blob_hash == entry.blob.digest)
-        else:
-            message_id_header = entry.columns.get("message_id_header")
-            if not message_id_header:
-                return None
-            # Only a copy that came through another source: two messages sharing a
-            # Message-ID in one account are the account's business, kept as they are.
-            same_source = (
-                select(Origin.id)
-                .where(Origin.message_id == MailboxEntry.message_id)
-                .where(Origin.source_id == source_id)
-            )
-            query = query.where(Message.message_id_header == message_id_header).where(
-                ~same_source.exists()
-            )
-        row = session.exec(query.order_by(col(MailboxEntry.uid)).limit(1)).first()
-        return None if row is None else (row[0], row[1])
-
-    @staticmethod
     def _origin_row(
         origin: OriginKey, message_id: int, now: datetime, flags: Sequence[str]
     ) -> dict[str, object]:
@@ -416,6 +386,72 @@ class IngestOperations(StoreBase):
             "content_hash": origin.content_hash,
             "fetched_at": now,
         }
+
+
+def _adoptable(session: Session, prepared: list[_Prepared]) -> dict[int, tuple[int, int]]:
+    """Index in `prepared` → (message id, UID) of the entry that message may join instead of
+    being copied (see `NewMessage.adopt`), in two queries per batch, not one per message."""
+    by_content: dict[tuple[int, str], list[int]] = defaultdict(list)
+    by_message_id: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for index, entry in enumerate(prepared):
+        item = entry.item
+        if item.origin is None or item.adopt is None:
+            continue
+        if item.adopt == "content" and entry.blob.digest:
+            by_content[(item.mailbox_id, entry.blob.digest)].append(index)
+        header = entry.columns.get("message_id_header")
+        if item.adopt == "message-id" and isinstance(header, str) and header:
+            by_message_id[(item.mailbox_id, header)].append(index)
+    found: dict[int, tuple[int, int]] = {}
+    entries = MAILBOX_ENTRIES.c
+    for wanted, column in (
+        (by_content, MESSAGES.c.blob_hash),
+        (by_message_id, MESSAGES.c.message_id_header),
+    ):
+        if not wanted:
+            continue
+        rows = session.execute(
+            core_select(entries.message_id, entries.uid, entries.mailbox_id, column)
+            .join(MESSAGES, MESSAGES.c.id == entries.message_id)
+            .where(column.in_({value for _, value in wanted}))
+            .where(entries.mailbox_id.in_({mailbox for mailbox, _ in wanted}))
+            .order_by(entries.uid)
+        ).all()
+        excluded = (
+            _same_source(session, wanted, rows, prepared) if wanted is by_message_id else set()
+        )
+        for message_id, uid, mailbox_id, value in rows:
+            for index in wanted.get((mailbox_id, value), ()):
+                if index not in found and (index, message_id) not in excluded:
+                    found[index] = (message_id, uid)
+    return found
+
+
+def _same_source(
+    session: Session,
+    wanted: dict[tuple[int, str], list[int]],
+    rows: Sequence[Row[Any]],
+    prepared: list[_Prepared],
+) -> set[tuple[int, int]]:
+    """(index, message id) pairs where the candidate came through the item's own source:
+    two messages sharing a Message-ID in one account are that account's business."""
+    candidates = {row[0] for row in rows}
+    if not candidates:
+        return set()
+    sources_of: dict[int, set[int]] = defaultdict(set)
+    for message_id, source_id in session.execute(
+        core_select(ORIGINS.c.message_id, ORIGINS.c.source_id).where(
+            ORIGINS.c.message_id.in_(candidates)
+        )
+    ):
+        sources_of[message_id].add(source_id)
+    excluded: set[tuple[int, int]] = set()
+    for message_id, _uid, mailbox_id, value in (tuple(row) for row in rows):
+        for index in wanted.get((mailbox_id, value), ()):
+            origin = prepared[index].item.origin
+            if origin is not None and origin.source_id in sources_of[message_id]:
+                excluded.add((index, message_id))
+    return excluded
 
 
 def find_origins(session: Session, origins: Iterable[OriginKey]) -> dict[tuple[object, ...], int]:
