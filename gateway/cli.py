@@ -17,8 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from gateway.fetch.errors import SyncError
-from gateway.fetch.retention import retention_policy
+from gateway.fetch.source_options import InvalidSourceOptionError, validate_source_options
 from gateway.logging_setup import configure_logging
 from gateway.settings import Settings
 from gateway.store import MailStore, StoreError, open_store
@@ -35,18 +34,6 @@ app.add_typer(source_app, name="source")
 
 
 # Options the sync engines read (gateway/fetch); anything else is refused as a typo.
-SOURCE_OPTIONS = frozenset(
-    {
-        "retention",
-        "retention_days",
-        "tls_ca_file",
-        "tls_fingerprint_sha256",
-        "allow_plaintext",
-        "timeout_seconds",
-    }
-)
-
-
 class Protocol(StrEnum):
     imap = "imap"
     pop3 = "pop3"
@@ -77,7 +64,7 @@ def _store() -> Iterator[MailStore]:
         store.close()
 
 
-def _parse_options(pairs: list[str]) -> dict[str, Any]:
+def _parse_options(protocol: str, pairs: list[str]) -> dict[str, Any]:
     """`KEY=VALUE` pairs; JSON values (numbers, true/false) keep their type, others are text.
 
     Checked before anything is stored, so a typo never leaves a source that cannot sync.
@@ -92,13 +79,9 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
             options[key] = json.loads(text)
         except ValueError:
             options[key] = text
-    unknown = set(options) - SOURCE_OPTIONS
-    if unknown:
-        typer.echo(f"error: unknown source option(s): {', '.join(sorted(unknown))}", err=True)
-        raise typer.Exit(2)
     try:
-        retention_policy(options)
-    except SyncError as error:
+        validate_source_options(protocol, options)
+    except InvalidSourceOptionError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
     return options
@@ -191,14 +174,17 @@ def source_add(
     option: Annotated[
         list[str] | None,
         typer.Option(
-            help="Source option KEY=VALUE, repeatable: retention=keep|delete_after_days|"
-            "delete_after_download, retention_days=N, tls_ca_file=PATH, "
-            "tls_fingerprint_sha256=HEX, allow_plaintext=true, timeout_seconds=N."
+            help="Source option KEY=VALUE, repeatable. Both: allow_plaintext=true, "
+            "timeout_seconds=N, tls_ca_file=PATH, tls_fingerprint_sha256=HEX, "
+            "daily_budget_mb=N (0: no limit). POP3: retention=keep|delete_after_download|"
+            'delete_after_days, retention_days=N. IMAP: folders=\'["INBOX","Work"]\', '
+            "delete_policy=trash|expunge|keep, move_policy=follow|keep, push=false, "
+            "max_connections=N."
         ),
     ] = None,
 ) -> None:
     """Add an external account; its password is read from stdin and stored encrypted."""
-    options = _parse_options(option or [])
+    options = _parse_options(protocol.value, option or [])
     secret = _read_secret("Source password")
     with _store() as store:
         owner = store.get_user(name=user)

@@ -61,6 +61,12 @@ class FolderPlan:
     def is_inbox(self) -> bool:
         return self.remote_name.upper() == "INBOX"
 
+    @property
+    def owned_by_source(self) -> bool:
+        """Fed by this source alone (`<source>/…`), unlike INBOX and the special folders
+        every source shares: what a device files here belongs at the source too."""
+        return not self.is_inbox and self.special_use is None
+
 
 def plan_folders(
     folders: Iterable[RemoteFolder], *, source_name: str, chosen: Collection[str] | None = None

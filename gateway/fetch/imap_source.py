@@ -20,6 +20,7 @@ are recognised by their bytes and keep their local UIDs and flags.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -67,6 +68,8 @@ BATCH_MESSAGES = 100
 BATCH_BYTES = 8 * 1024 * 1024
 METADATA_CHUNK = 2000
 DELETE_POLICIES = ("trash", "expunge", "keep")
+MOVE_POLICIES = ("follow", "keep")
+_APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.I)
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -84,6 +87,7 @@ class ImapSyncReport:
     flags_pushed: int = 0
     expunged_locally: int = 0
     moved_at_source: int = 0
+    uploaded: int = 0
     deleted_at_source: int = 0
     skipped_too_large: int = 0
     seconds: float = 0.0
@@ -282,11 +286,13 @@ class _FolderSync:
                 uidvalidity=uidvalidity,
             )
         remote_flags, present = self._remote_flag_changes(last_uid, last_modseq, modseq)
-        local_changed, local_expunged = self._local_changes(local_modseq)
+        local_changed, local_expunged, local_appended = self._local_changes(local_modseq)
         self._reconcile(remote_flags, local_changed | adopted, full_scan=present is not None)
         self._pull_deletions(present, exists)
         if local_expunged:
             self._push_removals()
+        if local_appended and self.plan.owned_by_source:
+            self._upload(local_appended)
         self._save(uidvalidity, new_last_uid, self._current_modseq(modseq), local_mark)
 
     # --- positions -------------------------------------------------------------------
@@ -497,17 +503,22 @@ class _FolderSync:
         flags = {uid: _flag_state(data) for uid, data in fetched.items() if uid <= last_uid}
         return flags, None if condstore else set(flags)
 
-    def _local_changes(self, local_modseq: int) -> tuple[set[int], bool]:
+    def _local_changes(self, local_modseq: int) -> tuple[set[int], bool, set[int]]:
+        """Local UIDs whose flags changed, whether anything was expunged, UIDs appended —
+        by anyone but this source's own sync."""
         changed: set[int] = set()
+        appended: set[int] = set()
         expunged = False
         for change in self.s.store.changes_since(mailbox_id=self.mailbox_id, modseq=local_modseq):
             if change.actor == self.s.actor:
                 continue
             if change.kind == "flags":
                 changed.add(change.uid)
+            elif change.kind == "append":
+                appended.add(change.uid)
             elif change.kind == "expunge":
                 expunged = True
-        return changed, expunged
+        return changed, expunged, appended
 
     def _reconcile(
         self, remote: dict[int, FlagState], local_uids: set[int], *, full_scan: bool
@@ -636,9 +647,14 @@ class _FolderSync:
                     target = folder
                     break
             by_target[target].append(pair)
+        follow_moves = self.s.source.options.get("move_policy", "follow") == "follow"
         for target, pairs in by_target.items():
-            if target is not None:
+            if target is not None and follow_moves:
                 self._move(pairs, target)
+            elif target is not None:
+                self.s.store.detach_remote_messages(
+                    self.key, remote_uids=[p.remote_uid for p in pairs]
+                )
             else:
                 self._delete(pairs)
 
@@ -666,6 +682,42 @@ class _FolderSync:
             self.plan.remote_name,
             len(uids),
             policy,
+        )
+
+    def _upload(self, local_uids: set[int]) -> None:
+        """Messages filed on a device into a folder only this source feeds go to the source
+        (APPEND, flags and date kept); those that came from it are already there."""
+        entries = self.s.store.unfollowed_entries(
+            self.key, mailbox_id=self.mailbox_id, local_uids=local_uids
+        )
+        if not entries:
+            return
+        metadata = self.s.store.get_messages(message_ids=[e.message_id for e in entries])
+        for entry in entries:
+            keywords = syncable_keywords(entry.keywords) if self.remote_keywords else frozenset()
+            with self.s.store.open_message(message_id=entry.message_id) as handle:
+                content = handle.read()
+            response = self.client.append(
+                self.plan.remote_name,
+                content,
+                flags=flag_names(entry.flags, keywords),
+                msg_time=metadata[entry.message_id].internal_date,
+            )
+            match = _APPENDUID.search(response if isinstance(response, bytes) else b"")
+            if match is not None and int(match.group(1)) == self.key.uidvalidity:
+                self.s.store.follow_remote_message(
+                    self.key,
+                    remote_uid=int(match.group(2)),
+                    message_id=entry.message_id,
+                    flags=entry.flags,
+                    keywords=keywords,
+                )
+        self.s.report.uploaded += len(entries)
+        log.info(
+            "event=imap_uploaded source_id=%d folder=%r count=%d",
+            self.s.source.id,
+            self.plan.remote_name,
+            len(entries),
         )
 
     def _move(self, pairs: Sequence[RemotePair], target: str) -> None:

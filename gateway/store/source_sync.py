@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -21,17 +22,19 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
+    insert,
     or_,
     update,
 )
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
-from gateway.store.base import chunked_ids
+from gateway.store.base import chunked_ids, entry_info
 from gateway.store.flags import decode_keywords, encode_keywords
 from gateway.store.messages import MessageOperations
 from gateway.store.models import MailboxEntry, Origin, SourceFolder
 from gateway.store.tables import MAILBOX_ENTRIES, ORIGINS
+from gateway.store.views import EntryInfo
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,59 @@ class SourceSyncOperations(MessageOperations):
     def _rows(self, query: Select[Any]) -> list[Row[Any]]:
         with self.database.read() as session:
             return list(session.execute(query))
+
+    def unfollowed_entries(
+        self, folder: FolderKey, *, mailbox_id: int, local_uids: Collection[int]
+    ) -> list[EntryInfo]:
+        """Entries among `local_uids` whose message has no origin in this remote folder:
+        filed here on a device, not yet at the source."""
+        followed = (
+            core_select(ORIGINS.c.id)
+            .where(*_in_folder(folder))
+            .where(ORIGINS.c.message_id == MAILBOX_ENTRIES.c.message_id)
+        )
+        found: list[EntryInfo] = []
+        with self.database.read() as session:
+            for chunk in chunked_ids(sorted(local_uids)):
+                rows = session.execute(
+                    core_select(
+                        MAILBOX_ENTRIES.c.uid,
+                        MAILBOX_ENTRIES.c.message_id,
+                        MAILBOX_ENTRIES.c.flags,
+                        MAILBOX_ENTRIES.c.keywords,
+                        MAILBOX_ENTRIES.c.modseq,
+                    )
+                    .where(MAILBOX_ENTRIES.c.mailbox_id == mailbox_id)
+                    .where(MAILBOX_ENTRIES.c.uid.in_(chunk))
+                    .where(~followed.exists())
+                )
+                found.extend(entry_info(*row) for row in rows)
+        return found
+
+    def follow_remote_message(
+        self,
+        folder: FolderKey,
+        *,
+        remote_uid: int,
+        message_id: int,
+        flags: int,
+        keywords: frozenset[str],
+    ) -> None:
+        """A message we put at the source ourselves (APPEND): remember where it went."""
+        with self.database.write() as session:
+            session.execute(
+                insert(ORIGINS).values(
+                    source_id=folder.source_id,
+                    remote_folder=folder.remote_folder,
+                    uidvalidity=folder.uidvalidity,
+                    remote_uid=remote_uid,
+                    message_id=message_id,
+                    synced_flags=flags,
+                    synced_keywords=encode_keywords(keywords),
+                    detached=False,
+                    fetched_at=datetime.now(UTC),
+                )
+            )
 
     def record_synced_flags(
         self, folder: FolderKey, *, states: Iterable[tuple[int, int, frozenset[str]]]

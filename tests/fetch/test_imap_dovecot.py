@@ -24,6 +24,7 @@ USERS = [
     ("keep", "pw"),
     ("cc1", "pw"),
     ("cc2", "pw"),
+    ("up", "pw"),
 ]
 
 
@@ -319,3 +320,40 @@ def test_same_message_via_two_accounts_appears_once_with_both_origins(
     assert run_source_sync(sqlite_store, second).fetched == 0
     assert run_source_sync(sqlite_store, first).fetched == 0
     assert len(_mailbox_contents(sqlite_store, "INBOX")) == 3
+
+
+def test_messages_filed_on_a_device_into_a_source_folder_reach_the_source(
+    sqlite_store: MailStore, dovecot_module: DovecotServer
+) -> None:
+    dovecot_module.load_maildir("up", "INBOX", _numbered(2, tag="u"))
+    dovecot_module.load_maildir("up", "Projects", [])
+    source = add_imap_source(
+        sqlite_store, port=dovecot_module.imap_port, username="up", password="pw", name="work"
+    )
+    run_source_sync(sqlite_store, source)
+    user = sqlite_store.get_user(name="alice")
+    inbox = sqlite_store.get_mailbox(user_id=user.id, name="INBOX")
+    projects = sqlite_store.get_mailbox(user_id=user.id, name="work/Projects")
+    # A device saves a new message there, and copies one from INBOX.
+    sqlite_store.append_message(
+        mailbox_id=projects.id,
+        content=b"Subject: u new\r\nMessage-ID: <unew@t>\r\n\r\nfiled\r\n",
+        flags=["\\Seen", "$Label1"],
+        actor="imap",
+    )
+    sqlite_store.copy_messages(
+        from_mailbox_id=inbox.id,
+        uids=[_local_uid(sqlite_store, "INBOX", b"Subject: u 0\r")],
+        to_mailbox_id=projects.id,
+        actor="imap",
+    )
+
+    report = run_source_sync(sqlite_store, source)
+
+    assert report.uploaded == 2 and report.fetched == 0
+    remote = _remote_flags(_remote(dovecot_module, "up"), "Projects")
+    assert remote == {b"Subject: u new": {"\\Seen", "$Label1"}, b"Subject: u 0": frozenset()}
+    # Known where they went (APPENDUID): nothing comes back as a copy.
+    again = run_source_sync(sqlite_store, source)
+    assert (again.fetched, again.uploaded) == (0, 0)
+    assert len(sqlite_store.list_entries(mailbox_id=projects.id)) == 2
