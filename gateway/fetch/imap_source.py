@@ -49,6 +49,7 @@ from gateway.store import (
     AdoptRule,
     AppendResult,
     FolderKey,
+    LinkedMessage,
     MailboxInfo,
     MailStore,
     NewMessage,
@@ -88,6 +89,7 @@ class ImapSyncReport:
     expunged_locally: int = 0
     moved_at_source: int = 0
     uploaded: int = 0
+    linked: int = 0
     deleted_at_source: int = 0
     skipped_too_large: int = 0
     seconds: float = 0.0
@@ -332,18 +334,25 @@ class _FolderSync:
         known = self.s.store.known_remote_uids(self.key, above=last_uid)
         wanted = sorted(set(remote) - known)
         sizes: dict[int, tuple[int, list[str], datetime | None]] = {}
+        message_ids: dict[int, str] = {}
         for start in range(0, len(wanted), METADATA_CHUNK):
             chunk = sequence_set(wanted[start : start + METADATA_CHUNK])
             for uid, data in uid_fetch(
-                self.client, chunk, "RFC822.SIZE FLAGS INTERNALDATE"
+                self.client,
+                chunk,
+                "RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]",
             ).items():
                 sizes[uid] = (
                     int(data.get(b"RFC822.SIZE", 0)),
                     [_flag_text(f) for f in data.get(b"FLAGS", ())],
                     _aware(data.get(b"INTERNALDATE")),
                 )
+                header = message_id_of(data.get(b"BODY[HEADER.FIELDS (MESSAGE-ID)]"))
+                if header:
+                    message_ids[uid] = header
         adopted: set[int] = set()
-        planned = list(self._batches([u for u in wanted if u in sizes], sizes))
+        reused = self._reuse_stored(message_ids, sizes, adopted)
+        planned = list(self._batches([u for u in wanted if u in sizes and u not in reused], sizes))
         allowed = self._within_budget(planned, sizes)
         for run in _runs(allowed, sizes):
             if len(run) == 1 and sizes[run[0][0]][0] > STREAM_THRESHOLD:
@@ -361,6 +370,45 @@ class _FolderSync:
         if len(allowed) < len(planned):
             raise self.s.budget.exhausted()
         return max(remote), adopted
+
+    def _reuse_stored(
+        self,
+        message_ids: dict[int, str],
+        sizes: dict[int, tuple[int, list[str], datetime | None]],
+        adopted: set[int],
+    ) -> set[int]:
+        """Messages this source already delivered (same Message-ID and size) are not
+        downloaded again: one in a second folder (a Gmail label) gets an entry sharing the
+        stored content; one already in this mailbox (a renumbered folder, a message moved
+        away and back) just gets its new origin. Returns the remote UIDs so handled."""
+        keys = {uid: (header, sizes[uid][0]) for uid, header in message_ids.items()}
+        copies = self.s.store.find_source_copies(
+            source_id=self.s.source.id, keys=set(keys.values())
+        )
+        if not copies:
+            return set()
+        holders = self.s.store.mailboxes_holding(message_ids=set(copies.values()))
+        links: list[LinkedMessage] = []
+        for uid, key in sorted(keys.items()):
+            message_id = copies.get(key)
+            if message_id is None:
+                continue
+            flags = sizes[uid][1]
+            if self.mailbox_id in holders.get(message_id, []):
+                bits, keywords = split_flags(flags)
+                self.s.store.follow_remote_message(
+                    self.key, remote_uid=uid, message_id=message_id, flags=bits, keywords=keywords
+                )
+                adopted.add(uid)
+                self.s.report.adopted += 1
+                continue
+            origin = OriginKey(self.s.source.id, self.plan.remote_name, self.key.uidvalidity, uid)
+            links.append(
+                LinkedMessage(self.mailbox_id, message_id, [*flags, self.s.keyword], origin)
+            )
+        self.s.store.link_messages(items=links, actor=self.s.actor)
+        self.s.report.linked += len(links)
+        return {uid for uid, key in keys.items() if key in copies}
 
     def _within_budget(
         self, planned: list[list[int]], sizes: dict[int, tuple[int, list[str], datetime | None]]
@@ -768,6 +816,20 @@ def _differs(remote: FlagState, pair: RemotePair) -> bool:
     return remote.bits != pair.synced_flags or syncable_keywords(
         remote.keywords
     ) != syncable_keywords(pair.synced_keywords)
+
+
+def message_id_of(header_block: object) -> str | None:
+    """The Message-ID value from a `HEADER.FIELDS (MESSAGE-ID)` answer, unfolded and
+    stripped the way the store's analyser keeps it."""
+    if not isinstance(header_block, bytes):
+        return None
+    unfolded = re.sub(rb"\r?\n[ \t]", b" ", header_block)
+    for line in unfolded.splitlines():
+        name, colon, value = line.partition(b":")
+        if colon and name.strip().lower() == b"message-id":
+            text = value.strip().decode("utf-8", "replace")
+            return text or None
+    return None
 
 
 def _flag_state(data: dict[bytes, Any]) -> FlagState:

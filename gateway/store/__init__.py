@@ -11,7 +11,7 @@ from gateway.store.errors import (
 )
 from gateway.store.ingest import AdoptRule, NewMessage, OriginKey
 from gateway.store.mail_store import MailStore, open_store
-from gateway.store.source_sync import FolderKey, RemotePair, SourceFolderInfo
+from gateway.store.source_sync import FolderKey, LinkedMessage, RemotePair, SourceFolderInfo
 from gateway.store.views import (
     AppendResult,
     ChangeInfo,
@@ -37,6 +37,7 @@ __all__ = [
     "FolderKey",
     "IdentityInfo",
     "InvalidOperationError",
+    "LinkedMessage",
     "MailStore",
     "MailboxInfo",
     "MailboxStatus",

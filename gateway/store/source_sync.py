@@ -9,7 +9,7 @@ records them, in a few set-based statements per call.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -29,12 +29,13 @@ from sqlalchemy import (
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
-from gateway.store.base import chunked_ids, entry_info
-from gateway.store.flags import decode_keywords, encode_keywords
+from gateway.store.base import change_row, chunked_ids, entry_info
+from gateway.store.flags import decode_keywords, encode_keywords, split_flags
+from gateway.store.ingest import OriginKey
 from gateway.store.messages import MessageOperations
 from gateway.store.models import MailboxEntry, Origin, SourceFolder
-from gateway.store.tables import MAILBOX_ENTRIES, ORIGINS
-from gateway.store.views import EntryInfo
+from gateway.store.tables import CHANGES, MAILBOX_ENTRIES, MESSAGES, ORIGINS
+from gateway.store.views import AppendResult, EntryInfo
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,16 @@ class RemotePair(NamedTuple):
     local_uid: int | None
     local_flags: int
     local_keywords: frozenset[str]
+
+
+@dataclass(frozen=True)
+class LinkedMessage:
+    """A stored message to enter into a mailbox, and where it was found at its source."""
+
+    mailbox_id: int
+    message_id: int
+    flags: Sequence[str]
+    origin: OriginKey
 
 
 class FolderKey(NamedTuple):
@@ -242,6 +253,92 @@ class SourceSyncOperations(MessageOperations):
                     fetched_at=datetime.now(UTC),
                 )
             )
+
+    def find_source_copies(
+        self, *, source_id: int, keys: Collection[tuple[str, int]]
+    ) -> dict[tuple[str, int], int]:
+        """(Message-ID, size) → id of a message this source already delivered with them:
+        the same message in a second folder (a Gmail label) needs no second download."""
+        found: dict[tuple[str, int], int] = {}
+        wanted = set(keys)
+        headers = sorted({header for header, _ in wanted})
+        with self.database.read() as session:
+            for start in range(0, len(headers), 500):
+                rows = session.execute(
+                    core_select(MESSAGES.c.message_id_header, MESSAGES.c.size, MESSAGES.c.id)
+                    .join(ORIGINS, ORIGINS.c.message_id == MESSAGES.c.id)
+                    .where(ORIGINS.c.source_id == source_id)
+                    .where(MESSAGES.c.message_id_header.in_(headers[start : start + 500]))
+                )
+                for header, size, message_id in rows:
+                    if (header, size) in wanted:
+                        found.setdefault((header, size), message_id)
+        return found
+
+    def link_messages(self, *, items: Sequence[LinkedMessage], actor: str) -> list[AppendResult]:
+        """Give messages the store already holds an entry in another mailbox (one new UID
+        each, flags as given) and their new origins; content is shared, nothing is copied."""
+        if not items:
+            return []
+        now = datetime.now(UTC)
+        changed: dict[int, tuple[int, int]] = {}
+        results: list[AppendResult] = []
+        with self.database.write() as session:
+            by_mailbox: dict[int, list[LinkedMessage]] = defaultdict(list)
+            for item in items:
+                by_mailbox[item.mailbox_id].append(item)
+            for mailbox_id, linked in by_mailbox.items():
+                mailbox = self._lock_mailboxes(session, mailbox_id)[mailbox_id]
+                first_uid, modseq = self._bump_mailbox(session, mailbox_id, len(linked))
+                changed[mailbox_id] = (mailbox.user_id, modseq)
+                entries, changes, origins = [], [], []
+                for offset, item in enumerate(linked):
+                    uid = first_uid + offset
+                    bits, keywords = split_flags(item.flags)
+                    keyword_text = encode_keywords(keywords)
+                    entries.append(
+                        {
+                            "mailbox_id": mailbox_id,
+                            "uid": uid,
+                            "message_id": item.message_id,
+                            "flags": bits,
+                            "keywords": keyword_text,
+                            "modseq": modseq,
+                        }
+                    )
+                    changes.append(
+                        change_row(
+                            mailbox_id=mailbox_id,
+                            modseq=modseq,
+                            uid=uid,
+                            kind="append",
+                            flags=bits,
+                            keywords=keyword_text,
+                            actor=actor,
+                            now=now,
+                        )
+                    )
+                    origins.append(
+                        {
+                            "source_id": item.origin.source_id,
+                            "message_id": item.message_id,
+                            "remote_folder": item.origin.remote_folder,
+                            "uidvalidity": item.origin.uidvalidity,
+                            "remote_uid": item.origin.remote_uid,
+                            "synced_flags": bits,
+                            "synced_keywords": keyword_text,
+                            "detached": False,
+                            "fetched_at": now,
+                        }
+                    )
+                    results.append(
+                        AppendResult(mailbox_id, mailbox.uidvalidity, uid, item.message_id)
+                    )
+                session.execute(insert(MAILBOX_ENTRIES), entries)
+                session.execute(insert(CHANGES), changes)
+                session.execute(insert(ORIGINS), origins)
+        self._notify(changed)
+        return results
 
     def record_synced_flags(
         self, folder: FolderKey, *, states: Iterable[tuple[int, int, frozenset[str]]]

@@ -25,6 +25,7 @@ USERS = [
     ("cc1", "pw"),
     ("cc2", "pw"),
     ("up", "pw"),
+    ("labels", "pw"),
 ]
 
 
@@ -357,3 +358,35 @@ def test_messages_filed_on_a_device_into_a_source_folder_reach_the_source(
     again = run_source_sync(sqlite_store, source)
     assert (again.fetched, again.uploaded) == (0, 0)
     assert len(sqlite_store.list_entries(mailbox_id=projects.id)) == 2
+
+
+def test_a_message_in_two_folders_is_downloaded_once_and_shares_its_content(
+    sqlite_store: MailStore, dovecot_module: DovecotServer
+) -> None:
+    """Gmail labels: one message appears in several folders (All Mail itself is skipped)."""
+    labelled = _numbered(3, tag="l")
+    dovecot_module.load_maildir("labels", "INBOX", labelled)
+    dovecot_module.load_maildir("labels", "Work", labelled[:2])
+    source = add_imap_source(
+        sqlite_store, port=dovecot_module.imap_port, username="labels", password="pw", name="g"
+    )
+
+    report = run_source_sync(sqlite_store, source)
+
+    assert (report.fetched, report.linked) == (3, 2)
+    user = sqlite_store.get_user(name="alice")
+    inbox = sqlite_store.list_entries(
+        mailbox_id=sqlite_store.get_mailbox(user_id=user.id, name="INBOX").id
+    )
+    work = sqlite_store.list_entries(
+        mailbox_id=sqlite_store.get_mailbox(user_id=user.id, name="g/Work").id
+    )
+    assert [e.message_id for e in work] == [e.message_id for e in inbox[:2]]
+    # Each folder keeps its own flags: flagging in Work leaves the INBOX entry alone.
+    remote = _remote(dovecot_module, "labels")
+    remote.select_folder("Work")
+    remote.add_flags(remote.search(["HEADER", "Message-ID", "<l0@t>"]), [b"\\Flagged"])
+    run_source_sync(sqlite_store, source)
+    assert _local_flags(sqlite_store, "g/Work")[b"Subject: l 0"] == {"\\Flagged"}
+    assert _local_flags(sqlite_store, "INBOX")[b"Subject: l 0"] == frozenset()
+    assert run_source_sync(sqlite_store, source).linked == 0
