@@ -100,9 +100,7 @@ def plan_folders(
             taken_uses.add(use)
             plans.append(FolderPlan(folder.name, "", use))
             continue
-        local = local_folder_name(folder, source_name)
-        if local.lower() in taken_names:
-            local = f"{source_name}{LOCAL_SEPARATOR}{_clean(folder.name)}"
+        local = _unused(local_folder_name(folder, source_name), taken_names)
         taken_names.add(local.lower())
         plans.append(FolderPlan(folder.name, local))
     return plans
@@ -115,6 +113,15 @@ def local_folder_name(folder: RemoteFolder, source_name: str) -> str:
         parts = parts[1:]
     cleaned = [_clean(part) for part in parts if part]
     return LOCAL_SEPARATOR.join([_clean(source_name), *cleaned])
+
+
+def _unused(name: str, taken: set[str]) -> str:
+    """`name`, or `name-2`, `name-3`…: two remote folders never feed one local mailbox."""
+    candidate, number = name, 1
+    while candidate.lower() in taken:
+        number += 1
+        candidate = f"{name}-{number}"
+    return candidate
 
 
 def _clean(part: str) -> str:

@@ -253,7 +253,6 @@ class _FolderSync:
     def run(self) -> None:
         selected = self.client.select_folder(self.plan.remote_name)
         uidvalidity = int(selected[b"UIDVALIDITY"])
-        exists = int(selected.get(b"EXISTS", 0))
         modseq = int(selected.get(b"HIGHESTMODSEQ", 0) or 0)
         permanent = {
             p.decode() if isinstance(p, bytes) else str(p)
@@ -287,10 +286,10 @@ class _FolderSync:
                 remote_folder=self.plan.remote_name,
                 uidvalidity=uidvalidity,
             )
-        remote_flags, present = self._remote_flag_changes(last_uid, last_modseq, modseq)
+        remote_flags, scanned = self._remote_flag_changes(last_uid, last_modseq, modseq)
         local_changed, local_expunged, local_appended = self._local_changes(local_modseq)
-        self._reconcile(remote_flags, local_changed | adopted, full_scan=present is not None)
-        self._pull_deletions(present, exists)
+        self._reconcile(remote_flags, local_changed | adopted, full_scan=scanned is not None)
+        self._pull_deletions(scanned, last_uid)
         if local_expunged:
             self._push_removals()
         if local_appended and self.plan.owned_by_source:
@@ -367,7 +366,7 @@ class _FolderSync:
                 )
                 for batch, results in zip(run, committed, strict=True):
                     self._account(batch, results, sizes, adopted)
-        if len(allowed) < len(planned):
+        if sum(map(len, allowed)) < sum(map(len, planned)):
             raise self.s.budget.exhausted()
         return max(remote), adopted
 
@@ -413,15 +412,21 @@ class _FolderSync:
     def _within_budget(
         self, planned: list[list[int]], sizes: dict[int, tuple[int, list[str], datetime | None]]
     ) -> list[list[int]]:
-        """The leading batches today's budget allows (spent as they commit)."""
+        """The leading messages today's budget allows, in their batches (spent as they
+        commit); the first message of a day may exceed it, or it could never be fetched."""
         allowed: list[list[int]] = []
         ahead = 0
         for batch in planned:
-            size = sum(sizes[u][0] for u in batch)
-            if not self.s.budget.allows(size, ahead=ahead):
-                break
-            ahead += size
-            allowed.append(batch)
+            kept: list[int] = []
+            for uid in batch:
+                size = sizes[uid][0]
+                if not self.s.budget.allows(size, ahead=ahead):
+                    if kept:
+                        allowed.append(kept)
+                    return allowed
+                ahead += size
+                kept.append(uid)
+            allowed.append(kept)
         return allowed
 
     def _account(
@@ -652,15 +657,19 @@ class _FolderSync:
 
     # --- 3. deletions at the source ----------------------------------------------------
 
-    def _pull_deletions(self, present: set[int] | None, exists: int) -> None:
-        known = self.s.store.count_remote_messages(self.key)
-        if present is None:
-            # Counting is enough when nothing went: EXISTS equals what we know of.
-            remote_total = int(self.client.select_folder(self.plan.remote_name).get(b"EXISTS", 0))
-            if remote_total == known:
+    def _pull_deletions(self, scanned: set[int] | None, scanned_up_to: int) -> None:
+        """Expunge locally what the source no longer has. A FLAGS scan already listed every
+        UID up to `scanned_up_to` (what was fetched above it just now is not in that list);
+        otherwise counting tells whether anything went, and a UID SEARCH finds what."""
+        known = self.s.store.known_remote_uids(self.key)
+        if scanned is not None:
+            gone = {uid for uid in known if uid <= scanned_up_to} - scanned
+        else:
+            # STATUS on the selected mailbox is not reliable (RFC 3501 §6.3.10): re-select.
+            selected = self.client.select_folder(self.plan.remote_name)
+            if int(selected.get(b"EXISTS", 0)) == len(known):
                 return
-            present = set(self.client.search(["ALL"]))
-        gone = self.s.store.known_remote_uids(self.key) - present
+            gone = known - set(self.client.search(["ALL"]))
         if not gone:
             return
         expunged = self.s.store.forget_remote_messages(

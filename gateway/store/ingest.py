@@ -128,7 +128,18 @@ class IngestOperations(StoreBase):
         those messages at their source. For imports and first syncs of large folders.
         """
         pending: _Batch | None = None
-        for items in batches:
+        source = iter(batches)
+        while True:
+            try:
+                items = next(source)
+            except StopIteration:
+                break
+            except BaseException:
+                # The next batch could not be produced (a dropped download): the one already
+                # in hand is still committed, then the failure goes on to the caller.
+                if pending is not None:
+                    yield self._commit_batch(pending, actor)
+                raise
             started = self._start_batch(items)
             if pending is not None:
                 yield self._commit_batch(pending, actor)

@@ -1,4 +1,4 @@
-"""Run one POP3 sync in a fresh process and print its peak RSS growth (VmHWM) as JSON.
+"""Run one POP3 or IMAP sync in a fresh process and print its peak RSS growth (VmHWM) as JSON.
 
 Usage: python -m tests.fetch.rss_probe  (store from GATEWAY_DATA_DIR / GATEWAY_SECRET_KEY)
 """
@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from gateway.fetch import sync_pop3_source
+from gateway.fetch.imap_source import sync_imap_source
 from gateway.settings import Settings
 from gateway.store import open_store
 
@@ -38,10 +39,13 @@ def main() -> None:
     store.known_uidls(source_id=source.id)  # warm up the connection pool and ORM
     _reset_hwm()
     before = _hwm_kib()
-    report = sync_pop3_source(store, source)
+    if source.protocol == "imap":
+        synced_bytes = sync_imap_source(store, source).bytes
+    else:
+        synced_bytes = sync_pop3_source(store, source).bytes
     after = _hwm_kib()
     store.close()
-    print(json.dumps({"before_kib": before, "after_kib": after, "bytes": report.bytes}))
+    print(json.dumps({"before_kib": before, "after_kib": after, "bytes": synced_bytes}))
 
 
 if __name__ == "__main__":
