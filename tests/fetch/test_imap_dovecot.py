@@ -4,6 +4,7 @@ UIDVALIDITY reset, dedup across sources."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from imapclient import IMAPClient
@@ -390,3 +391,57 @@ def test_a_message_in_two_folders_is_downloaded_once_and_shares_its_content(
     assert _local_flags(sqlite_store, "g/Work")[b"Subject: l 0"] == {"\\Flagged"}
     assert _local_flags(sqlite_store, "INBOX")[b"Subject: l 0"] == frozenset()
     assert run_source_sync(sqlite_store, source).linked == 0
+
+
+def test_a_server_without_condstore_move_or_uidplus_converges_too(
+    sqlite_store: MailStore, tmp_path: Path
+) -> None:
+    """The fallbacks: a FLAGS scan instead of CHANGEDSINCE, COPY + \\Deleted instead of MOVE,
+    no UID EXPUNGE. (Dovecot still answers COPY with COPYUID, so the moved message is followed
+    into Trash; a server without it gets the message back there by a download.)"""
+    plain = "imap_capability = IMAP4rev1 LITERAL+ IDLE NAMESPACE"
+    with DovecotServer(extra_config=plain) as dovecot:
+        dovecot.add_user("old", "pw")
+        dovecot.load_maildir("old", "INBOX", _numbered(8, tag="o"))
+        dovecot.load_maildir("old", "Trash", [])
+        source = add_imap_source(
+            sqlite_store, port=dovecot.imap_port, username="old", password="pw", name="old"
+        )
+        run_source_sync(sqlite_store, source)
+        remote = IMAPClient("127.0.0.1", port=dovecot.imap_port, ssl=False, timeout=10)
+        remote.login("old", "pw")
+        assert b"CONDSTORE" not in remote.capabilities()
+        remote.select_folder("INBOX")
+        remote.add_flags(remote.search(["HEADER", "Message-ID", "<o1@t>"]), [b"\\Seen"])
+        remote.delete_messages(remote.search(["HEADER", "Message-ID", "<o2@t>"]))
+        remote.expunge()
+        remote.append("INBOX", _numbered(1, 8, tag="o")[0])
+        user = sqlite_store.get_user(name="alice")
+        inbox = sqlite_store.get_mailbox(user_id=user.id, name="INBOX")
+        sqlite_store.set_flags(
+            mailbox_id=inbox.id,
+            uids=[_local_uid(sqlite_store, "INBOX", b"Subject: o 3\r")],
+            flags=["\\Flagged"],
+            mode="add",
+            actor="imap",
+        )
+        doomed = _local_uid(sqlite_store, "INBOX", b"Subject: o 4\r")
+        sqlite_store.set_flags(
+            mailbox_id=inbox.id, uids=[doomed], flags=["\\Deleted"], mode="add", actor="imap"
+        )
+        sqlite_store.expunge(mailbox_id=inbox.id, uids=[doomed], actor="imap")
+
+        report = run_source_sync(sqlite_store, source)
+
+        assert (report.fetched, report.expunged_locally) == (1, 1)
+        local = _local_flags(sqlite_store, "INBOX")
+        assert set(local) == {f"Subject: o {n}".encode() for n in (0, 1, 3, 5, 6, 7, 8)}
+        assert local[b"Subject: o 1"] == {"\\Seen"} and local[b"Subject: o 3"] == {"\\Flagged"}
+        at_source = _remote_flags(remote, "INBOX")
+        # Without UIDPLUS the moved original stays, marked \\Deleted, for the owner to expunge.
+        assert at_source.pop(b"Subject: o 4") == {"\\Deleted"}
+        assert at_source == local
+        assert set(_remote_flags(remote, "Trash")) == {b"Subject: o 4"}
+        quiet = run_source_sync(sqlite_store, source)
+        assert (quiet.fetched, quiet.expunged_locally, quiet.flags_pushed) == (0, 0, 0)
+        assert _local_flags(sqlite_store, "INBOX") == local

@@ -97,8 +97,11 @@ class DovecotServer:
     tmp_path lives under a 0700 directory) a private directory under /tmp is made instead.
     """
 
-    def __init__(self, work_dir: Path | None = None) -> None:
+    def __init__(self, work_dir: Path | None = None, *, extra_config: str = "") -> None:
+        """`extra_config` is appended to the generated configuration (e.g. an
+        `imap_capability` line to play a server without some extensions)."""
         _require_binaries()
+        self.extra_config = extra_config
         self._owns_root = True
         self.root = Path(tempfile.mkdtemp(prefix="gw-dovecot-"))
         if work_dir is not None and _traversable(work_dir):
@@ -310,6 +313,7 @@ protocol imap {{
 protocol pop3 {{
   mail_max_userip_connections = 1000
 }}
+{self.extra_config}
 """
 
 
