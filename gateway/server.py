@@ -6,14 +6,17 @@ import asyncio
 import logging
 import signal
 import sys
+from functools import partial
 
 import uvicorn
 
 from gateway.admin.app import create_app
 from gateway.bootstrap import create_first_admin
+from gateway.fetch.push import PushWatchers
+from gateway.fetch.scheduler import FetchScheduler
 from gateway.imap.server import ImapServer
 from gateway.settings import Settings
-from gateway.store import open_store
+from gateway.store import MailStore, open_store
 from gateway.tls import ensure_certificate, server_context
 
 log = logging.getLogger("gateway.server")
@@ -52,6 +55,7 @@ async def serve(settings: Settings) -> None:
     ):
         if port:
             log.warning("event=listener_unavailable part=%s reason=not_built_yet", part)
+    fetching = await start_fetching(store, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -76,4 +80,23 @@ async def serve(settings: Settings) -> None:
         admin.should_exit = True
     await imap.stop()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if fetching is not None:
+        await fetching.stop()
     store.close()
+
+
+async def start_fetching(store: MailStore, settings: Settings) -> FetchScheduler | None:
+    """The scheduler, with IMAP push watchers asking it for syncs; None when fetching is off."""
+    if not settings.fetch_enabled:
+        log.info("event=fetch_disabled detail=%s", "GATEWAY_FETCH_ENABLED=0")
+        return None
+    scheduler = FetchScheduler(
+        store,
+        concurrency=settings.fetch_concurrency,
+        rescan_seconds=settings.fetch_rescan_seconds,
+    )
+    scheduler.attach_watchers(
+        PushWatchers(store, on_activity=partial(scheduler.request_sync, reason="push"))
+    )
+    await scheduler.start()
+    return scheduler

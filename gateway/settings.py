@@ -75,6 +75,17 @@ class Settings(BaseSettings):
     io_threads: int = Field(
         default=8, gt=0, description="Worker threads for SQL and disk work off the event loop."
     )
+    fetch_enabled: bool = Field(
+        default=True,
+        description="Run the fetch scheduler and IMAP push watchers inside `gateway serve`.",
+    )
+    fetch_concurrency: int = Field(default=4, gt=0, description="Sources synced at the same time.")
+    fetch_rescan_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often the scheduler re-reads the source list for new, changed and due "
+        "sources.",
+    )
 
     @field_validator("data_dir")
     @classmethod

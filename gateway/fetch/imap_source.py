@@ -30,6 +30,7 @@ from typing import Any
 
 from imapclient import IMAPClient
 
+from gateway.fetch.actors import sync_actor
 from gateway.fetch.budget import DailyBudget
 from gateway.fetch.connections import PasswordAuthenticator
 from gateway.fetch.errors import SyncError, classify_error
@@ -154,7 +155,7 @@ def sync_imap_source(
             budget=budget,
             report=report,
             on_progress=on_progress,
-            actor=f"source:{source.id}",
+            actor=sync_actor(source.id),
             keyword=source_keyword(source.name),
             dedupe=store.get_user_by_id(user_id=source.user_id).dedupe_across_sources,
         )

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from gateway.fetch.actors import sync_actor
 from gateway.fetch.connections import Authenticator, PasswordAuthenticator, open_pop3
 from gateway.fetch.errors import SyncError, server_text
 from gateway.fetch.keywords import source_keyword
@@ -208,7 +209,7 @@ class _Fetcher:
         self.source = source
         self.mailbox_id = mailbox_id
         self.flags = (source_keyword(source.name),)
-        self.actor = f"source:{source.id}"
+        self.actor = sync_actor(source.id)
         self.on_progress = on_progress
         # A message already in INBOX through another account (a CC to both) is not copied.
         dedupe = store.get_user_by_id(user_id=source.user_id).dedupe_across_sources

@@ -52,9 +52,9 @@ class ChangeHub:
                 del self._watches[watch.mailbox_id]
                 self._known_modseqs.pop(watch.mailbox_id, None)
 
-    def store_changed(self, user_id: int, mailbox_id: int, modseq: int) -> None:
+    def store_changed(self, user_id: int, mailbox_id: int, modseq: int, actor: str) -> None:
         """Store change listener; safe to call from any thread."""
-        del user_id
+        del user_id, actor
         self.mailbox_changed(mailbox_id, modseq)
 
     def mailbox_changed(self, mailbox_id: int, modseq: int) -> None:

@@ -60,9 +60,7 @@ class ImapServer:
             self._feed_thread = threading.Thread(
                 target=self.store.listen_for_changes,
                 kwargs={
-                    "on_change": lambda mailbox_id, modseq: hub.store_changed(
-                        0, mailbox_id, modseq
-                    ),
+                    "on_change": hub.mailbox_changed,
                     "stop": self._feed_stop,
                 },
                 name="imap-change-feed",

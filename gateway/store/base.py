@@ -28,7 +28,8 @@ from gateway.store.views import EntryInfo, MailboxInfo, SourceInfo, UserInfo
 log = logging.getLogger("gateway.store")
 
 # Called after a commit that changed a mailbox: (user_id, mailbox_id, highestmodseq).
-ChangeListener = Callable[[int, int, int], None]
+# (user id, mailbox id, new HIGHESTMODSEQ, actor of the change)
+ChangeListener = Callable[[int, int, int, str], None]
 
 
 class StoreBase:
@@ -85,12 +86,13 @@ class StoreBase:
     def remove_change_listener(self, listener: ChangeListener) -> None:
         self._listeners.remove(listener)
 
-    def _notify(self, changed: dict[int, tuple[int, int]]) -> None:
-        """`changed` maps mailbox_id → (user_id, highestmodseq), announced after commit."""
+    def _notify(self, changed: dict[int, tuple[int, int]], actor: str) -> None:
+        """`changed` maps mailbox_id → (user_id, highestmodseq), announced after commit with
+        who made the change (write-back ignores a sync engine's own)."""
         for mailbox_id, (user_id, modseq) in changed.items():
             for listener in list(self._listeners):
                 try:
-                    listener(user_id, mailbox_id, modseq)
+                    listener(user_id, mailbox_id, modseq, actor)
                 except Exception:
                     log.exception("event=change_listener_failed mailbox_id=%s", mailbox_id)
 

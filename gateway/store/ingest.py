@@ -229,7 +229,7 @@ class IngestOperations(StoreBase):
                 if attempt == _MAX_ATTEMPTS:
                     raise
                 log.info("event=ingest_retry reason=origin_race attempt=%d", attempt)
-        self._notify(changed)
+        self._notify(changed, actor)
         return results
 
     def _prepare(self, item: NewMessage) -> _Prepared:

@@ -116,7 +116,7 @@ class MessageOperations(StoreBase):
             result = FlagUpdate(entries=entries, modseq=modseq, modified=modified)
             user_id = mailbox.user_id
         if updates:
-            self._notify({mailbox_id: (user_id, modseq)})
+            self._notify({mailbox_id: (user_id, modseq)}, actor)
         return result
 
     def copy_messages(
@@ -130,7 +130,7 @@ class MessageOperations(StoreBase):
         """Copy entries (content shared, flags kept) to another mailbox (RFC 3501 §6.4.7)."""
         with self.database.write() as session:
             result, changed = self._copy(session, from_mailbox_id, uids, to_mailbox_id, actor)
-        self._notify(changed)
+        self._notify(changed, actor)
         return result
 
     def move_messages(
@@ -151,7 +151,7 @@ class MessageOperations(StoreBase):
                 session, from_mailbox_id, moved, actor, only_deleted=False
             )
             changed.update(expunge_changed)
-        self._notify(changed)
+        self._notify(changed, actor)
         return CopyResult(result.uidvalidity, result.uid_pairs, expunged)
 
     def expunge(
@@ -160,7 +160,7 @@ class MessageOperations(StoreBase):
         """Remove \\Deleted entries (only among `uids` for UID EXPUNGE); returns their UIDs."""
         with self.database.write() as session:
             expunged, changed = self._expunge(session, mailbox_id, uids, actor, only_deleted=True)
-        self._notify(changed)
+        self._notify(changed, actor)
         return expunged
 
     def changes_since(self, *, mailbox_id: int, modseq: int) -> list[ChangeInfo]:

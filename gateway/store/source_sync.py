@@ -337,7 +337,7 @@ class SourceSyncOperations(MessageOperations):
                 session.execute(insert(MAILBOX_ENTRIES), entries)
                 session.execute(insert(CHANGES), changes)
                 session.execute(insert(ORIGINS), origins)
-        self._notify(changed)
+        self._notify(changed, actor)
         return results
 
     def record_synced_flags(
@@ -397,7 +397,7 @@ class SourceSyncOperations(MessageOperations):
             if not uids:
                 return []
             expunged, changed = self._expunge(session, mailbox_id, uids, actor, only_deleted=False)
-        self._notify(changed)
+        self._notify(changed, actor)
         return list(expunged)
 
     def relocate_remote_message(

@@ -164,7 +164,9 @@ def test_origin_makes_ingest_idempotent(store: MailStore, inbox: int) -> None:
 
 def test_change_listener_hears_commits(store: MailStore, inbox: int) -> None:
     heard: list[tuple[int, int, int]] = []
-    store.add_change_listener(lambda user, mailbox, modseq: heard.append((user, mailbox, modseq)))
+    store.add_change_listener(
+        lambda user, mailbox, modseq, _actor: heard.append((user, mailbox, modseq))
+    )
     store.append_message(mailbox_id=inbox, content=MESSAGE)
     store.set_flags(mailbox_id=inbox, uids=[1], flags=["\\Seen"])
     assert [h[1] for h in heard] == [inbox, inbox]
