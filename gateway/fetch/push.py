@@ -283,7 +283,7 @@ class _SourceWatcher:
                 raise SyncError("connect", f"server ended the session: {server_text(text)}")
 
     def _report_activity(self, cause: str) -> None:
-        log.debug("event=push_activity source_id=%d cause=%s", self.source_id, cause)
+        log.info("event=push_activity source_id=%d cause=%s", self.source_id, cause)
         try:
             self._on_activity(self.source_id)
         except Exception:

