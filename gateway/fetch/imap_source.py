@@ -82,6 +82,7 @@ class ImapSyncReport:
 
     source_id: int
     folders: int = 0
+    folders_unchanged: int = 0
     fetched: int = 0
     bytes: int = 0
     adopted: int = 0
@@ -252,6 +253,9 @@ class _FolderSync:
         )
 
     def run(self) -> None:
+        if self._unchanged_since_last_sync():
+            self.s.report.folders_unchanged += 1
+            return
         selected = self.client.select_folder(self.plan.remote_name)
         uidvalidity = int(selected[b"UIDVALIDITY"])
         modseq = int(selected.get(b"HIGHESTMODSEQ", 0) or 0)
@@ -296,6 +300,30 @@ class _FolderSync:
         if local_appended and self.plan.owned_by_source:
             self._upload(local_appended)
         self._save(uidvalidity, new_last_uid, self._current_modseq(modseq), local_mark)
+
+    def _unchanged_since_last_sync(self) -> bool:
+        """One STATUS instead of a SELECT and its scans, for the common idle poll: with
+        CONDSTORE, an unchanged UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and message count say
+        nothing happened at the source; the change log says whether anything happened here."""
+        saved = self.saved
+        if saved is None or saved.uidvalidity is None or saved.highestmodseq == 0:
+            return False
+        if "CONDSTORE" not in self.s.capabilities:
+            return False
+        status = self.client.folder_status(
+            self.plan.remote_name, [b"UIDVALIDITY", b"UIDNEXT", b"HIGHESTMODSEQ", b"MESSAGES"]
+        )
+        key = FolderKey(self.s.source.id, self.plan.remote_name, saved.uidvalidity)
+        remote_unchanged = (
+            int(status.get(b"UIDVALIDITY", 0)) == saved.uidvalidity
+            and int(status.get(b"UIDNEXT", 0)) <= saved.last_uid + 1
+            and int(status.get(b"HIGHESTMODSEQ", 0)) == saved.highestmodseq
+            and int(status.get(b"MESSAGES", -1)) == self.s.store.count_remote_messages(key)
+        )
+        if not remote_unchanged:
+            return False
+        changed, expunged, appended = self._local_changes(saved.local_modseq)
+        return not (changed or expunged or appended)
 
     # --- positions -------------------------------------------------------------------
 

@@ -199,6 +199,21 @@ def test_incremental_changes_on_both_sides_converge_in_one_cycle(
     assert (quiet.fetched, quiet.flags_pulled, quiet.flags_pushed) == (0, 0, 0)
     assert _local_flags(sqlite_store, "INBOX") == local
     assert set(_local_flags(sqlite_store, "Trash")) == set()
+    # An idle poll costs one STATUS per folder, no SELECT.
+    assert quiet.folders_unchanged == quiet.folders == 2
+    # ...and still notices a flag changed at the source since, or one changed here.
+    remote.select_folder("INBOX")
+    remote.add_flags(remote.search(["HEADER", "Message-ID", "<m5@t>"]), [b"$Later"])
+    assert run_source_sync(sqlite_store, synced).flags_pulled == 1
+    sqlite_store.set_flags(
+        mailbox_id=inbox.id,
+        uids=[_local_uid(sqlite_store, "INBOX", b"Subject: m 6\r")],
+        flags=["\\Seen"],
+        mode="add",
+        actor="imap",
+    )
+    assert run_source_sync(sqlite_store, synced).flags_pushed == 1
+    assert _remote_flags(remote, "INBOX") == _local_flags(sqlite_store, "INBOX")
 
 
 def test_uidvalidity_reset_resyncs_without_duplicates_or_lost_flags(
