@@ -215,10 +215,14 @@ def source_list(
         user_id = store.get_user(name=user).id if user else None
         for source in store.list_sources(user_id=user_id):
             state = source.last_error_class or ("ok" if source.last_success_at else "never synced")
+            if source.last_error_class:
+                state += f" ({source.consecutive_failures}x: {source.last_error})"
+            next_run = f"{source.next_run_at:%Y-%m-%d %H:%M:%S}Z" if source.next_run_at else "-"
             typer.echo(
                 f"{owners.get(source.user_id, '?')}/{source.name}\t{source.protocol}\t"
                 f"{source.security}://{source.host}:{source.port}\t{source.username}\t"
-                f"every {source.poll_interval}s\t{state}"
+                f"every {source.poll_interval}s\t{state}\tnext {next_run}\t"
+                f"{source.messages_fetched} msgs/{source.bytes_fetched} B"
             )
 
 

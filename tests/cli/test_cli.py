@@ -218,6 +218,8 @@ def test_sync_reports_sources_that_fail(env: dict[str, str]) -> None:
     result = run(env, "sync", "--user", "alice", "--source", "isp", check=False)
     assert result.returncode == 1
     assert "event=sync_failed" in result.stderr and "error_class=connect" in result.stderr
+    listing = run(env, "source", "list").stdout
+    assert "connect (1x: connection refused)" in listing and "next 20" in listing
 
 
 def _fill(store: MailStore) -> dict[str, list[tuple[bytes, list[str], datetime]]]:
