@@ -12,8 +12,8 @@ from gateway.fetch.retention import RetentionPolicy, retention_policy
 
 __all__ = [
     "ERROR_CLASSES",
-    "ImapSyncReport",
     "Authenticator",
+    "ImapSyncReport",
     "PartialSyncError",
     "PasswordAuthenticator",
     "RetentionPolicy",
