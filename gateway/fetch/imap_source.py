@@ -66,8 +66,8 @@ log = logging.getLogger("gateway.fetch")
 
 STREAM_THRESHOLD = 1024 * 1024
 PARTIAL_CHUNK = 1024 * 1024
-BATCH_MESSAGES = 100
-BATCH_BYTES = 8 * 1024 * 1024
+BATCH_MESSAGES = 200
+BATCH_BYTES = 16 * 1024 * 1024
 METADATA_CHUNK = 2000
 DELETE_POLICIES = ("trash", "expunge", "keep")
 MOVE_POLICIES = ("follow", "keep")

@@ -13,9 +13,9 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from sqlalchemy import Row, insert
+from sqlalchemy import insert
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -263,7 +263,7 @@ class IngestOperations(StoreBase):
         fresh: list[int] = []
         seen_keys: set[tuple[object, ...]] = set()
         stored = find_origins(session, (e.item.origin for e in prepared if e.item.origin))
-        adoptable = _adoptable(session, prepared)
+        adoptable = _adoptable(session, prepared, {m.user_id for m in mailboxes.values()})
         for index, entry in enumerate(prepared):
             origin = entry.item.origin
             if origin is not None:
@@ -399,7 +399,9 @@ class IngestOperations(StoreBase):
         }
 
 
-def _adoptable(session: Session, prepared: list[_Prepared]) -> dict[int, tuple[int, int]]:
+def _adoptable(
+    session: Session, prepared: list[_Prepared], user_ids: set[int]
+) -> dict[int, tuple[int, int]]:
     """Index in `prepared` → (message id, UID) of the entry that message may join instead of
     being copied (see `NewMessage.adopt`), in two queries per batch, not one per message."""
     by_content: dict[tuple[int, str], list[int]] = defaultdict(list)
@@ -421,13 +423,26 @@ def _adoptable(session: Session, prepared: list[_Prepared]) -> dict[int, tuple[i
     ):
         if not wanted:
             continue
-        rows = session.execute(
-            core_select(entries.message_id, entries.uid, entries.mailbox_id, column)
-            .join(MESSAGES, MESSAGES.c.id == entries.message_id)
-            .where(column.in_({value for _, value in wanted}))
-            .where(entries.mailbox_id.in_({mailbox for mailbox, _ in wanted}))
-            .order_by(entries.uid)
-        ).all()
+        # Two indexed lookups (the content's messages, then their entries here) rather than a
+        # join the planner may drive from the mailbox side, scanning every entry it holds.
+        candidates = dict(
+            session.execute(
+                core_select(MESSAGES.c.id, column)
+                .where(MESSAGES.c.user_id.in_(user_ids))
+                .where(column.in_({value for _, value in wanted}))
+            ).all()
+        )
+        if not candidates:
+            continue
+        rows = [
+            (message_id, uid, mailbox_id, candidates[message_id])
+            for message_id, uid, mailbox_id in session.execute(
+                core_select(entries.message_id, entries.uid, entries.mailbox_id)
+                .where(entries.message_id.in_(candidates))
+                .where(entries.mailbox_id.in_({mailbox for mailbox, _ in wanted}))
+                .order_by(entries.uid)
+            )
+        ]
         excluded = (
             _same_source(session, wanted, rows, prepared) if wanted is by_message_id else set()
         )
@@ -441,7 +456,7 @@ def _adoptable(session: Session, prepared: list[_Prepared]) -> dict[int, tuple[i
 def _same_source(
     session: Session,
     wanted: dict[tuple[int, str], list[int]],
-    rows: Sequence[Row[Any]],
+    rows: Sequence[tuple[int, int, int, str]],
     prepared: list[_Prepared],
 ) -> set[tuple[int, int]]:
     """(index, message id) pairs where the candidate came through the item's own source:
@@ -457,7 +472,7 @@ def _same_source(
     ):
         sources_of[message_id].add(source_id)
     excluded: set[tuple[int, int]] = set()
-    for message_id, _uid, mailbox_id, value in (tuple(row) for row in rows):
+    for message_id, _uid, mailbox_id, value in rows:
         for index in wanted.get((mailbox_id, value), ()):
             origin = prepared[index].item.origin
             if origin is not None and origin.source_id in sources_of[message_id]:

@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from gateway.fetch.budget import BudgetExhaustedError
 from gateway.fetch.errors import SyncError, ThrottledError
-from gateway.fetch.imap_source import ImapSyncReport
+from gateway.fetch.imap_source import BATCH_MESSAGES, ImapSyncReport
 from gateway.fetch.runner import run_source_sync
 from gateway.store import MailStore, SourceInfo
 from gateway.tls import ensure_certificate, server_context
@@ -209,16 +209,16 @@ def test_throttling_reply_delays_the_next_run_as_asked(
 # --- a connection dropped mid-FETCH ----------------------------------------------------------
 
 
-BATCH = 100  # messages per body FETCH and group commit (imap_source.BATCH_MESSAGES)
+BATCH = BATCH_MESSAGES  # messages per body FETCH and group commit
 
 
 def test_connection_dropped_mid_fetch_keeps_what_was_committed_then_completes(
     sqlite_store: MailStore, dovecot_module: DovecotServer
 ) -> None:
-    messages = _messages(350, tag="cut", filler=50)  # ~1 KB each: 4 body FETCHes
+    messages = _messages(BATCH * 7 // 2, tag="cut", filler=50)  # ~1 KB each: 4 body FETCHes
     dovecot_module.load_maildir("imapcut", "INBOX", messages)
     wire = [imap_wire_form(m) for m in messages]
-    # The third body FETCH (UIDs 201-300) is cut 20 kB into its response.
+    # The third body FETCH is cut 20 kB into its response.
     cut = CutRule(trigger=b"BODY.PEEK[]", occurrence=3, after_bytes=20_000)
     with imap_proxy(dovecot_module.imap_port, cut=cut) as proxy:
         source = add_imap_source(sqlite_store, port=proxy.port, username="imapcut", password="pw")
@@ -252,10 +252,10 @@ def test_connection_dropped_mid_fetch_keeps_what_was_committed_then_completes(
 def test_a_batch_downloaded_in_full_before_a_drop_is_kept(
     sqlite_store: MailStore, dovecot_module: DovecotServer
 ) -> None:
-    messages = _messages(250, tag="kept", filler=50)
+    messages = _messages(BATCH * 5 // 2, tag="kept", filler=50)
     dovecot_module.load_maildir("imapkept", "INBOX", messages)
     wire = [imap_wire_form(m) for m in messages]
-    # The first body FETCH completes; the second (UIDs 101-200) is cut 20 kB in.
+    # The first body FETCH completes; the second is cut 20 kB in.
     cut = CutRule(trigger=b"BODY.PEEK[]", occurrence=2, after_bytes=20_000)
     with imap_proxy(dovecot_module.imap_port, cut=cut) as proxy:
         source = add_imap_source(sqlite_store, port=proxy.port, username="imapkept", password="pw")
