@@ -63,8 +63,18 @@ def inbox_contents(
     return found
 
 
+def digest(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
 def digests(contents: list[bytes]) -> list[str]:
-    return sorted(hashlib.sha256(content).hexdigest() for content in contents)
+    return sorted(digest(content) for content in contents)
+
+
+def varied_message(number: int) -> bytes:
+    """A small message of 0-39 body lines (by `number`), with a unique Message-ID."""
+    filler = "".join(f"line {number} {k} of the body\r\n" for k in range(number % 40))
+    return f"Subject: kill test {number}\r\nMessage-ID: <k{number}@t>\r\n\r\n{filler}".encode()
 
 
 def pop3_wire_form(raw: bytes) -> bytes:

@@ -9,7 +9,6 @@ The syncs reach Dovecot through a proxy that counts the message bodies it forwar
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import random
 import signal
@@ -28,7 +27,7 @@ from gateway.fetch.imap_source import ImapSyncReport
 from gateway.fetch.runner import run_source_sync
 from gateway.settings import Settings
 from gateway.store import FolderKey, MailStore, open_store
-from tests.fetch.helpers import add_imap_source, inbox_contents
+from tests.fetch.helpers import add_imap_source, digest, inbox_contents, varied_message
 from tests.fetch.imap_proxy import imap_proxy
 from tests.support.dovecot import DovecotServer
 from tests.support.fixtures_store import make_settings
@@ -38,15 +37,6 @@ GATEWAY = str(Path(sys.executable).with_name("gateway"))
 INITIAL = 600
 PER_ROUND = 10
 KILLS = 8
-
-
-def _message(number: int) -> bytes:
-    filler = "".join(f"line {number} {k} of the body\r\n" for k in range(number % 40))
-    return f"Subject: kill test {number}\r\nMessage-ID: <k{number}@t>\r\n\r\n{filler}".encode()
-
-
-def _digest(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()
 
 
 class KillPoint(NamedTuple):
@@ -101,7 +91,7 @@ def _run_sync(env: dict[str, str], store: MailStore, kill: KillPoint) -> bool:
 
 def _check(store: MailStore, inbox: FolderKey) -> set[str]:
     """No duplicate message, one origin per stored message; returns the digests stored."""
-    stored = Counter(_digest(content) for content, _ in inbox_contents(store))
+    stored = Counter(digest(content) for content, _ in inbox_contents(store))
     duplicates = [digest for digest, count in stored.items() if count > 1]
     assert not duplicates, f"{len(duplicates)} messages were stored twice"
     # Origins commit with their messages; the folder's resume point is saved just after.
@@ -121,9 +111,10 @@ def test_kill_9_during_first_imap_sync_then_resume(
 ) -> None:
     dovecot = dovecot_module
     dovecot.add_user("killed", "pw")
-    messages = [_message(n) for n in range(INITIAL + KILLS * PER_ROUND)]  # a batch per restart
+    # one extra batch of messages per restart
+    messages = [varied_message(n) for n in range(INITIAL + KILLS * PER_ROUND)]
     dovecot.load_maildir("killed", "INBOX", messages[:INITIAL])
-    loaded = {_digest(m) for m in messages[:INITIAL]}  # CRLF already: served byte for byte
+    loaded = {digest(m) for m in messages[:INITIAL]}  # CRLF already: served byte for byte
     settings = make_settings(tmp_path / "data")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update(
@@ -143,7 +134,7 @@ def test_kill_9_during_first_imap_sync_then_resume(
         def new_mail_arrives() -> None:
             start = next(arriving)
             dovecot.load_maildir("killed", "INBOX", messages[start : start + PER_ROUND])
-            loaded.update(_digest(m) for m in messages[start : start + PER_ROUND])
+            loaded.update(digest(m) for m in messages[start : start + PER_ROUND])
 
         for round_number in range(KILLS):
             if round_number:

@@ -4,7 +4,6 @@ stored is left on the server after a final clean sync."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import signal
@@ -19,7 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from gateway.store import MailStore, open_store
-from tests.fetch.helpers import add_pop3_source, inbox_contents
+from tests.fetch.helpers import add_pop3_source, digest, inbox_contents, varied_message
 from tests.support.dovecot import DovecotServer
 from tests.support.fixtures_store import make_settings
 
@@ -30,22 +29,13 @@ PER_ROUND = 10
 KILLS = 20
 
 
-def _message(number: int) -> bytes:
-    filler = "".join(f"line {number} {k} of the body\r\n" for k in range(number % 40))
-    return f"Subject: kill test {number}\r\nMessage-ID: <k{number}@t>\r\n\r\n{filler}".encode()
-
-
-def _digest(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()
-
-
 def _server_digests(dovecot: DovecotServer, user: str) -> set[str]:
     root = dovecot.maildir_path(user)
     found: set[str] = set()
     for sub in ("cur", "new"):
         for path in (root / sub).iterdir():
             try:
-                found.add(_digest(path.read_bytes()))
+                found.add(digest(path.read_bytes()))
             except FileNotFoundError:
                 continue  # removed by Dovecot while we looked
     return found
@@ -91,7 +81,7 @@ def _check(store: MailStore, dovecot: DovecotServer, loaded: set[str]) -> set[st
             )
         ]
     assert len(uidls) == len(set(uidls)), "an origin was stored twice"
-    stored = Counter(_digest(content) for content, _ in inbox_contents(store))
+    stored = Counter(digest(content) for content, _ in inbox_contents(store))
     assert all(count == 1 for count in stored.values()), "a message was stored twice"
     assert len(stored) == len(uidls)
     on_server = _server_digests(dovecot, "killed")
@@ -123,9 +113,9 @@ def test_kill_9_during_pop3_sync_with_delete_after_download(
         GATEWAY_SECRET_KEY=settings.secret_key or "",
         GATEWAY_INGEST_WORKERS="2",
     )
-    messages = [_message(n) for n in range(INITIAL + KILLS * PER_ROUND)]
+    messages = [varied_message(n) for n in range(INITIAL + KILLS * PER_ROUND)]
     dovecot.load_maildir("killed", "INBOX", messages[:INITIAL])
-    loaded = {_digest(m) for m in messages[:INITIAL]}
+    loaded = {digest(m) for m in messages[:INITIAL]}
     rng = random.Random(4404)
     finished_rounds = 0
     interrupted = 0
@@ -135,7 +125,7 @@ def test_kill_9_during_pop3_sync_with_delete_after_download(
             INITIAL + round_number * PER_ROUND : INITIAL + (round_number + 1) * PER_ROUND
         ]
         dovecot.load_maildir("killed", "INBOX", batch)
-        loaded |= {_digest(m) for m in batch}
+        loaded |= {digest(m) for m in batch}
         # Kill points: anywhere from start-up, after login, right after a durable batch
         # (stored, not yet deleted), and during the DELE/QUIT phase.
         trigger, delay = rng.choice(
