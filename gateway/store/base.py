@@ -204,6 +204,39 @@ def change_row(
     }
 
 
+def appended_rows(
+    *,
+    mailbox_id: int,
+    uid: int,
+    message_id: int,
+    flags: int,
+    keywords: str,
+    modseq: int,
+    actor: str,
+    now: datetime,
+) -> tuple[dict[str, object], dict[str, object]]:
+    """The `mailbox_entries` row and its `changes` row for a message entering a mailbox."""
+    entry = {
+        "mailbox_id": mailbox_id,
+        "uid": uid,
+        "message_id": message_id,
+        "flags": flags,
+        "keywords": keywords,
+        "modseq": modseq,
+    }
+    change = change_row(
+        mailbox_id=mailbox_id,
+        modseq=modseq,
+        uid=uid,
+        kind="append",
+        flags=flags,
+        keywords=keywords,
+        actor=actor,
+        now=now,
+    )
+    return entry, change
+
+
 def chunked_ids(values: list[int], size: int = 500) -> Iterator[list[int]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]

@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from gateway.ingest_worker import MessageColumns, message_columns, write_and_analyze
 from gateway.mime import MessageAnalyzer
-from gateway.store.base import StoreBase, change_row, log
+from gateway.store.base import StoreBase, appended_rows, log
 from gateway.store.blobs import PendingBlob
 from gateway.store.errors import MessageTooLargeError, NotFoundError
 from gateway.store.flags import encode_keywords, split_flags
@@ -284,7 +284,7 @@ class IngestOperations(StoreBase):
                 if adopted is not None:
                     message_id, uid = adopted
                     origin_rows_adopted.append(
-                        self._origin_row(origin, message_id, now, entry.item.flags)
+                        origin_row(origin, message_id, now, entry.item.flags)
                     )
                     results[index] = AppendResult(
                         mailbox_id=entry.item.mailbox_id,
@@ -332,30 +332,20 @@ class IngestOperations(StoreBase):
                 bits, keywords = split_flags(item.flags)
                 keyword_text = encode_keywords(keywords)
                 message_id = message_ids[position]
-                entry_rows.append(
-                    {
-                        "mailbox_id": mailbox_id,
-                        "uid": uid,
-                        "message_id": message_id,
-                        "flags": bits,
-                        "keywords": keyword_text,
-                        "modseq": modseq,
-                    }
+                entry_values, change_values = appended_rows(
+                    mailbox_id=mailbox_id,
+                    uid=uid,
+                    message_id=message_id,
+                    flags=bits,
+                    keywords=keyword_text,
+                    modseq=modseq,
+                    actor=actor,
+                    now=now,
                 )
-                change_rows.append(
-                    change_row(
-                        mailbox_id=mailbox_id,
-                        modseq=modseq,
-                        uid=uid,
-                        kind="append",
-                        flags=bits,
-                        keywords=keyword_text,
-                        actor=actor,
-                        now=now,
-                    )
-                )
+                entry_rows.append(entry_values)
+                change_rows.append(change_values)
                 if item.origin is not None:
-                    origin_rows.append(self._origin_row(item.origin, message_id, now, item.flags))
+                    origin_rows.append(origin_row(item.origin, message_id, now, item.flags))
                 results[index] = AppendResult(
                     mailbox_id=mailbox_id,
                     uidvalidity=mailbox.uidvalidity,
@@ -379,24 +369,24 @@ class IngestOperations(StoreBase):
             "internal_date": entry.item.internal_date or now,
         }
 
-    @staticmethod
-    def _origin_row(
-        origin: OriginKey, message_id: int, now: datetime, flags: Sequence[str]
-    ) -> dict[str, object]:
-        # The flags the message arrived with are what both sides agree on at this point.
-        bits, keywords = split_flags(flags)
-        return {
-            "synced_flags": bits,
-            "synced_keywords": encode_keywords(keywords),
-            "source_id": origin.source_id,
-            "message_id": message_id,
-            "remote_folder": origin.remote_folder,
-            "uidvalidity": origin.uidvalidity,
-            "remote_uid": origin.remote_uid,
-            "uidl": origin.uidl,
-            "content_hash": origin.content_hash,
-            "fetched_at": now,
-        }
+
+def origin_row(
+    origin: OriginKey, message_id: int, now: datetime, flags: Sequence[str]
+) -> dict[str, object]:
+    # The flags the message arrived with are what both sides agree on at this point.
+    bits, keywords = split_flags(flags)
+    return {
+        "synced_flags": bits,
+        "synced_keywords": encode_keywords(keywords),
+        "source_id": origin.source_id,
+        "message_id": message_id,
+        "remote_folder": origin.remote_folder,
+        "uidvalidity": origin.uidvalidity,
+        "remote_uid": origin.remote_uid,
+        "uidl": origin.uidl,
+        "content_hash": origin.content_hash,
+        "fetched_at": now,
+    }
 
 
 def _adoptable(

@@ -29,9 +29,9 @@ from sqlalchemy import (
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
-from gateway.store.base import change_row, chunked_ids, entry_info
+from gateway.store.base import appended_rows, chunked_ids, entry_info
 from gateway.store.flags import decode_keywords, encode_keywords, split_flags
-from gateway.store.ingest import OriginKey
+from gateway.store.ingest import OriginKey, origin_row
 from gateway.store.messages import MessageOperations
 from gateway.store.models import MailboxEntry, Origin, SourceFolder
 from gateway.store.tables import CHANGES, MAILBOX_ENTRIES, MESSAGES, ORIGINS
@@ -295,42 +295,19 @@ class SourceSyncOperations(MessageOperations):
                 for offset, item in enumerate(linked):
                     uid = first_uid + offset
                     bits, keywords = split_flags(item.flags)
-                    keyword_text = encode_keywords(keywords)
-                    entries.append(
-                        {
-                            "mailbox_id": mailbox_id,
-                            "uid": uid,
-                            "message_id": item.message_id,
-                            "flags": bits,
-                            "keywords": keyword_text,
-                            "modseq": modseq,
-                        }
+                    entry, change = appended_rows(
+                        mailbox_id=mailbox_id,
+                        uid=uid,
+                        message_id=item.message_id,
+                        flags=bits,
+                        keywords=encode_keywords(keywords),
+                        modseq=modseq,
+                        actor=actor,
+                        now=now,
                     )
-                    changes.append(
-                        change_row(
-                            mailbox_id=mailbox_id,
-                            modseq=modseq,
-                            uid=uid,
-                            kind="append",
-                            flags=bits,
-                            keywords=keyword_text,
-                            actor=actor,
-                            now=now,
-                        )
-                    )
-                    origins.append(
-                        {
-                            "source_id": item.origin.source_id,
-                            "message_id": item.message_id,
-                            "remote_folder": item.origin.remote_folder,
-                            "uidvalidity": item.origin.uidvalidity,
-                            "remote_uid": item.origin.remote_uid,
-                            "synced_flags": bits,
-                            "synced_keywords": keyword_text,
-                            "detached": False,
-                            "fetched_at": now,
-                        }
-                    )
+                    entries.append(entry)
+                    changes.append(change)
+                    origins.append(origin_row(item.origin, item.message_id, now, item.flags))
                     results.append(
                         AppendResult(mailbox_id, mailbox.uidvalidity, uid, item.message_id)
                     )
