@@ -3,7 +3,6 @@ UIDVALIDITY reset, dedup across sources."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from imapclient import IMAPClient
 
 from gateway.fetch import source_keyword
 from gateway.fetch.runner import run_source_sync
-from gateway.store import FolderKey, MailStore, SourceInfo
+from gateway.store import FolderKey, MailStore
 from tests.fetch.helpers import add_imap_source, add_pop3_source, digests
 from tests.support.corpus import generate_corpus, malformed_corpus
 from tests.support.dovecot import DovecotServer
@@ -19,14 +18,10 @@ from tests.support.dovecot import DovecotServer
 pytestmark = pytest.mark.system
 USERS = [
     ("bulk", "pw"),
-    ("inc", "pw"),
-    ("reset", "pw"),
     ("moves", "pw"),
     ("keep", "pw"),
     ("cc1", "pw"),
     ("cc2", "pw"),
-    ("up", "pw"),
-    ("labels", "pw"),
 ]
 
 
@@ -95,13 +90,6 @@ def _local_uid(store: MailStore, folder: str, subject: bytes) -> int:
     raise AssertionError(f"{subject!r} not in {folder}")
 
 
-@pytest.fixture
-def synced(sqlite_store: MailStore, dovecot_module: DovecotServer) -> Iterator[SourceInfo]:
-    yield add_imap_source(
-        sqlite_store, port=dovecot_module.imap_port, username="inc", password="pw", name="work"
-    )
-
-
 def test_initial_sync_of_2000_varied_messages_maps_folders_and_is_exact(
     sqlite_store: MailStore, dovecot_module: DovecotServer
 ) -> None:
@@ -153,15 +141,20 @@ def _served(client: IMAPClient, folder: str) -> list[bytes]:
 
 
 def test_incremental_changes_on_both_sides_converge_in_one_cycle(
-    sqlite_store: MailStore, dovecot_module: DovecotServer, synced: SourceInfo
+    store: MailStore, dovecot: DovecotServer
 ) -> None:
-    dovecot_module.load_maildir("inc", "INBOX", _numbered(10))
-    dovecot_module.load_maildir("inc", "Trash", [])
-    run_source_sync(sqlite_store, synced)
-    remote = _remote(dovecot_module, "inc")
+    """On SQLite and on PostgreSQL, with a Dovecot of its own."""
+    dovecot.add_user("inc", "pw")
+    synced = add_imap_source(
+        store, port=dovecot.imap_port, username="inc", password="pw", name="work"
+    )
+    dovecot.load_maildir("inc", "INBOX", _numbered(10))
+    dovecot.load_maildir("inc", "Trash", [])
+    run_source_sync(store, synced)
+    remote = _remote(dovecot, "inc")
     remote.select_folder("INBOX")
-    user = sqlite_store.get_user(name="alice")
-    inbox = sqlite_store.get_mailbox(user_id=user.id, name="INBOX")
+    user = store.get_user(name="alice")
+    inbox = store.get_mailbox(user_id=user.id, name="INBOX")
 
     # At the source: a new message, flags changed, one message deleted.
     remote.append("INBOX", _numbered(1, 10)[0], flags=[b"\\Flagged"])
@@ -169,23 +162,23 @@ def test_incremental_changes_on_both_sides_converge_in_one_cycle(
     remote.delete_messages(remote.search(["HEADER", "Message-ID", "<m2@t>"]))
     remote.expunge()
     # Locally (a device): flags changed, a keyword added, one message deleted.
-    sqlite_store.set_flags(
+    store.set_flags(
         mailbox_id=inbox.id,
-        uids=[_local_uid(sqlite_store, "INBOX", b"Subject: m 3\r")],
+        uids=[_local_uid(store, "INBOX", b"Subject: m 3\r")],
         flags=["\\Answered", "$Forwarded"],
         mode="add",
         actor="imap",
     )
-    doomed = _local_uid(sqlite_store, "INBOX", b"Subject: m 4\r")
-    sqlite_store.set_flags(
+    doomed = _local_uid(store, "INBOX", b"Subject: m 4\r")
+    store.set_flags(
         mailbox_id=inbox.id, uids=[doomed], flags=["\\Deleted"], mode="add", actor="imap"
     )
-    sqlite_store.expunge(mailbox_id=inbox.id, uids=[doomed], actor="imap")
+    store.expunge(mailbox_id=inbox.id, uids=[doomed], actor="imap")
 
-    report = run_source_sync(sqlite_store, synced)
+    report = run_source_sync(store, synced)
 
     assert report.fetched == 1
-    local = _local_flags(sqlite_store, "INBOX")
+    local = _local_flags(store, "INBOX")
     assert _remote_flags(remote, "INBOX") == local
     assert b"Subject: m 10" in local and local[b"Subject: m 10"] == {"\\Flagged"}
     assert local[b"Subject: m 1"] == {"\\Seen"}
@@ -193,67 +186,64 @@ def test_incremental_changes_on_both_sides_converge_in_one_cycle(
     assert b"Subject: m 2" not in local and b"Subject: m 4" not in local
     # The local deletion went to the source's Trash, not a hard delete.
     assert set(_remote_flags(remote, "Trash")) == {b"Subject: m 4"}
-    assert set(_local_flags(sqlite_store, "Trash")) == set()
+    assert set(_local_flags(store, "Trash")) == set()
     # A second cycle finds nothing to do and changes nothing.
-    quiet = run_source_sync(sqlite_store, synced)
+    quiet = run_source_sync(store, synced)
     assert (quiet.fetched, quiet.flags_pulled, quiet.flags_pushed) == (0, 0, 0)
-    assert _local_flags(sqlite_store, "INBOX") == local
-    assert set(_local_flags(sqlite_store, "Trash")) == set()
+    assert _local_flags(store, "INBOX") == local
+    assert set(_local_flags(store, "Trash")) == set()
     # An idle poll costs one STATUS per folder, no SELECT.
     assert quiet.folders_unchanged == quiet.folders == 2
     # ...and still notices a flag changed at the source since, or one changed here.
     remote.select_folder("INBOX")
     remote.add_flags(remote.search(["HEADER", "Message-ID", "<m5@t>"]), [b"$Later"])
-    assert run_source_sync(sqlite_store, synced).flags_pulled == 1
-    sqlite_store.set_flags(
+    assert run_source_sync(store, synced).flags_pulled == 1
+    store.set_flags(
         mailbox_id=inbox.id,
-        uids=[_local_uid(sqlite_store, "INBOX", b"Subject: m 6\r")],
+        uids=[_local_uid(store, "INBOX", b"Subject: m 6\r")],
         flags=["\\Seen"],
         mode="add",
         actor="imap",
     )
-    assert run_source_sync(sqlite_store, synced).flags_pushed == 1
-    assert _remote_flags(remote, "INBOX") == _local_flags(sqlite_store, "INBOX")
+    assert run_source_sync(store, synced).flags_pushed == 1
+    assert _remote_flags(remote, "INBOX") == _local_flags(store, "INBOX")
 
 
 def test_uidvalidity_reset_resyncs_without_duplicates_or_lost_flags(
-    sqlite_store: MailStore, dovecot_module: DovecotServer
+    store: MailStore, dovecot: DovecotServer
 ) -> None:
+    dovecot.add_user("reset", "pw")
     messages = _numbered(30, tag="r")
-    dovecot_module.load_maildir("reset", "INBOX", messages)
-    source = add_imap_source(
-        sqlite_store, port=dovecot_module.imap_port, username="reset", password="pw"
-    )
-    run_source_sync(sqlite_store, source)
-    user = sqlite_store.get_user(name="alice")
-    inbox = sqlite_store.get_mailbox(user_id=user.id, name="INBOX")
-    flagged = _local_uid(sqlite_store, "INBOX", b"Subject: r 5\r")
-    sqlite_store.set_flags(
+    dovecot.load_maildir("reset", "INBOX", messages)
+    source = add_imap_source(store, port=dovecot.imap_port, username="reset", password="pw")
+    run_source_sync(store, source)
+    user = store.get_user(name="alice")
+    inbox = store.get_mailbox(user_id=user.id, name="INBOX")
+    flagged = _local_uid(store, "INBOX", b"Subject: r 5\r")
+    store.set_flags(
         mailbox_id=inbox.id, uids=[flagged], flags=["\\Flagged"], mode="add", actor="imap"
     )
-    before = {e.uid for e in sqlite_store.list_entries(mailbox_id=inbox.id)}
+    before = {e.uid for e in store.list_entries(mailbox_id=inbox.id)}
 
     # Rebuild the mailbox at the source: same messages, new UIDVALIDITY, plus one more.
-    root = dovecot_module.maildir_path("reset")
+    root = dovecot.maildir_path("reset")
     for sub in ("cur", "new"):
         for path in (root / sub).iterdir():
             path.unlink()
     for name in ("dovecot-uidlist", "dovecot.index", "dovecot.index.cache", "dovecot.index.log"):
         (root / name).unlink(missing_ok=True)
-    dovecot_module.load_maildir("reset", "INBOX", [*messages, *_numbered(1, 30, tag="r")])
+    dovecot.load_maildir("reset", "INBOX", [*messages, *_numbered(1, 30, tag="r")])
 
-    report = run_source_sync(sqlite_store, source)
+    report = run_source_sync(store, source)
 
     assert report.adopted == 30 and report.fetched == 1
-    entries = sqlite_store.list_entries(mailbox_id=inbox.id)
+    entries = store.list_entries(mailbox_id=inbox.id)
     assert len(entries) == 31
     assert before <= {e.uid for e in entries}, "existing messages kept their local UIDs"
-    assert _local_flags(sqlite_store, "INBOX")[b"Subject: r 5"] == {"\\Flagged"}
+    assert _local_flags(store, "INBOX")[b"Subject: r 5"] == {"\\Flagged"}
     # The local flag now reached the renumbered source too.
-    assert _remote_flags(_remote(dovecot_module, "reset"), "INBOX")[b"Subject: r 5"] == {
-        "\\Flagged"
-    }
-    assert run_source_sync(sqlite_store, source).fetched == 0
+    assert _remote_flags(_remote(dovecot, "reset"), "INBOX")[b"Subject: r 5"] == {"\\Flagged"}
+    assert run_source_sync(store, source).fetched == 0
 
 
 def test_local_moves_follow_to_the_source_and_delete_policy_keep(
@@ -340,72 +330,70 @@ def test_same_message_via_two_accounts_appears_once_with_both_origins(
 
 
 def test_messages_filed_on_a_device_into_a_source_folder_reach_the_source(
-    sqlite_store: MailStore, dovecot_module: DovecotServer
+    store: MailStore, dovecot: DovecotServer
 ) -> None:
-    dovecot_module.load_maildir("up", "INBOX", _numbered(2, tag="u"))
-    dovecot_module.load_maildir("up", "Projects", [])
+    dovecot.add_user("up", "pw")
+    dovecot.load_maildir("up", "INBOX", _numbered(2, tag="u"))
+    dovecot.load_maildir("up", "Projects", [])
     source = add_imap_source(
-        sqlite_store, port=dovecot_module.imap_port, username="up", password="pw", name="work"
+        store, port=dovecot.imap_port, username="up", password="pw", name="work"
     )
-    run_source_sync(sqlite_store, source)
-    user = sqlite_store.get_user(name="alice")
-    inbox = sqlite_store.get_mailbox(user_id=user.id, name="INBOX")
-    projects = sqlite_store.get_mailbox(user_id=user.id, name="work/Projects")
+    run_source_sync(store, source)
+    user = store.get_user(name="alice")
+    inbox = store.get_mailbox(user_id=user.id, name="INBOX")
+    projects = store.get_mailbox(user_id=user.id, name="work/Projects")
     # A device saves a new message there, and copies one from INBOX.
-    sqlite_store.append_message(
+    store.append_message(
         mailbox_id=projects.id,
         content=b"Subject: u new\r\nMessage-ID: <unew@t>\r\n\r\nfiled\r\n",
         flags=["\\Seen", "$Label1"],
         actor="imap",
     )
-    sqlite_store.copy_messages(
+    store.copy_messages(
         from_mailbox_id=inbox.id,
-        uids=[_local_uid(sqlite_store, "INBOX", b"Subject: u 0\r")],
+        uids=[_local_uid(store, "INBOX", b"Subject: u 0\r")],
         to_mailbox_id=projects.id,
         actor="imap",
     )
 
-    report = run_source_sync(sqlite_store, source)
+    report = run_source_sync(store, source)
 
     assert report.uploaded == 2 and report.fetched == 0
-    remote = _remote_flags(_remote(dovecot_module, "up"), "Projects")
+    remote = _remote_flags(_remote(dovecot, "up"), "Projects")
     assert remote == {b"Subject: u new": {"\\Seen", "$Label1"}, b"Subject: u 0": frozenset()}
     # Known where they went (APPENDUID): nothing comes back as a copy.
-    again = run_source_sync(sqlite_store, source)
+    again = run_source_sync(store, source)
     assert (again.fetched, again.uploaded) == (0, 0)
-    assert len(sqlite_store.list_entries(mailbox_id=projects.id)) == 2
+    assert len(store.list_entries(mailbox_id=projects.id)) == 2
 
 
 def test_a_message_in_two_folders_is_downloaded_once_and_shares_its_content(
-    sqlite_store: MailStore, dovecot_module: DovecotServer
+    store: MailStore, dovecot: DovecotServer
 ) -> None:
     """Gmail labels: one message appears in several folders (All Mail itself is skipped)."""
+    dovecot.add_user("labels", "pw")
     labelled = _numbered(3, tag="l")
-    dovecot_module.load_maildir("labels", "INBOX", labelled)
-    dovecot_module.load_maildir("labels", "Work", labelled[:2])
+    dovecot.load_maildir("labels", "INBOX", labelled)
+    dovecot.load_maildir("labels", "Work", labelled[:2])
     source = add_imap_source(
-        sqlite_store, port=dovecot_module.imap_port, username="labels", password="pw", name="g"
+        store, port=dovecot.imap_port, username="labels", password="pw", name="g"
     )
 
-    report = run_source_sync(sqlite_store, source)
+    report = run_source_sync(store, source)
 
     assert (report.fetched, report.linked) == (3, 2)
-    user = sqlite_store.get_user(name="alice")
-    inbox = sqlite_store.list_entries(
-        mailbox_id=sqlite_store.get_mailbox(user_id=user.id, name="INBOX").id
-    )
-    work = sqlite_store.list_entries(
-        mailbox_id=sqlite_store.get_mailbox(user_id=user.id, name="g/Work").id
-    )
+    user = store.get_user(name="alice")
+    inbox = store.list_entries(mailbox_id=store.get_mailbox(user_id=user.id, name="INBOX").id)
+    work = store.list_entries(mailbox_id=store.get_mailbox(user_id=user.id, name="g/Work").id)
     assert [e.message_id for e in work] == [e.message_id for e in inbox[:2]]
     # Each folder keeps its own flags: flagging in Work leaves the INBOX entry alone.
-    remote = _remote(dovecot_module, "labels")
+    remote = _remote(dovecot, "labels")
     remote.select_folder("Work")
     remote.add_flags(remote.search(["HEADER", "Message-ID", "<l0@t>"]), [b"\\Flagged"])
-    run_source_sync(sqlite_store, source)
-    assert _local_flags(sqlite_store, "g/Work")[b"Subject: l 0"] == {"\\Flagged"}
-    assert _local_flags(sqlite_store, "INBOX")[b"Subject: l 0"] == frozenset()
-    assert run_source_sync(sqlite_store, source).linked == 0
+    run_source_sync(store, source)
+    assert _local_flags(store, "g/Work")[b"Subject: l 0"] == {"\\Flagged"}
+    assert _local_flags(store, "INBOX")[b"Subject: l 0"] == frozenset()
+    assert run_source_sync(store, source).linked == 0
 
 
 def test_a_server_without_condstore_move_or_uidplus_converges_too(
