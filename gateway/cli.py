@@ -105,8 +105,10 @@ def _read_secret(prompt: str) -> str:
 @app.command()
 def serve() -> None:
     """Start every part of the gateway (admin, and IMAP/SMTP/fetch as they exist) and run."""
+    from gateway.memory_tuning import limit_malloc_arenas
     from gateway.server import serve as run_server
 
+    limit_malloc_arenas()  # before any thread exists
     settings = Settings()
     configure_logging(settings.log_level)
     asyncio.run(run_server(settings))
