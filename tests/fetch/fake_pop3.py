@@ -1,7 +1,7 @@
 """A tiny POP3 server (asyncio, 127.0.0.1, port 0) for what Dovecot cannot be made to do:
 no UIDL, TLS with a chosen certificate, hanging after the greeting, dropping a RETR half-way.
 
-Runs its own event loop in a thread, since the sync under test blocks.
+Built on `background_server.BackgroundServer`, since the sync under test blocks.
 """
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from tests.fetch.background_server import BackgroundServer
 
 
 @dataclass
@@ -37,56 +38,22 @@ def _stuff(message: bytes) -> bytes:
     return body + b".\r\n"
 
 
-class FakePop3Server:
+class FakePop3Server(BackgroundServer):
     def __init__(self, config: FakePop3Config) -> None:
+        super().__init__(tls=config.implicit_tls)
         self.config = config
         self.messages: list[bytes | None] = list(config.messages)
-        self.port = 0
         self.retr_count = 0
         self.logins = 0
         self._dropped = False
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.Server | None = None
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> FakePop3Server:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
-    async def _start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._serve, "127.0.0.1", 0, ssl=self.config.implicit_tls
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in asyncio.all_tasks():
-            if task is not asyncio.current_task():
-                task.cancel()
 
     def remaining(self) -> list[bytes]:
-        with self._lock:
+        with self.lock:
             return [m for m in self.messages if m is not None]
 
     def add(self, message: bytes) -> None:
-        with self._lock:
+        with self.lock:
             self.messages.append(message)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.CancelledError, ssl.SSLError):
-            await self._session(reader, writer)
-        with contextlib.suppress(Exception):
-            writer.close()
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         config = self.config
@@ -97,7 +64,7 @@ class FakePop3Server:
         authed = False
         user_given = False
         deleted: set[int] = set()
-        with self._lock:
+        with self.lock:
             snapshot = list(enumerate(self.messages, 1))
         visible = {n: m for n, m in snapshot if m is not None}
         while True:
@@ -166,7 +133,7 @@ class FakePop3Server:
             elif verb == "NOOP":
                 writer.write(b"+OK\r\n")
             elif verb == "QUIT":
-                with self._lock:
+                with self.lock:
                     for number in deleted:
                         self.messages[number - 1] = None
                 writer.write(b"+OK bye\r\n")

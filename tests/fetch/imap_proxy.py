@@ -14,7 +14,7 @@ import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from tests.fetch.fake_imap import BackgroundServer
+from tests.fetch.background_server import BackgroundServer
 
 # A full-body FETCH item in a server response ("* 3 FETCH (UID 7 BODY[] {1234}").
 BODY_LITERAL = b"BODY[] {"
