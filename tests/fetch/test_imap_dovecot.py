@@ -90,6 +90,20 @@ def _local_uid(store: MailStore, folder: str, subject: bytes) -> int:
     raise AssertionError(f"{subject!r} not in {folder}")
 
 
+def _device_adds_flags(store: MailStore, folder: str, subject: bytes, flags: list[str]) -> None:
+    """What a client's `STORE +FLAGS` on the unified mailbox does."""
+    mailbox = store.get_mailbox(user_id=store.get_user(name="alice").id, name=folder)
+    uid = _local_uid(store, folder, subject)
+    store.set_flags(mailbox_id=mailbox.id, uids=[uid], flags=flags, mode="add", actor="imap")
+
+
+def _device_deletes(store: MailStore, folder: str, subject: bytes) -> None:
+    """What a client's `STORE +FLAGS (\\Deleted)` then `UID EXPUNGE` does."""
+    _device_adds_flags(store, folder, subject, ["\\Deleted"])
+    mailbox = store.get_mailbox(user_id=store.get_user(name="alice").id, name=folder)
+    store.expunge(mailbox_id=mailbox.id, uids=[_local_uid(store, folder, subject)], actor="imap")
+
+
 def test_initial_sync_of_2000_varied_messages_maps_folders_and_is_exact(
     sqlite_store: MailStore, dovecot_module: DovecotServer
 ) -> None:
@@ -153,8 +167,6 @@ def test_incremental_changes_on_both_sides_converge_in_one_cycle(
     run_source_sync(store, synced)
     remote = _remote(dovecot, "inc")
     remote.select_folder("INBOX")
-    user = store.get_user(name="alice")
-    inbox = store.get_mailbox(user_id=user.id, name="INBOX")
 
     # At the source: a new message, flags changed, one message deleted.
     remote.append("INBOX", _numbered(1, 10)[0], flags=[b"\\Flagged"])
@@ -162,18 +174,8 @@ def test_incremental_changes_on_both_sides_converge_in_one_cycle(
     remote.delete_messages(remote.search(["HEADER", "Message-ID", "<m2@t>"]))
     remote.expunge()
     # Locally (a device): flags changed, a keyword added, one message deleted.
-    store.set_flags(
-        mailbox_id=inbox.id,
-        uids=[_local_uid(store, "INBOX", b"Subject: m 3\r")],
-        flags=["\\Answered", "$Forwarded"],
-        mode="add",
-        actor="imap",
-    )
-    doomed = _local_uid(store, "INBOX", b"Subject: m 4\r")
-    store.set_flags(
-        mailbox_id=inbox.id, uids=[doomed], flags=["\\Deleted"], mode="add", actor="imap"
-    )
-    store.expunge(mailbox_id=inbox.id, uids=[doomed], actor="imap")
+    _device_adds_flags(store, "INBOX", b"Subject: m 3\r", ["\\Answered", "$Forwarded"])
+    _device_deletes(store, "INBOX", b"Subject: m 4\r")
 
     report = run_source_sync(store, synced)
 
@@ -198,13 +200,7 @@ def test_incremental_changes_on_both_sides_converge_in_one_cycle(
     remote.select_folder("INBOX")
     remote.add_flags(remote.search(["HEADER", "Message-ID", "<m5@t>"]), [b"$Later"])
     assert run_source_sync(store, synced).flags_pulled == 1
-    store.set_flags(
-        mailbox_id=inbox.id,
-        uids=[_local_uid(store, "INBOX", b"Subject: m 6\r")],
-        flags=["\\Seen"],
-        mode="add",
-        actor="imap",
-    )
+    _device_adds_flags(store, "INBOX", b"Subject: m 6\r", ["\\Seen"])
     assert run_source_sync(store, synced).flags_pushed == 1
     assert _remote_flags(remote, "INBOX") == _local_flags(store, "INBOX")
 
@@ -274,11 +270,7 @@ def test_local_moves_follow_to_the_source_and_delete_policy_keep(
     sqlite_store.move_messages(
         from_mailbox_id=inbox.id, uids=[moved], to_mailbox_id=archive.id, actor="imap"
     )
-    dropped = _local_uid(sqlite_store, "INBOX", b"Subject: k 0\r")
-    sqlite_store.set_flags(
-        mailbox_id=inbox.id, uids=[dropped], flags=["\\Deleted"], mode="add", actor="imap"
-    )
-    sqlite_store.expunge(mailbox_id=inbox.id, uids=[dropped], actor="imap")
+    _device_deletes(sqlite_store, "INBOX", b"Subject: k 0\r")
 
     assert run_source_sync(sqlite_store, mover).moved_at_source == 1
     keep_report = run_source_sync(sqlite_store, keeper)
@@ -419,20 +411,8 @@ def test_a_server_without_condstore_move_or_uidplus_converges_too(
         remote.delete_messages(remote.search(["HEADER", "Message-ID", "<o2@t>"]))
         remote.expunge()
         remote.append("INBOX", _numbered(1, 8, tag="o")[0])
-        user = sqlite_store.get_user(name="alice")
-        inbox = sqlite_store.get_mailbox(user_id=user.id, name="INBOX")
-        sqlite_store.set_flags(
-            mailbox_id=inbox.id,
-            uids=[_local_uid(sqlite_store, "INBOX", b"Subject: o 3\r")],
-            flags=["\\Flagged"],
-            mode="add",
-            actor="imap",
-        )
-        doomed = _local_uid(sqlite_store, "INBOX", b"Subject: o 4\r")
-        sqlite_store.set_flags(
-            mailbox_id=inbox.id, uids=[doomed], flags=["\\Deleted"], mode="add", actor="imap"
-        )
-        sqlite_store.expunge(mailbox_id=inbox.id, uids=[doomed], actor="imap")
+        _device_adds_flags(sqlite_store, "INBOX", b"Subject: o 3\r", ["\\Flagged"])
+        _device_deletes(sqlite_store, "INBOX", b"Subject: o 4\r")
 
         report = run_source_sync(sqlite_store, source)
 
