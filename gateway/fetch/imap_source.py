@@ -113,6 +113,8 @@ class _Session:
     dedupe: bool
     plans: list[FolderPlan] = field(default_factory=list)
     mailbox_of_plan: dict[str, int] = field(default_factory=dict)
+    # Each folder's position as the previous sync left it, read once per sync.
+    saved_folders: dict[str, SourceFolderInfo] = field(default_factory=dict)
 
     def folder_of_mailbox(self, mailbox_id: int) -> str | None:
         for remote, local in self.mailbox_of_plan.items():
@@ -211,6 +213,7 @@ def _plan(session: _Session) -> None:
         session.mailbox_of_plan[plan.remote_name] = _local_mailbox(session, plan, mailboxes).id
     followed = {plan.remote_name for plan in session.plans}
     for saved in session.store.list_source_folders(source_id=session.source.id):
+        session.saved_folders[saved.remote_name] = saved
         if saved.remote_name not in followed:
             log.info(
                 "event=imap_folder_dropped source_id=%d folder=%r",
@@ -243,14 +246,7 @@ class _FolderSync:
         self.plan = plan
         self.client = session.client
         self.mailbox_id = session.mailbox_of_plan[plan.remote_name]
-        self.saved: SourceFolderInfo | None = next(
-            (
-                f
-                for f in session.store.list_source_folders(source_id=session.source.id)
-                if f.remote_name == plan.remote_name
-            ),
-            None,
-        )
+        self.saved: SourceFolderInfo | None = session.saved_folders.get(plan.remote_name)
 
     def run(self) -> None:
         if self._unchanged_since_last_sync():
@@ -279,9 +275,9 @@ class _FolderSync:
         fresh = saved is None or reset
         last_uid = 0 if fresh or saved is None else saved.last_uid
         last_modseq = 0 if fresh or saved is None else saved.highestmodseq
-        local_modseq = self._local_highestmodseq() if saved is None else saved.local_modseq
         # Changes after this point are looked at by the next sync, ours included (skipped).
         local_mark = self._local_highestmodseq()
+        local_modseq = local_mark if saved is None else saved.local_modseq
 
         adopt: AdoptRule | None = "content" if reset else ("message-id" if self.s.dedupe else None)
         new_last_uid, adopted = self._fetch_new(last_uid, adopt)
