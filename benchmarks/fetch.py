@@ -54,6 +54,7 @@ from cryptography.fernet import Fernet  # noqa: E402
 from benchmarks.imap import BenchDovecot, percentile, start_gateway  # noqa: E402
 from benchmarks.imap_client import ImapClient, ImapError  # noqa: E402
 from benchmarks.ingest import MALFORMED_EVERY, write_corpus  # noqa: E402
+from benchmarks.workdir import clear_and_settle, default_work_root  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.store import MailStore, open_store  # noqa: E402
 from tests.support.dovecot import MAIL_USER  # noqa: E402
@@ -857,10 +858,12 @@ def main() -> None:
     parser.add_argument(
         "--work-dir",
         type=Path,
-        default=ROOT / ".benchmark-work" / "fetch",
-        help="emptied, then holds Dovecot, the Maildirs and data directories (%(default)s)",
+        default=default_work_root(),
+        help="its fetch/ subdirectory is emptied, then holds Dovecot, the Maildirs and data "
+        "directories (default: $GATEWAY_BENCH_DIR, else .benchmark-work)",
     )
     args = parser.parse_args()
+    args.work_dir = args.work_dir / "fetch"
     corpus_dir = args.corpus_dir / f"{args.count}-{args.seed}"
     corpus_dir.mkdir(parents=True, exist_ok=True)
     count, total = write_corpus(corpus_dir, args.count, args.seed)
@@ -869,8 +872,7 @@ def main() -> None:
         f"corpus: {count} messages, {total / 1e6:.1f} MB, {count // MALFORMED_EVERY} of them "
         f"malformed (every {MALFORMED_EVERY}th), dir {corpus_dir}"
     )
-    shutil.rmtree(args.work_dir, ignore_errors=True)
-    args.work_dir.mkdir(parents=True)
+    clear_and_settle(args.work_dir)
     dovecot = BenchDovecot(args.work_dir, "PLAIN")
     context = Context(dovecot, Accounts(dovecot), args.work_dir)
     try:

@@ -19,7 +19,6 @@ import multiprocessing
 import os
 import queue
 import random
-import shutil
 import signal
 import socket
 import statistics
@@ -39,6 +38,7 @@ from cryptography.fernet import Fernet  # noqa: E402
 from benchmarks.imap_client import PASSWORD, USER, ImapClient, ImapError, fetch_count, search_count  # noqa: E402
 from benchmarks.ingest import write_corpus  # noqa: E402
 from benchmarks.process_memory import memory_kb, process_tree  # noqa: E402
+from benchmarks.workdir import clear_and_settle, default_work_root  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.store import NewMessage, open_store  # noqa: E402
 from tests.support.dovecot import DovecotServer, free_port  # noqa: E402
@@ -441,8 +441,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
     log(f"corpus: {count} messages, {total / 1e6:.1f} MB in {corpus_dir}")
 
     work = args.work_dir
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "gateway-data").mkdir(parents=True)
+    clear_and_settle(work)
+    (work / "gateway-data").mkdir()
     secret_key = Fernet.generate_key().decode()
     started = time.perf_counter()
     load_gateway(work / "gateway-data", files, secret_key)
@@ -632,10 +632,12 @@ def main() -> None:
     parser.add_argument(
         "--work-dir",
         type=Path,
-        default=ROOT / ".benchmark-work" / "imap",
-        help="emptied, then holds the gateway data directory and Dovecot (default: %(default)s)",
+        default=default_work_root(),
+        help="its imap/ subdirectory is emptied, then holds the gateway data directory and Dovecot "
+        "(default: $GATEWAY_BENCH_DIR, else .benchmark-work)",
     )
     args = parser.parse_args()
+    args.work_dir = args.work_dir / "imap"
     result = run_benchmark(args)
     print_report(result, args)
     if args.json:

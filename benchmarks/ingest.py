@@ -17,7 +17,6 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from cryptography.fernet import Fernet  # noqa: E402
 
+from benchmarks.workdir import clear_and_settle, default_work_root  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.store import MailStore, NewMessage, open_store  # noqa: E402
 from tests.support.corpus import generate_corpus, malformed_corpus  # noqa: E402
@@ -75,50 +75,49 @@ def worker_usage(store: MailStore) -> tuple[float, float]:
     return cpu, rss
 
 
-def child(corpus: Path, database_url: str | None, batch: int) -> None:
+def child(corpus: Path, data_dir: Path, database_url: str | None, batch: int) -> None:
     """Ingest the corpus into a fresh store and print one JSON line of figures."""
-    # The data directory sits beside the corpus, not in /tmp: on some hosts (this dev VM
-    # among them) /tmp is a watched or special mount where creating a file costs ~0.5 ms.
-    with tempfile.TemporaryDirectory(prefix="gw-bench-", dir=corpus.parent) as data_dir:
-        settings = Settings(
-            data_dir=Path(data_dir),
-            database_url=database_url,
-            secret_key=Fernet.generate_key().decode(),
-            _env_file=None,  # type: ignore[call-arg]
-        )
-        store = open_store(settings)
-        user = store.create_user(name="bench", password="bench")
-        inbox = store.get_mailbox(user_id=user.id, name="INBOX").id
-        files = sorted(corpus.glob("*.eml"))
-        rss_at_fifth = 0.0
-        rss_curve: list[float] = []  # peak RSS after each tenth of the corpus
-        total_bytes = 0
-        started = time.perf_counter()
+    # The data directory stays until the next run clears it (benchmarks/workdir.py): deleting
+    # 10,000 files here would slow every file the next backend's run creates.
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        secret_key=Fernet.generate_key().decode(),
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    store = open_store(settings)
+    user = store.create_user(name="bench", password="bench")
+    inbox = store.get_mailbox(user_id=user.id, name="INBOX").id
+    files = sorted(corpus.glob("*.eml"))
+    rss_at_fifth = 0.0
+    rss_curve: list[float] = []  # peak RSS after each tenth of the corpus
+    total_bytes = 0
+    started = time.perf_counter()
 
-        def batches():
-            nonlocal total_bytes
-            for start in range(0, len(files), batch):
-                items = []
-                for path in files[start : start + batch]:
-                    raw = path.read_bytes()
-                    total_bytes += len(raw)
-                    items.append(NewMessage(inbox, raw))
-                yield items
+    def batches():
+        nonlocal total_bytes
+        for start in range(0, len(files), batch):
+            items = []
+            for path in files[start : start + batch]:
+                raw = path.read_bytes()
+                total_bytes += len(raw)
+                items.append(NewMessage(inbox, raw))
+            yield items
 
-        done = 0
-        for results in store.append_message_batches(batches=batches()):
-            done += len(results)
-            if not rss_at_fifth and done >= len(files) // 5:
-                rss_at_fifth = peak_rss_mb()
-            while len(rss_curve) < 10 and done >= len(files) * (len(rss_curve) + 1) // 10:
-                rss_curve.append(round(peak_rss_mb()))
-        elapsed = time.perf_counter() - started
-        count = store.mailbox_status(mailbox_id=inbox).messages
-        # Workers are children of the multiprocessing forkserver, not of this process, so
-        # RUSAGE_CHILDREN misses them: read their counters from /proc before they exit.
-        worker_cpu, worker_rss = worker_usage(store)
-        store.close()
-        own = resource.getrusage(resource.RUSAGE_SELF)
+    done = 0
+    for results in store.append_message_batches(batches=batches()):
+        done += len(results)
+        if not rss_at_fifth and done >= len(files) // 5:
+            rss_at_fifth = peak_rss_mb()
+        while len(rss_curve) < 10 and done >= len(files) * (len(rss_curve) + 1) // 10:
+            rss_curve.append(round(peak_rss_mb()))
+    elapsed = time.perf_counter() - started
+    count = store.mailbox_status(mailbox_id=inbox).messages
+    # Workers are children of the multiprocessing forkserver, not of this process, so
+    # RUSAGE_CHILDREN misses them: read their counters from /proc before they exit.
+    worker_cpu, worker_rss = worker_usage(store)
+    store.close()
+    own = resource.getrusage(resource.RUSAGE_SELF)
     print(
         json.dumps(
             {
@@ -137,9 +136,10 @@ def child(corpus: Path, database_url: str | None, batch: int) -> None:
     )
 
 
-def run_backend(name: str, corpus: Path, batch: int) -> dict[str, float]:
+def run_backend(name: str, corpus: Path, data_root: Path, batch: int) -> dict[str, float]:
     def launch(url: str | None) -> dict[str, float]:
         command = [sys.executable, __file__, "--child", str(corpus), "--batch", str(batch)]
+        command += ["--work-dir", str(data_root / name)]
         if url:
             command += ["--database-url", url]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
@@ -164,12 +164,21 @@ def main() -> None:
         default=ROOT / ".benchmark-work" / "corpus",
         help="where the generated corpus is kept and reused (default: .benchmark-work/corpus)",
     )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=default_work_root(),
+        help="its ingest/ subdirectory is emptied, then holds the data directories "
+        "(default: $GATEWAY_BENCH_DIR, else .benchmark-work)",
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.database_url, args.batch)
+        child(args.child, args.work_dir, args.database_url, args.batch)
         return
+    work_root = args.work_dir / "ingest"
+    clear_and_settle(work_root)
     corpus_dir = args.corpus_dir / f"{args.count}-{args.seed}"
     corpus_dir.mkdir(parents=True, exist_ok=True)
     count, total = write_corpus(corpus_dir, args.count, args.seed)
@@ -180,7 +189,7 @@ def main() -> None:
         f"{'worker RSS MB':>13} {'CPU ms/msg main + workers':>26}"
     )
     for backend in backends:
-        f = run_backend(backend, corpus_dir, args.batch)
+        f = run_backend(backend, corpus_dir, work_root, args.batch)
         print(
             f"{backend:10} {f['messages_per_second']:7.0f} {f['mb_per_second']:6.1f} "
             f"{f['seconds']:7.1f} {f['peak_rss_mb_at_20pct']:10.0f} {f['peak_rss_mb']:6.0f} "
