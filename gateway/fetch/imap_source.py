@@ -3,7 +3,7 @@
 Blocking by design (IMAPClient); the scheduler runs it in a thread. Per folder, in order:
 
 1. new messages (UID above the folder's resume point and not yet known) are read with
-   `BODY.PEEK[]` — never setting \\Seen at the source — in batches, large ones in 1 MiB
+   `BODY.PEEK[]` — never setting \\Seen at the source — in batches, those over 8 MiB in 1 MiB
    partial fetches streamed to the blob store, each batch group-committed before the resume
    point moves (a kill loses at most one batch of downloads, never a message);
 2. flags are reconciled three ways (`flag_merge.py`) for every message changed at the source
@@ -64,7 +64,10 @@ from gateway.store.flags import flag_names, split_flags
 
 log = logging.getLogger("gateway.fetch")
 
-STREAM_THRESHOLD = 1024 * 1024
+# Larger messages stream in partial fetches, each alone: that stops the prefetch and worker
+# pipeline, so the line sits well above everyday attachments (at 1 MiB, the 1.8 % of a
+# realistic corpus above it halved the throughput of a first sync; at 8 MiB: 538 → 998 msg/s).
+STREAM_THRESHOLD = 8 * 1024 * 1024
 PARTIAL_CHUNK = 1024 * 1024
 BATCH_MESSAGES = 200
 BATCH_BYTES = 16 * 1024 * 1024

@@ -1,6 +1,6 @@
 """A 25 MB message streams from POP3 and from IMAP to the blob store with bounded memory.
 
-POP3 RETR is read in 64 KiB chunks; the IMAP engine reads messages above 1 MiB in 1 MiB partial
+POP3 RETR is read in 64 KiB chunks; the IMAP engine reads messages above 8 MiB in 1 MiB partial
 fetches (`BODY.PEEK[]<offset.length>`). The sync runs in a fresh child process
 (`tests.fetch.rss_probe`) so its peak RSS is its own.
 """
