@@ -13,7 +13,7 @@ from gateway.imap.protocol import commands as c
 from gateway.imap.protocol import responses
 from gateway.imap.session_base import SessionBase
 from gateway.store.errors import StoreError
-from gateway.store.views import MailboxInfo, MailboxStatus
+from gateway.store.views import AppendResult, MailboxInfo, MailboxStatus
 
 _SPECIAL_USE_ATTRIBUTES = {
     "\\Sent",
@@ -144,18 +144,25 @@ class MailboxHandlers(SessionBase):
         self.untagged(f"STATUS {name} ({body})")
 
     async def do_append(self, command: c.Append) -> str:
-        mailbox = await self.find_mailbox(command.mailbox, missing_code="TRYCREATE")
-        try:
-            result = await self.context.call(
-                self.store.append_message,
+        user_id, actor = self.user_id, self.actor
+
+        def look_up_and_append() -> tuple[MailboxInfo, AppendResult]:
+            # One trip to the I/O threads, not two: a client uploading many messages pays
+            # the hop once each.
+            mailbox = self.store.get_mailbox(user_id=user_id, name=command.mailbox)
+            result = self.store.append_message(
                 mailbox_id=mailbox.id,
                 content=command.message,
                 flags=command.flags,
                 internal_date=command.internal_date,
-                actor=self.actor,
+                actor=actor,
             )
+            return mailbox, result
+
+        try:
+            mailbox, result = await self.context.call(look_up_and_append)
         except StoreError as error:
-            raise from_store_error(error) from error
+            raise from_store_error(error, missing_code="TRYCREATE") from error
         if self.selected is not None and self.selected.mailbox_id == mailbox.id:
             await self.send_updates(allow_expunge=False, force=True)
         return f"[APPENDUID {result.uidvalidity} {result.uid}] Append completed"

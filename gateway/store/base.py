@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, update
 from sqlmodel import Session, col, select
 
 from gateway.ingest_worker import WORKER_MODULE, start_worker
@@ -23,6 +23,7 @@ from gateway.store.models import Mailbox, MailboxEntry, Message, ServerState, So
 from gateway.store.notices import queue_change_notice
 from gateway.store.passwords import VerifiedPasswordCache
 from gateway.store.secrets_box import SecretBox
+from gateway.store.tables import MAILBOXES
 from gateway.store.views import EntryInfo, MailboxInfo, SourceInfo, UserInfo
 
 log = logging.getLogger("gateway.store")
@@ -151,15 +152,7 @@ class StoreBase:
         The single UPDATE holds the row lock until commit, so concurrent writers to one mailbox
         serialise here and UIDs and MODSEQs strictly ascend (DESIGN invariant 3).
         """
-        row = session.exec(
-            update(Mailbox)
-            .where(col(Mailbox.id) == mailbox_id)
-            .values(
-                uidnext=col(Mailbox.uidnext) + uids,
-                highestmodseq=col(Mailbox.highestmodseq) + 1,
-            )
-            .returning(col(Mailbox.uidnext), col(Mailbox.highestmodseq))
-        ).first()
+        row = session.execute(_BUMP_MAILBOX, {"target": mailbox_id, "uids": uids}).first()
         if row is None:
             raise NotFoundError(f"no such mailbox: {mailbox_id}")
         uidnext, modseq = int(row[0]), int(row[1])
@@ -309,3 +302,16 @@ def source_view(source: Source) -> SourceInfo:
         messages_fetched=source.messages_fetched,
         bytes_fetched=source.bytes_fetched,
     )
+
+
+# Built once, Core rather than ORM: every APPEND, COPY and ingest batch runs it, and the ORM's
+# bulk-update machinery cost more than the UPDATE itself (~0.2 ms of a single APPEND).
+_BUMP_MAILBOX = (
+    update(MAILBOXES)
+    .where(MAILBOXES.c.id == bindparam("target"))
+    .values(
+        uidnext=MAILBOXES.c.uidnext + bindparam("uids"),
+        highestmodseq=MAILBOXES.c.highestmodseq + 1,
+    )
+    .returning(MAILBOXES.c.uidnext, MAILBOXES.c.highestmodseq)
+)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -26,8 +26,8 @@ from gateway.store.base import StoreBase, appended_rows, log
 from gateway.store.blobs import PendingBlob
 from gateway.store.errors import MessageTooLargeError, NotFoundError
 from gateway.store.flags import encode_keywords, split_flags
-from gateway.store.models import Mailbox, Origin
-from gateway.store.tables import CHANGES, MAILBOX_ENTRIES, MESSAGES, ORIGINS
+from gateway.store.models import Origin
+from gateway.store.tables import CHANGES, MAILBOX_ENTRIES, MAILBOXES, MESSAGES, ORIGINS
 from gateway.store.views import AppendResult
 
 MessageContent = bytes | Iterable[bytes]
@@ -236,22 +236,37 @@ class IngestOperations(StoreBase):
         blob = self.blobs.begin()
         analyzer = MessageAnalyzer()
         try:
-            for chunk in _chunks(item.content):
-                if blob.size + len(chunk) > self.max_message_size:
+            if isinstance(item.content, bytes):
+                # Whole in memory (an APPEND, a small batch): the disk writes it out while
+                # this thread analyses it, and the fsync before commit waits less.
+                if len(item.content) > self.max_message_size:
                     raise self._too_large()
-                blob.write(chunk)
+                blob.write(item.content)
+                blob.start_writeback()
+                chunks: Iterable[bytes] = _chunks(item.content)
+            else:
+                chunks = self._written(blob, item.content)
+            for chunk in chunks:
                 analyzer.feed(chunk)
             return _Prepared(item=item, blob=blob, columns=message_columns(analyzer.finish()))
         except BaseException:
             blob.discard()
             raise
 
+    def _written(self, blob: PendingBlob, content: Iterable[bytes]) -> Iterator[bytes]:
+        """Each chunk of a stream once it is in the blob file, refusing it past the size limit."""
+        for chunk in content:
+            if blob.size + len(chunk) > self.max_message_size:
+                raise self._too_large()
+            blob.write(chunk)
+            yield chunk
+
     def _insert_all(
         self, session: Session, prepared: list[_Prepared], actor: str
     ) -> tuple[list[AppendResult], dict[int, tuple[int, int]]]:
         mailbox_ids = {entry.item.mailbox_id for entry in prepared}
         mailboxes = {
-            m.id: m for m in session.exec(select(Mailbox).where(col(Mailbox.id).in_(mailbox_ids)))
+            row.id: row for row in session.execute(_MAILBOX_KEYS, {"ids": sorted(mailbox_ids)})
         }
         missing = mailbox_ids - set(mailboxes)
         if missing:
@@ -296,8 +311,7 @@ class IngestOperations(StoreBase):
                     )
                     continue
             fresh.append(index)
-        if origin_rows_adopted:
-            session.execute(insert(ORIGINS), origin_rows_adopted)
+        self.database.insert_rows(session.connection(), ORIGINS, origin_rows_adopted)
         if not fresh:
             return [r for r in results if r is not None], {}
 
@@ -352,10 +366,10 @@ class IngestOperations(StoreBase):
                     uid=uid,
                     message_id=message_id,
                 )
-        session.execute(insert(MAILBOX_ENTRIES), entry_rows)
-        session.execute(insert(CHANGES), change_rows)
-        if origin_rows:
-            session.execute(insert(ORIGINS), origin_rows)
+        connection = session.connection()
+        self.database.insert_rows(connection, MAILBOX_ENTRIES, entry_rows)
+        self.database.insert_rows(connection, CHANGES, change_rows)
+        self.database.insert_rows(connection, ORIGINS, origin_rows)
         return [r for r in results if r is not None], changed
 
     @staticmethod
@@ -368,6 +382,12 @@ class IngestOperations(StoreBase):
             "size": entry.blob.size,
             "internal_date": entry.item.internal_date or now,
         }
+
+
+# The mailbox columns an append needs, without loading ORM objects (Core, built once).
+_MAILBOX_KEYS = core_select(MAILBOXES.c.id, MAILBOXES.c.user_id, MAILBOXES.c.uidvalidity).where(
+    MAILBOXES.c.id.in_(bindparam("ids", expanding=True))
+)
 
 
 def origin_row(
