@@ -516,9 +516,12 @@ class _FolderSync:
                     batch, total = [], 0
                 yield [uid]
                 continue
+            if batch and total + size > BATCH_BYTES:
+                yield batch
+                batch, total = [], 0
             batch.append(uid)
             total += size
-            if len(batch) >= BATCH_MESSAGES or total >= BATCH_BYTES:
+            if len(batch) >= BATCH_MESSAGES:
                 yield batch
                 batch, total = [], 0
         if batch:

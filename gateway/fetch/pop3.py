@@ -257,13 +257,18 @@ class _Fetcher:
         meta: list[tuple[str, int]] = []
         batch_bytes = 0
         for number in numbers:
+            if batch and batch_bytes + listing.sizes[number] > BATCH_BYTES:
+                # Closed before it would overflow: memory stays within BATCH_BYTES a batch.
+                self._in_flight.append(meta)
+                yield batch
+                batch, meta, batch_bytes = [], [], 0
             if not self._reply_ok(replies, number):
                 continue
             content = read_multiline(client)
             batch.append(self._new_message(number, content, listing))
             meta.append((listing.keys[number], len(content)))
             batch_bytes += len(content)
-            if len(batch) >= BATCH_MESSAGES or batch_bytes >= BATCH_BYTES:
+            if len(batch) >= BATCH_MESSAGES:
                 self._in_flight.append(meta)
                 yield batch
                 batch, meta, batch_bytes = [], [], 0

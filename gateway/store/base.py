@@ -12,6 +12,8 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 
 from sqlalchemy import bindparam, delete, update
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from gateway.ingest_worker import WORKER_MODULE, start_worker
@@ -156,6 +158,12 @@ class StoreBase:
         if row is None:
             raise NotFoundError(f"no such mailbox: {mailbox_id}")
         uidnext, modseq = int(row[0]), int(row[1])
+        # A Core UPDATE leaves ORM objects alone: a Mailbox this session already loaded
+        # (locked for a copy, renamed) must show the new counters too.
+        loaded = session.identity_map.get(identity_key(Mailbox, mailbox_id))
+        if loaded is not None:
+            set_committed_value(loaded, "uidnext", uidnext)
+            set_committed_value(loaded, "highestmodseq", modseq)
         queue_change_notice(session, mailbox_id, modseq)
         return uidnext - uids, modseq
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Select, Table, bindparam, event, insert
 from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
@@ -101,9 +102,15 @@ class RawWrite:
     """
 
     def __init__(self, statement: ClauseElement, dialect: Dialect, names: tuple[str, ...]) -> None:
-        compiled = statement.compile(dialect=dialect)
+        # for_executemany: PostgreSQL would otherwise add `RETURNING id` to every row.
+        compiled = statement.compile(dialect=dialect, for_executemany=True)
         assert isinstance(compiled, SQLCompiler)  # noqa: S101 - INSERT/UPDATE compile to SQL
+        unbound = set(compiled.binds) - set(names)
+        if unbound:
+            # Columns with Python-side defaults get parameters SQLAlchemy would fill in.
+            raise ValueError(f"values missing for {sorted(unbound)} in {statement}")
         self.sql = str(compiled)
+        self._dialect = dialect
         self._names = names
         self._positional = compiled.positional
         order = list(compiled.positiontup or ()) if compiled.positional else list(names)
@@ -129,6 +136,12 @@ class RawWrite:
         cursor = connection.connection.cursor()
         try:
             cursor.executemany(self.sql, arguments)
+        except self._dialect.loaded_dbapi.Error as error:
+            # As SQLAlchemy would raise it (IntegrityError and friends), so that callers'
+            # handlers, such as ingest's retry after an origin race, see the usual types.
+            raise DBAPIError.instance(
+                self.sql, arguments, error, self._dialect.loaded_dbapi.Error, dialect=self._dialect
+            ) from error
         finally:
             cursor.close()
 
@@ -217,16 +230,18 @@ class Database:
     def insert_rows(
         self, connection: Connection, table: Table, rows: Sequence[Mapping[str, object]]
     ) -> None:
-        """INSERT `rows` (mappings with the same keys) through a bare cursor.
+        """INSERT `rows` through a bare cursor; every row must have the same keys.
 
         Ingest inserts an entry, a change and often an origin per message; through a session
         each statement costs ~0.1 ms of SQLAlchemy before SQLite sees it, which a single
-        APPEND pays several times. Columns the rows leave out get the database's server
-        defaults, not Python-side ones.
+        APPEND pays several times. Columns left out get their server default; a column with a
+        Python-side default must be given (`RawWrite` refuses the statement otherwise).
         """
         if not rows:
             return
         names = tuple(rows[0])
+        if any(len(row) != len(names) for row in rows):
+            raise ValueError(f"rows for {table.name} do not all have the keys {names}")
         key = (table.name, names)
         write = self._row_inserts.get(key)
         if write is None:

@@ -236,14 +236,15 @@ class IngestOperations(StoreBase):
         blob = self.blobs.begin()
         analyzer = MessageAnalyzer()
         try:
-            if isinstance(item.content, bytes):
+            if isinstance(item.content, bytes | bytearray | memoryview):
                 # Whole in memory (an APPEND, a small batch): the disk writes it out while
                 # this thread analyses it, and the fsync before commit waits less.
-                if len(item.content) > self.max_message_size:
+                content = bytes(item.content)
+                if len(content) > self.max_message_size:
                     raise self._too_large()
-                blob.write(item.content)
+                blob.write(content)
                 blob.start_writeback()
-                chunks: Iterable[bytes] = _chunks(item.content)
+                chunks: Iterable[bytes] = _chunks(content)
             else:
                 chunks = self._written(blob, item.content)
             for chunk in chunks:

@@ -72,6 +72,8 @@ def test_rename_inbox_moves_messages_and_leaves_inbox_empty(store: MailStore) ->
     assert status.messages == 3
     assert [e.uid for e in store.list_entries(mailbox_id=moved.id)] == [1, 2, 3]
     assert all(e.flag_names == ["\\Seen"] for e in store.list_entries(mailbox_id=moved.id))
+    # What RENAME reports is the renamed mailbox as committed, counters included.
+    assert moved.uidnext == status.uidnext == 4
     # New mail to INBOX continues above the UIDs INBOX already handed out.
     assert store.append_message(mailbox_id=inbox.id, content=MESSAGE).uid == 4
 

@@ -9,7 +9,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.store import MailStore, MessageTooLargeError, NewMessage, NotFoundError, OriginKey
+from gateway.store import (
+    MailStore,
+    MessageTooLargeError,
+    NewMessage,
+    NotFoundError,
+    OriginKey,
+    ingest,
+)
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hello\r\n\r\nbody\r\n"
 
@@ -127,10 +134,11 @@ def test_changes_since_reports_every_kind(store: MailStore, inbox: int) -> None:
     assert store.changes_since(mailbox_id=inbox, modseq=changes[-1].modseq) == []
 
 
-def test_origin_makes_ingest_idempotent(store: MailStore, inbox: int) -> None:
-    user_id = store.list_users()[0].id
-    source_id = store.add_source(
-        user_id=user_id,
+@pytest.fixture
+def source_id(store: MailStore, inbox: int) -> int:
+    """A POP3 source of the mailbox's owner."""
+    return store.add_source(
+        user_id=store.list_users()[0].id,
         name="isp",
         protocol="pop3",
         host="h",
@@ -139,6 +147,9 @@ def test_origin_makes_ingest_idempotent(store: MailStore, inbox: int) -> None:
         username="u",
         secret="s",
     ).id
+
+
+def test_origin_makes_ingest_idempotent(store: MailStore, inbox: int, source_id: int) -> None:
     pop = OriginKey(source_id=source_id, uidl="abc")
     imap = OriginKey(source_id=source_id, remote_folder="INBOX", uidvalidity=7, remote_uid=42)
     first = store.append_messages(
@@ -160,6 +171,34 @@ def test_origin_makes_ingest_idempotent(store: MailStore, inbox: int) -> None:
     store.set_flags(mailbox_id=inbox, uids=None, flags=["\\Deleted"])
     store.expunge(mailbox_id=inbox)
     assert store.append_message(mailbox_id=inbox, content=MESSAGE, origin=pop).duplicate
+
+
+def test_origin_race_is_retried_and_reported_as_duplicate(
+    store: MailStore, inbox: int, source_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer stores the same origin between our check and our insert: the unique
+    constraint fires inside the bare-cursor insert, and the retry reports a duplicate."""
+    origin = OriginKey(source_id=source_id, uidl="raced")
+    stored = store.append_message(mailbox_id=inbox, content=MESSAGE, origin=origin)
+    real = ingest.find_origins
+    calls = {"n": 0}
+
+    def miss_once(session: object, origins: object) -> dict[tuple[object, ...], int]:
+        calls["n"] += 1
+        return {} if calls["n"] == 1 else real(session, origins)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ingest, "find_origins", miss_once)
+    again = store.append_message(mailbox_id=inbox, content=MESSAGE + b"x", origin=origin)
+    assert calls["n"] == 2
+    assert again.duplicate and again.message_id == stored.message_id
+    assert len(store.list_entries(mailbox_id=inbox)) == 1
+
+
+def test_bytearray_and_memoryview_content_are_stored(store: MailStore, inbox: int) -> None:
+    for content in (bytearray(MESSAGE + b"1"), memoryview(MESSAGE + b"2")):
+        result = store.append_message(mailbox_id=inbox, content=content)
+        with store.open_message(message_id=result.message_id) as handle:
+            assert handle.read() == bytes(content)
 
 
 def test_change_listener_hears_commits(store: MailStore, inbox: int) -> None:
