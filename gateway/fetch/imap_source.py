@@ -37,6 +37,7 @@ from gateway.fetch.errors import SyncError, classify_error
 from gateway.fetch.flag_merge import FlagState, merge_flags, syncable_keywords
 from gateway.fetch.imap_connection import ImapAuthenticator, close_quietly, open_imap
 from gateway.fetch.imap_folders import FolderPlan, RemoteFolder, plan_folders
+from gateway.fetch.imap_reuse import ImapConnectionCache
 from gateway.fetch.imap_wire import (
     sequence_set,
     uid_expunge,
@@ -136,22 +137,28 @@ def sync_imap_source(
     now: datetime | None = None,
     authenticator: ImapAuthenticator | None = None,
     on_progress: ProgressCallback | None = None,
+    connections: ImapConnectionCache | None = None,
 ) -> ImapSyncReport:
     """Sync every chosen folder of an IMAP source both ways; raises `SyncError`.
 
     `now` is the clock of the daily budget (injectable for tests); `on_progress(fetched,
-    bytes)` runs after every durable batch (lease renewal).
+    bytes)` runs after every durable batch (lease renewal). With `connections`, the sync
+    reuses the source's kept connection and hands it back when it succeeds.
     """
     started = time.monotonic()
     report = ImapSyncReport(source_id=source.id)
-    if authenticator is None:
-        authenticator = PasswordAuthenticator(store.read_source_secret(source_id=source.id))
     budget = DailyBudget(store, source, now or datetime.now(UTC))
-    client = open_imap(source, authenticator)
+    client = connections.take(source) if connections is not None else None
+    fresh = client is None
+    if client is None:
+        if authenticator is None:
+            authenticator = PasswordAuthenticator(store.read_source_secret(source_id=source.id))
+        client = open_imap(source, authenticator)
+    succeeded = False
     try:
         client.normalise_times = False
         capabilities = frozenset(c.decode().upper() for c in client.capabilities())
-        if "CONDSTORE" in capabilities and "ENABLE" in capabilities:
+        if fresh and "CONDSTORE" in capabilities and "ENABLE" in capabilities:
             client.enable("CONDSTORE")
         session = _Session(
             store=store,
@@ -169,13 +176,17 @@ def sync_imap_source(
         for plan in session.plans:
             _FolderSync(session, plan).run()
         report.folders = len(session.plans)
+        succeeded = True
     except SyncError:
         raise
     except Exception as error:
         raise classify_error(error) from error
     finally:
         budget.save()
-        close_quietly(client)
+        if succeeded and connections is not None:
+            connections.keep(source, client)
+        else:
+            close_quietly(client)
     report.seconds = time.monotonic() - started
     log.info(
         "event=imap_synced source_id=%d folders=%d fetched=%d bytes=%d adopted=%d "

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from gateway.fetch.budget import BudgetExhaustedError
 from gateway.fetch.errors import SyncError, ThrottledError
+from gateway.fetch.imap_reuse import ImapConnectionCache
 from gateway.fetch.imap_source import sync_imap_source
 from gateway.fetch.leases import lease_owner_id, owner_is_dead
 from gateway.fetch.pop3 import PartialSyncError, sync_pop3_source
@@ -53,21 +54,30 @@ def next_run_after_failure(
     return backoff
 
 
-def sync_source_once(store: MailStore, source: SourceInfo) -> None:
+def sync_source_once(
+    store: MailStore, source: SourceInfo, *, connections: ImapConnectionCache | None = None
+) -> None:
     """Sync one source by its protocol; raises `SyncError` when the sync failed."""
-    run_source_sync(store, source)
+    run_source_sync(store, source, connections=connections)
 
 
 def run_source_sync(
-    store: MailStore, source: SourceInfo, *, now: datetime | None = None
+    store: MailStore,
+    source: SourceInfo,
+    *,
+    now: datetime | None = None,
+    connections: ImapConnectionCache | None = None,
 ) -> SyncOutcome:
-    """Lease the source, sync it, record success or failure, release the lease."""
+    """Lease the source, sync it, record success or failure, release the lease.
+
+    `connections`: where IMAP syncs keep their logged-in connection for the next one.
+    """
     if source.protocol not in ("pop3", "imap"):
         raise SyncError("protocol", f"no sync engine for protocol {source.protocol!r}")
     owner = lease_owner_id()
     _acquire(store, source, owner)
     try:
-        return _sync_and_record(store, source, owner, now)
+        return _sync_and_record(store, source, owner, now, connections)
     finally:
         store.release_source_lease(source.id, owner=owner)
 
@@ -90,7 +100,11 @@ def _acquire(store: MailStore, source: SourceInfo, owner: str) -> None:
 
 
 def _sync_and_record(
-    store: MailStore, source: SourceInfo, owner: str, now: datetime | None
+    store: MailStore,
+    source: SourceInfo,
+    owner: str,
+    now: datetime | None,
+    connections: ImapConnectionCache | None,
 ) -> SyncOutcome:
     last_renewal = time.monotonic()
 
@@ -107,7 +121,9 @@ def _sync_and_record(
     try:
         report: SyncOutcome
         if source.protocol == "imap":
-            report = sync_imap_source(store, source, now=now, on_progress=renew)
+            report = sync_imap_source(
+                store, source, now=now, on_progress=renew, connections=connections
+            )
         else:
             report = sync_pop3_source(store, source, now=now, on_progress=renew)
     except SyncError as error:

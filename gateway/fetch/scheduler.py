@@ -21,10 +21,12 @@ import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 from gateway.fetch.actors import SYNC_ACTOR_PREFIX
 from gateway.fetch.errors import SyncError
+from gateway.fetch.imap_reuse import ImapConnectionCache
 from gateway.fetch.runner import SourceBusyError, sync_source_once
 from gateway.store import MailStore, SourceInfo
 
@@ -62,7 +64,7 @@ class FetchScheduler:
         *,
         concurrency: int,
         rescan_seconds: float,
-        sync: SyncFunction = sync_source_once,
+        sync: SyncFunction | None = None,
         clock: Clock = utc_now,
         change_debounce_seconds: float = CHANGE_DEBOUNCE_SECONDS,
         stop_timeout: float = STOP_TIMEOUT_SECONDS,
@@ -73,7 +75,10 @@ class FetchScheduler:
         self._store = store
         self._concurrency = concurrency
         self._rescan_seconds = rescan_seconds
-        self._sync = sync
+        # By default IMAP syncs keep their logged-in connection for the source's next sync
+        # (push and polls then skip connect + LOGIN); closed when the scheduler stops.
+        self._connections = ImapConnectionCache()
+        self._sync = sync or partial(sync_source_once, connections=self._connections)
         self._clock = clock
         self._change_debounce = change_debounce_seconds
         self._stop_timeout = stop_timeout
@@ -133,6 +138,7 @@ class FetchScheduler:
         if self._watchers is not None:
             await asyncio.to_thread(self._watchers.stop)
         await self._wait_for_running_syncs()
+        await asyncio.to_thread(self._connections.close_all)
         if self._executor is not None:
             # A sync still running keeps its thread until its network timeout ends it.
             self._executor.shutdown(wait=False, cancel_futures=True)
