@@ -4,7 +4,8 @@ fit for reuse (dropped by the server, idle too long, source settings changed).""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import partial
 
 import pytest
 from imapclient import IMAPClient
@@ -17,7 +18,7 @@ from tests.fetch.helpers import add_imap_source
 from tests.support.dovecot import DovecotServer
 
 pytestmark = pytest.mark.system
-USERS = ("reuse", "kicked", "stale", "changed")
+USERS = ("reuse", "kicked", "stale", "changed", "closed")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -75,70 +76,60 @@ def _two_syncs(
     return logins
 
 
+@pytest.fixture
+def cache() -> Iterator[ImapConnectionCache]:
+    kept = ImapConnectionCache()
+    yield kept
+    kept.close_all()
+
+
+def _source(store: MailStore, dovecot: DovecotServer, user: str) -> SourceInfo:
+    return add_imap_source(store, port=dovecot.imap_port, username=user, password="pw")
+
+
 def test_the_next_sync_reuses_the_kept_connection(
-    sqlite_store: MailStore, dovecot_module: DovecotServer
+    sqlite_store: MailStore, dovecot_module: DovecotServer, cache: ImapConnectionCache
 ) -> None:
-    source = add_imap_source(
-        sqlite_store, port=dovecot_module.imap_port, username="reuse", password="pw"
-    )
-    cache = ImapConnectionCache()
-    logins = _two_syncs(sqlite_store, source, dovecot_module, cache)
-    assert logins.logins == 1
+    source = _source(sqlite_store, dovecot_module, "reuse")
+    assert _two_syncs(sqlite_store, source, dovecot_module, cache).logins == 1
     cache.close_all()
     assert len(cache) == 0
 
 
 def test_a_connection_the_server_dropped_is_replaced(
-    sqlite_store: MailStore, dovecot_module: DovecotServer
+    sqlite_store: MailStore, dovecot_module: DovecotServer, cache: ImapConnectionCache
 ) -> None:
-    source = add_imap_source(
-        sqlite_store, port=dovecot_module.imap_port, username="kicked", password="pw"
-    )
-    cache = ImapConnectionCache()
-    logins = _two_syncs(
-        sqlite_store,
-        source,
-        dovecot_module,
-        cache,
-        lambda: dovecot_module.doveadm("kick", "kicked"),
-    )
-    assert logins.logins == 2
-    cache.close_all()
+    source = _source(sqlite_store, dovecot_module, "kicked")
+    kick = partial(dovecot_module.doveadm, "kick", "kicked")
+    assert _two_syncs(sqlite_store, source, dovecot_module, cache, kick).logins == 2
 
 
 def test_an_idle_connection_past_its_limit_is_replaced(
     sqlite_store: MailStore, dovecot_module: DovecotServer
 ) -> None:
-    source = add_imap_source(
-        sqlite_store, port=dovecot_module.imap_port, username="stale", password="pw"
-    )
-    cache = ImapConnectionCache(max_idle_seconds=0.0)
-    assert _two_syncs(sqlite_store, source, dovecot_module, cache).logins == 2
-    cache.close_all()
+    source = _source(sqlite_store, dovecot_module, "stale")
+    short = ImapConnectionCache(max_idle_seconds=0.0)
+    try:
+        assert _two_syncs(sqlite_store, source, dovecot_module, short).logins == 2
+    finally:
+        short.close_all()
 
 
 def test_changed_source_settings_open_a_new_connection(
-    sqlite_store: MailStore, dovecot_module: DovecotServer
+    sqlite_store: MailStore, dovecot_module: DovecotServer, cache: ImapConnectionCache
 ) -> None:
-    source = add_imap_source(
-        sqlite_store, port=dovecot_module.imap_port, username="changed", password="pw"
-    )
-    cache = ImapConnectionCache()
+    source = _source(sqlite_store, dovecot_module, "changed")
     logins = CountingLogins()
     sync_imap_source(sqlite_store, source, authenticator=logins, connections=cache)
     changed = dataclasses.replace(source, options={**source.options, "timeout_seconds": 11})
     sync_imap_source(sqlite_store, changed, authenticator=logins, connections=cache)
     assert logins.logins == 2
-    cache.close_all()
 
 
 def test_keep_after_close_all_logs_out_at_once(
-    sqlite_store: MailStore, dovecot_module: DovecotServer
+    sqlite_store: MailStore, dovecot_module: DovecotServer, cache: ImapConnectionCache
 ) -> None:
-    source = add_imap_source(
-        sqlite_store, port=dovecot_module.imap_port, username="reuse", password="pw"
-    )
-    cache = ImapConnectionCache()
+    source = _source(sqlite_store, dovecot_module, "closed")
     cache.close_all()
     sync_imap_source(sqlite_store, source, connections=cache)
     assert len(cache) == 0
