@@ -14,6 +14,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from imapclient import IMAPClient
@@ -86,6 +87,13 @@ class ImapConnectionCache:
                 self._kept[source.id] = _Kept(client, _settings_key(source), time.monotonic())
         if previous is not None:
             close_quietly(previous.client)
+
+    def retain(self, source_ids: Collection[int]) -> None:
+        """Log out the kept connections of sources not in `source_ids` (removed, disabled)."""
+        with self._lock:
+            gone = [self._kept.pop(i) for i in list(self._kept) if i not in source_ids]
+        for entry in gone:
+            close_quietly(entry.client)
 
     def close_all(self) -> None:
         """Log every kept connection out; later `keep` calls close at once."""

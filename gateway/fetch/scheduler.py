@@ -184,6 +184,8 @@ class FetchScheduler:
         for table in (self._not_before, self._jitter):
             for source_id in set(table) - set(self._sources):
                 del table[source_id]
+        enabled = {source.id for source in sources if source.enabled}
+        await asyncio.to_thread(self._connections.retain, enabled)
         if self._watchers is not None:
             try:
                 await asyncio.to_thread(self._watchers.sync_sources, sources)

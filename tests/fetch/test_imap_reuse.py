@@ -133,3 +133,14 @@ def test_keep_after_close_all_logs_out_at_once(
     cache.close_all()
     sync_imap_source(sqlite_store, source, connections=cache)
     assert len(cache) == 0
+
+
+def test_connections_of_removed_sources_are_logged_out(
+    sqlite_store: MailStore, dovecot_module: DovecotServer, cache: ImapConnectionCache
+) -> None:
+    source = _source(sqlite_store, dovecot_module, "closed")
+    sync_imap_source(sqlite_store, source, connections=cache)
+    cache.retain({source.id})
+    assert len(cache) == 1
+    cache.retain(set())
+    assert len(cache) == 0
