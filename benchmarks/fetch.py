@@ -54,7 +54,7 @@ from cryptography.fernet import Fernet  # noqa: E402
 from benchmarks.imap import BenchDovecot, percentile, start_gateway  # noqa: E402
 from benchmarks.imap_client import ImapClient, ImapError  # noqa: E402
 from benchmarks.ingest import MALFORMED_EVERY, write_corpus  # noqa: E402
-from benchmarks.workdir import clear_and_settle, default_work_root  # noqa: E402
+from benchmarks.workdir import add_location_arguments, clear_and_settle  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.store import MailStore, open_store  # noqa: E402
 from tests.support.dovecot import MAIL_USER  # noqa: E402
@@ -849,19 +849,7 @@ def main() -> None:
     parser.add_argument("--push-rounds", type=int, default=50)
     parser.add_argument("--idle-sources", type=int, default=0, metavar="N")
     parser.add_argument("--idle-seconds", type=float, default=120.0)
-    parser.add_argument(
-        "--corpus-dir",
-        type=Path,
-        default=ROOT / ".benchmark-work" / "corpus",
-        help="where the generated corpus is kept and reused (default: .benchmark-work/corpus)",
-    )
-    parser.add_argument(
-        "--work-dir",
-        type=Path,
-        default=default_work_root(),
-        help="its fetch/ subdirectory is emptied, then holds Dovecot, the Maildirs and data "
-        "directories (default: $GATEWAY_BENCH_DIR, else .benchmark-work)",
-    )
+    add_location_arguments(parser, "fetch", "Dovecot, the Maildirs and data directories")
     args = parser.parse_args()
     args.work_dir = args.work_dir / "fetch"
     corpus_dir = args.corpus_dir / f"{args.count}-{args.seed}"

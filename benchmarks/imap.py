@@ -38,7 +38,7 @@ from cryptography.fernet import Fernet  # noqa: E402
 from benchmarks.imap_client import PASSWORD, USER, ImapClient, ImapError, fetch_count, search_count  # noqa: E402
 from benchmarks.ingest import write_corpus  # noqa: E402
 from benchmarks.process_memory import memory_kb, process_tree  # noqa: E402
-from benchmarks.workdir import clear_and_settle, default_work_root  # noqa: E402
+from benchmarks.workdir import add_location_arguments, clear_and_settle  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.store import NewMessage, open_store  # noqa: E402
 from tests.support.dovecot import DovecotServer, free_port  # noqa: E402
@@ -623,19 +623,7 @@ def main() -> None:
         default="ARGON2ID",
         help="Dovecot passdb scheme (ARGON2ID like the gateway; PLAIN as the test helper)",
     )
-    parser.add_argument(
-        "--corpus-dir",
-        type=Path,
-        default=ROOT / ".benchmark-work" / "corpus",
-        help="where the generated corpus is kept and reused (default: .benchmark-work/corpus)",
-    )
-    parser.add_argument(
-        "--work-dir",
-        type=Path,
-        default=default_work_root(),
-        help="its imap/ subdirectory is emptied, then holds the gateway data directory and Dovecot "
-        "(default: $GATEWAY_BENCH_DIR, else .benchmark-work)",
-    )
+    add_location_arguments(parser, "imap", "the gateway data directory and Dovecot")
     args = parser.parse_args()
     args.work_dir = args.work_dir / "imap"
     result = run_benchmark(args)

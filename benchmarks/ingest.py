@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from cryptography.fernet import Fernet  # noqa: E402
 
-from benchmarks.workdir import clear_and_settle, default_work_root  # noqa: E402
+from benchmarks.workdir import add_location_arguments, clear_and_settle  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.store import MailStore, NewMessage, open_store  # noqa: E402
 from tests.support.corpus import generate_corpus, malformed_corpus  # noqa: E402
@@ -158,19 +158,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--backend", choices=["both", "sqlite", "postgres"], default="both")
-    parser.add_argument(
-        "--corpus-dir",
-        type=Path,
-        default=ROOT / ".benchmark-work" / "corpus",
-        help="where the generated corpus is kept and reused (default: .benchmark-work/corpus)",
-    )
-    parser.add_argument(
-        "--work-dir",
-        type=Path,
-        default=default_work_root(),
-        help="its ingest/ subdirectory is emptied, then holds the data directories "
-        "(default: $GATEWAY_BENCH_DIR, else .benchmark-work)",
-    )
+    add_location_arguments(parser, "ingest", "the data directories")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -11,6 +11,7 @@ out, unless the machine mounts only journalled file systems.
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import shutil
@@ -22,6 +23,23 @@ DEFAULT_ROOT = ROOT / ".benchmark-work"
 _RECENTLY_DELETED_SECONDS = 61
 _MANY_FILES = 1000
 _PROBE_FILES = 200
+
+
+def add_location_arguments(parser: argparse.ArgumentParser, subdirectory: str, holds: str) -> None:
+    """`--corpus-dir` and `--work-dir`, the same for every benchmark."""
+    parser.add_argument(
+        "--corpus-dir",
+        type=Path,
+        default=DEFAULT_ROOT / "corpus",
+        help="where the generated corpus is kept and reused (default: .benchmark-work/corpus)",
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=default_work_root(),
+        help=f"its {subdirectory}/ subdirectory is emptied, then holds {holds} "
+        "(default: $GATEWAY_BENCH_DIR, else .benchmark-work)",
+    )
 
 
 def default_work_root() -> Path:

@@ -79,14 +79,14 @@ class ImapConnectionCache:
 
     def keep(self, source: SourceInfo, client: IMAPClient) -> None:
         """Hold `client` for the source's next sync (after a sync that succeeded)."""
+        stale: IMAPClient | None = client  # when closed, the new one goes at once
         with self._lock:
-            if self._closed:
-                previous: _Kept | None = _Kept(client, (), 0.0)
-            else:
+            if not self._closed:
                 previous = self._kept.pop(source.id, None)
+                stale = previous.client if previous is not None else None
                 self._kept[source.id] = _Kept(client, _settings_key(source), time.monotonic())
-        if previous is not None:
-            close_quietly(previous.client)
+        if stale is not None:
+            close_quietly(stale)
 
     def retain(self, source_ids: Collection[int]) -> None:
         """Log out the kept connections of sources not in `source_ids` (removed, disabled)."""

@@ -311,9 +311,10 @@ class SourceSyncOperations(MessageOperations):
                     results.append(
                         AppendResult(mailbox_id, mailbox.uidvalidity, uid, item.message_id)
                     )
-                session.execute(insert(MAILBOX_ENTRIES), entries)
-                session.execute(insert(CHANGES), changes)
-                session.execute(insert(ORIGINS), origins)
+                connection = session.connection()
+                self.database.insert_rows(connection, MAILBOX_ENTRIES, entries)
+                self.database.insert_rows(connection, CHANGES, changes)
+                self.database.insert_rows(connection, ORIGINS, origins)
         self._notify(changed, actor)
         return results
 
