@@ -34,6 +34,7 @@ import os
 import poplib
 import queue
 import resource
+import shlex
 import shutil
 import signal
 import statistics
@@ -349,8 +350,11 @@ def gateway_inbox_count(store: MailStore, user: str) -> int:
 
 
 def gateway_argv() -> list[str]:
+    """The `gateway` command, behind $GATEWAY_BENCH_WRAP when set (a profiler's argv prefix,
+    e.g. `py-spy record --subprocesses -o sync.svg --`)."""
     script = Path(sys.executable).parent / "gateway"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "gateway"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "gateway"]
+    return [*shlex.split(os.environ.get("GATEWAY_BENCH_WRAP", "")), *command]
 
 
 def prepare_gateway(run: Run) -> Prepared:

@@ -96,4 +96,10 @@ def _clean_text(text: str) -> str:
     """Make decoded text storable on every backend: PostgreSQL rejects NUL and lone surrogates."""
     if "\x00" in text:
         text = text.replace("\x00", "")
-    return text.encode("utf-8", "replace").decode("utf-8")
+    if text.isascii():  # a flag lookup in CPython: most text needs no re-encoding
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text

@@ -9,6 +9,7 @@ from email.utils import parsedate_to_datetime
 from gateway.mime.addresses import (
     MISSING_DOMAIN,
     MISSING_MAILBOX,
+    Address,
     format_addresses,
     parse_address_list,
 )
@@ -61,6 +62,16 @@ def _build(scanner: MimeScanner, size: int) -> AnalyzedMessage:
     )
     message_id = last.get(b"message-id")
     body_text = "\n".join(scanner.texts)
+    parsed = root.envelope.last_addresses if root.envelope is not None else {}
+
+    def address_text(name: bytes) -> str:
+        value = last.get(name)
+        if value is None:
+            return ""
+        # The envelope already parsed this field; its parse holds for an unfolded value.
+        raw, addresses = parsed.get(name, (None, []))
+        return _address_text(addresses if raw == value else parse_address_list(value))
+
     return AnalyzedMessage(
         size=size,
         envelope=b"(" + envelope + b")",
@@ -70,28 +81,26 @@ def _build(scanner: MimeScanner, size: int) -> AnalyzedMessage:
         message_id=message_id.strip().decode("utf-8", "replace") if message_id else None,
         sent_date=_parse_date(last.get(b"date")),
         subject=_decoded(last.get(b"subject")),
-        from_addr=_address_text(last.get(b"from")),
-        to_addr=_address_text(last.get(b"to")),
-        cc_addr=_address_text(last.get(b"cc")),
-        bcc_addr=_address_text(last.get(b"bcc")),
+        from_addr=address_text(b"from"),
+        to_addr=address_text(b"to"),
+        cc_addr=address_text(b"cc"),
+        bcc_addr=address_text(b"bcc"),
         header_text=header_text,
         body_text=body_text[:BODY_TEXT_LIMIT],
         body_text_truncated=scanner.text_truncated or len(body_text) > BODY_TEXT_LIMIT,
     )
 
 
-def _address_text(value: bytes | None) -> str:
+def _address_text(parsed: list[Address]) -> str:
     """What SEARCH FROM/TO/CC/BCC match: the parsed addresses re-written as "Name <box@domain>",
     as Dovecot does, so text a parser drops (an unterminated comment) never matches."""
-    if value is None:
-        return ""
     addresses = [
         replace(
             address,
             mailbox=b"" if address.mailbox == MISSING_MAILBOX else address.mailbox,
             domain=b"" if address.domain == MISSING_DOMAIN else address.domain,
         )
-        for address in parse_address_list(value)
+        for address in parsed
     ]
     return decode_header_value(format_addresses(addresses)).strip()
 

@@ -115,6 +115,8 @@ class EnvelopeData:
 
     strings: dict[bytes, bytes] = field(default_factory=dict)
     addresses: dict[bytes, list[Address]] = field(default_factory=dict)
+    # The last occurrence of each address field with its parse, for the search columns.
+    last_addresses: dict[bytes, tuple[bytes, list[Address]]] = field(default_factory=dict)
 
     def apply_header(self, name: bytes, value: bytes) -> None:
         key = name.lower()
@@ -122,7 +124,9 @@ class EnvelopeData:
             self.strings[key] = header_strdup(value)
         elif key in _ENVELOPE_ADDRESSES:
             # Unlike the string fields, a repeated address field adds to the list (Dovecot).
-            self.addresses.setdefault(key, []).extend(parse_address_list(value))
+            parsed = parse_address_list(value)
+            self.addresses.setdefault(key, []).extend(parsed)
+            self.last_addresses[key] = (value, parsed)
 
     def render(self) -> bytes:
         """The ENVELOPE list contents, without the outer parentheses."""

@@ -65,7 +65,8 @@ class StoreBase:
             if self._pool is None:
                 # Not fork: this process holds threads and database connections. A forkserver
                 # that has imported only the worker module forks workers that start fast and
-                # stay small, instead of each re-importing this program's __main__ (spawn).
+                # stay small (each still re-imports the main module: gateway/__main__.py is
+                # kept light for that reason).
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload([WORKER_MODULE])
                 self._pool = ProcessPoolExecutor(

@@ -371,3 +371,22 @@ def test_serve_first_start_creates_admin_cert_and_answers(env: dict[str, str]) -
     second.send_signal(signal.SIGTERM)
     out, _ = second.communicate(timeout=30)
     assert "password" not in out
+
+
+@pytest.mark.parametrize("main", [GATEWAY, "-m gateway"])
+def test_worker_processes_reimport_a_light_main_module(main: str) -> None:
+    """multiprocessing re-imports the program's main module in every ingest worker (as
+    `__mp_main__`); for the `gateway` command that must not pull in the CLI and its web
+    framework, ORM and servers, which cost each worker ~0.8 s of CPU per start."""
+    load = (
+        f"import runpy; runpy.run_path({GATEWAY!r}, run_name='__mp_main__')"
+        if main == GATEWAY
+        else "import runpy; runpy.run_module('gateway.__main__', run_name='__mp_main__')"
+    )
+    probe = f"import sys; {load}; print(sorted(m for m in sys.modules if 'gateway' in m))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded = result.stdout.strip()
+    assert "gateway" in loaded
+    assert "gateway.cli" not in loaded
