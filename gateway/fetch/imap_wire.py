@@ -16,8 +16,8 @@ from imapclient import IMAPClient
 from imapclient.response_parser import parse_fetch_response
 
 from gateway.fetch.errors import SyncError, server_text
+from gateway.fetch.fetch_fast import FetchResult, parse_flat_fetch
 
-FetchResult = dict[int, dict[bytes, Any]]
 _COPYUID = re.compile(rb"\[COPYUID (\d+) ([0-9:,]+) ([0-9:,]+)\]", re.I)
 
 
@@ -63,6 +63,9 @@ def uid_fetch(
     if modifiers:
         args.append(f"({modifiers})".encode())
     data = _run(client, "FETCH", *args)
+    fast = parse_flat_fetch(data)
+    if fast is not None:
+        return fast
     parsed = parse_fetch_response(data, False, True)
     return {int(uid): values for uid, values in parsed.items()}
 
