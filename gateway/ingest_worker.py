@@ -56,6 +56,10 @@ def _is_alive(pid: int) -> bool:
         return True
 
 
+def worker_ready() -> None:
+    """A task that does nothing: submitted to start the workers ahead of real work."""
+
+
 def write_temporary(tmp_root: Path, content: bytes) -> tuple[Path, str]:
     """Write `content` to a new temp file under `tmp_root`; returns (path, sha256 hex)."""
     tmp_path = tmp_root / f"{secrets.token_hex(12)}.tmp"

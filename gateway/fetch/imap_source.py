@@ -371,6 +371,7 @@ class _FolderSync:
             return last_uid, set()
         known = self.s.store.known_remote_uids(self.key, above=last_uid)
         wanted = sorted(set(remote) - known)
+        self.s.store.warm_ingest_workers(len(wanted))
         sizes: dict[int, tuple[int, list[str], datetime | None]] = {}
         message_ids: dict[int, str] = {}
         for start in range(0, len(wanted), METADATA_CHUNK):

@@ -115,6 +115,7 @@ def sync_pop3_source(
         listing = list_messages(client, depth=depth)
         known = store.known_uidls(source_id=source.id)
         wanted, too_large = _select_new(listing, known, store.max_message_size, source.id)
+        store.warm_ingest_workers(len(wanted))
         fetcher.fetch(client, wanted, listing, depth=depth)
         stored = known | fetcher.progress.stored_keys
         first_seen = (

@@ -16,7 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
-from gateway.ingest_worker import WORKER_MODULE, start_worker
+from gateway.ingest_worker import WORKER_MODULE, start_worker, worker_ready
 from gateway.store.blobs import BlobStore
 from gateway.store.database import Database
 from gateway.store.errors import NotFoundError
@@ -33,6 +33,10 @@ log = logging.getLogger("gateway.store")
 # Called after a commit that changed a mailbox: (user_id, mailbox_id, highestmodseq).
 # (user id, mailbox id, new HIGHESTMODSEQ, actor of the change)
 ChangeListener = Callable[[int, int, int, str], None]
+
+
+# Fewer new messages than this are not worth starting workers ahead of time for.
+WARM_WORKERS_AT = 100
 
 
 class StoreBase:
@@ -76,6 +80,17 @@ class StoreBase:
                     initargs=(os.getpid(),),
                 )
             return self._pool
+
+    def warm_ingest_workers(self, messages: int) -> None:
+        """Start the worker processes now, without waiting for them, if `messages` are about
+        to arrive: a fetcher calls this before its metadata round trips, which then overlap
+        the workers' start-up instead of preceding it."""
+        if messages < WARM_WORKERS_AT:
+            return
+        pool = self._analysis_pool()
+        if pool is not None:
+            for _ in range(self._ingest_workers):
+                pool.submit(worker_ready)
 
     def shutdown_workers(self) -> None:
         with self._pool_lock:

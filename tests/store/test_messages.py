@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -17,6 +18,7 @@ from gateway.store import (
     OriginKey,
     ingest,
 )
+from gateway.store.base import WARM_WORKERS_AT
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hello\r\n\r\nbody\r\n"
 
@@ -253,3 +255,17 @@ def test_ingest_survives_dead_worker_processes(store: MailStore, inbox: int) -> 
     # ...and the next batch gets a fresh pool.
     assert [r.uid for r in store.append_messages(items=items)] == list(range(25, 37))
     assert list(store.blobs.tmp_root.iterdir()) == []
+
+
+def test_workers_start_ahead_only_for_many_messages(store: MailStore) -> None:
+    store.shutdown_workers()
+    store.warm_ingest_workers(WARM_WORKERS_AT - 1)
+    assert store._pool is None, "a few messages are analysed inline: no workers for them"
+    store.warm_ingest_workers(WARM_WORKERS_AT)
+    pool = store._pool
+    assert pool is not None
+    deadline = time.monotonic() + 30
+    while len(pool._processes) < store._ingest_workers and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(pool._processes) == store._ingest_workers
+    assert all(process.is_alive() for process in pool._processes.values())
