@@ -68,14 +68,27 @@ def write_temporary(tmp_root: Path, content: bytes) -> tuple[Path, str]:
     return tmp_path, hashlib.sha256(content).hexdigest()
 
 
-def write_and_analyze(job: tuple[Path, bytes]) -> tuple[Path, str, MessageColumns]:
-    tmp_root, content = job
+def write_and_analyze(job: tuple[Path, bytes, bool]) -> tuple[Path, str, MessageColumns]:
+    tmp_root, content, search_text = job
     tmp_path, digest = write_temporary(tmp_root, content)
-    return tmp_path, digest, message_columns(analyze_message(content))
+    analysis = analyze_message(content, search_text=search_text)
+    return tmp_path, digest, message_columns(analysis, search_text=search_text)
 
 
-def message_columns(analysis: AnalyzedMessage) -> MessageColumns:
-    """The `messages` columns that depend on content alone, ready to insert."""
+def search_text_of(path: Path) -> tuple[str, bool] | None:
+    """(body_text, body_text_truncated) of a stored message, for the search indexer; None
+    when its blob does not exist."""
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    analysis = analyze_message(content)
+    return _clean_text(analysis.body_text), analysis.body_text_truncated
+
+
+def message_columns(analysis: AnalyzedMessage, *, search_text: bool = True) -> MessageColumns:
+    """The `messages` columns that depend on content alone, ready to insert; without
+    `search_text` the analysis skipped the body text, which the search indexer adds later."""
     return {
         "sent_date": analysis.sent_date,
         "message_id_header": None
@@ -93,6 +106,7 @@ def message_columns(analysis: AnalyzedMessage) -> MessageColumns:
         "header_text": _clean_text(analysis.header_text),
         "body_text": _clean_text(analysis.body_text),
         "body_text_truncated": analysis.body_text_truncated,
+        "search_pending": not search_text and analysis.body_text_truncated,
     }
 
 

@@ -15,6 +15,7 @@ from gateway.bootstrap import create_first_admin
 from gateway.fetch.push import PushWatchers
 from gateway.fetch.scheduler import FetchScheduler
 from gateway.imap.server import ImapServer
+from gateway.search_indexer import SearchIndexer
 from gateway.settings import Settings
 from gateway.store import MailStore, open_store
 from gateway.tls import ensure_certificate, server_context
@@ -55,6 +56,8 @@ async def serve(settings: Settings) -> None:
     ):
         if port:
             log.warning("event=listener_unavailable part=%s reason=not_built_yet", part)
+    indexer = SearchIndexer(store)
+    await indexer.start()
     fetching = await start_fetching(store, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -82,6 +85,7 @@ async def serve(settings: Settings) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
     if fetching is not None:
         await fetching.stop()
+    await indexer.stop()
     store.close()
 
 

@@ -397,12 +397,14 @@ class _FolderSync:
             if len(run) == 1 and sizes[run[0][0]][0] > STREAM_THRESHOLD:
                 # Streamed from this thread: the connection is ours between prefetched runs.
                 items = list(self._download(run[0], sizes, adopt))
-                results = self.s.store.append_messages(items=items, actor=self.s.actor)
+                results = self.s.store.append_messages(
+                    items=items, actor=self.s.actor, defer_search_text=True
+                )
                 self._account(run[0], results, sizes, adopted)
                 continue
             with Prefetcher(lambda b: list(self._download(b, sizes, adopt)), run) as downloads:
                 committed = self.s.store.append_message_batches(
-                    batches=downloads, actor=self.s.actor
+                    batches=downloads, actor=self.s.actor, defer_search_text=True
                 )
                 for batch, results in zip(run, committed, strict=True):
                     self._account(batch, results, sizes, adopted)

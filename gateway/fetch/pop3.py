@@ -243,7 +243,10 @@ class _Fetcher:
             while end < len(wanted) and listing.sizes[wanted[end]] <= STREAM_THRESHOLD:
                 end += 1
             batches = self._small_batches(client, replies, wanted[position:end], listing)
-            for results in self.store.append_message_batches(batches=batches, actor=self.actor):
+            committed = self.store.append_message_batches(
+                batches=batches, actor=self.actor, defer_search_text=True
+            )
+            for results in committed:
                 self._account(results, self._in_flight.popleft())
             position = end
 
@@ -297,7 +300,9 @@ class _Fetcher:
             return
         counter = _ByteCounter(iter_multiline(client))
         results = self.store.append_messages(
-            items=[self._new_message(number, counter, listing)], actor=self.actor
+            items=[self._new_message(number, counter, listing)],
+            actor=self.actor,
+            defer_search_text=True,
         )
         self._account(results, [(listing.keys[number], counter.total)])
 

@@ -78,7 +78,10 @@ class ScannedPart:
 class MimeScanner:
     """Incremental scanner building a :class:`ScannedPart` tree."""
 
-    def __init__(self) -> None:
+    def __init__(self, text_limit: int = BODY_TEXT_LIMIT) -> None:
+        """`text_limit`: decoded text kept for search; 0 decodes none (and marks any text
+        part as left out, `text_truncated`)."""
+        self._text_limit = text_limit
         self.root = ScannedPart(parent=None, header_start=0)
         self.root.envelope = EnvelopeData()
         self.texts: list[str] = []
@@ -327,7 +330,7 @@ class MimeScanner:
         elif part.is_message:
             self._start_part(part, self._offset)
         elif not part.is_multipart and part.data.is_text:
-            budget = BODY_TEXT_LIMIT - self._text_bytes
+            budget = self._text_limit - self._text_bytes
             self.text_truncated = self.text_truncated or budget <= 0
             if budget > 0:
                 part.collector = TextCollector(

@@ -78,6 +78,7 @@ class _Batch:
     """A batch on its way in: which items went to worker processes, and their results."""
 
     items: Sequence[NewMessage]
+    search_text: bool = True
     offloaded: list[int] = field(default_factory=list)
     results: Iterator[tuple[Path, str, MessageColumns]] | None = None
 
@@ -114,18 +115,27 @@ class IngestOperations(StoreBase):
         return self.append_messages(items=[item], actor=actor)[0]
 
     def append_messages(
-        self, *, items: Sequence[NewMessage], actor: str = ""
+        self, *, items: Sequence[NewMessage], actor: str = "", defer_search_text: bool = False
     ) -> list[AppendResult]:
-        """Store many messages with one blob sync and one commit (group commit)."""
-        return self._commit_batch(self._start_batch(items), actor)
+        """Store many messages with one blob sync and one commit (group commit).
+
+        `defer_search_text`: leave decoding the body text for SEARCH to the search indexer
+        (`search_index.py`), as fetchers do; SEARCH reads those messages' blobs until then.
+        """
+        return self._commit_batch(self._start_batch(items, not defer_search_text), actor)
 
     def append_message_batches(
-        self, *, batches: Iterable[Sequence[NewMessage]], actor: str = ""
+        self,
+        *,
+        batches: Iterable[Sequence[NewMessage]],
+        actor: str = "",
+        defer_search_text: bool = False,
     ) -> Iterator[list[AppendResult]]:
         """Group-commit each batch, analysing batch k+1 in the workers while batch k commits.
 
         Yields each batch's results once it is durable: the moment a fetcher may acknowledge
         those messages at their source. For imports and first syncs of large folders.
+        `defer_search_text` as for `append_messages`.
         """
         pending: _Batch | None = None
         source = iter(batches)
@@ -140,14 +150,14 @@ class IngestOperations(StoreBase):
                 if pending is not None:
                     yield self._commit_batch(pending, actor)
                 raise
-            started = self._start_batch(items)
+            started = self._start_batch(items, not defer_search_text)
             if pending is not None:
                 yield self._commit_batch(pending, actor)
             pending = started
         if pending is not None:
             yield self._commit_batch(pending, actor)
 
-    def _start_batch(self, items: Sequence[NewMessage]) -> _Batch:
+    def _start_batch(self, items: Sequence[NewMessage], search_text: bool) -> _Batch:
         """Hand in-memory messages to the worker processes (blob file, hash, analysis).
 
         That work is pure-Python CPU and would otherwise hold the GIL for most of a bulk
@@ -155,7 +165,7 @@ class IngestOperations(StoreBase):
         when the batch is committed.
         """
         pool = self._analysis_pool() if len(items) >= _POOL_MIN_BATCH else None
-        batch = _Batch(items=items)
+        batch = _Batch(items=items, search_text=search_text)
         if pool is None:
             return batch
         for index, item in enumerate(items):
@@ -163,7 +173,9 @@ class IngestOperations(StoreBase):
                 if len(item.content) > self.max_message_size:
                     raise self._too_large()
                 batch.offloaded.append(index)
-        jobs = [(self.blobs.tmp_root, items[index].content) for index in batch.offloaded]
+        jobs = [
+            (self.blobs.tmp_root, items[index].content, search_text) for index in batch.offloaded
+        ]
         chunk = max(1, len(jobs) // (4 * self._ingest_workers))
         try:
             batch.results = pool.map(write_and_analyze, jobs, chunksize=chunk)
@@ -203,7 +215,7 @@ class IngestOperations(StoreBase):
                 done.clear()
             for index, item in enumerate(batch.items):
                 if index not in done:
-                    done[index] = self._prepare(item)
+                    done[index] = self._prepare(item, batch.search_text)
         except BaseException:
             for entry in done.values():
                 entry.blob.discard()
@@ -232,9 +244,9 @@ class IngestOperations(StoreBase):
         self._notify(changed, actor)
         return results
 
-    def _prepare(self, item: NewMessage) -> _Prepared:
+    def _prepare(self, item: NewMessage, search_text: bool) -> _Prepared:
         blob = self.blobs.begin()
-        analyzer = MessageAnalyzer()
+        analyzer = MessageAnalyzer(search_text=search_text)
         try:
             if isinstance(item.content, bytes | bytearray | memoryview):
                 # Whole in memory (an APPEND, a small batch): the disk writes it out while
@@ -249,7 +261,8 @@ class IngestOperations(StoreBase):
                 chunks = self._written(blob, item.content)
             for chunk in chunks:
                 analyzer.feed(chunk)
-            return _Prepared(item=item, blob=blob, columns=message_columns(analyzer.finish()))
+            columns = message_columns(analyzer.finish(), search_text=search_text)
+            return _Prepared(item=item, blob=blob, columns=columns)
         except BaseException:
             blob.discard()
             raise

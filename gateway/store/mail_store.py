@@ -13,6 +13,7 @@ from gateway.store.mailboxes import MailboxOperations
 from gateway.store.messages import MessageOperations
 from gateway.store.migrations import upgrade_database
 from gateway.store.search_data import SearchDataOperations
+from gateway.store.search_index import SearchIndexOperations
 from gateway.store.secrets_box import SecretBox, load_or_create_key
 from gateway.store.source_sync import SourceSyncOperations
 from gateway.store.sources import SourceOperations
@@ -30,6 +31,7 @@ class MailStore(
     MailboxSyncOperations,
     FetchDataOperations,
     SearchDataOperations,
+    SearchIndexOperations,
     ChangeFeedOperations,
     SyncStateOperations,
 ):

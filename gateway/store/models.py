@@ -20,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     insert_sentinel,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -148,6 +149,12 @@ class Message(SQLModel, table=True):
         Index("ix_messages_user_blob", "user_id", "blob_hash"),
         # Cross-source dedup looks messages up by Message-ID within one user's store.
         Index("ix_messages_user_message_id", "user_id", "message_id_header"),
+        Index(
+            "ix_messages_search_pending",
+            "id",
+            sqlite_where=text("search_pending"),
+            postgresql_where=text("search_pending"),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(
@@ -171,6 +178,11 @@ class Message(SQLModel, table=True):
     body_text: str = Field(default="", sa_column=Column(Text, nullable=False))
     # body_text holds only the first part of a long text: SEARCH must then read the blob.
     body_text_truncated: bool = False
+    # Fetched mail is stored before its text is decoded for SEARCH (`search_index.py`); until
+    # then body_text is empty and body_text_truncated set, so SEARCH reads the blob.
+    search_pending: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
     # Lets SQLAlchemy insert a whole batch with RETURNING in one statement and still know
     # which id belongs to which row (SQLite does not promise RETURNING order otherwise).
     batch_sentinel: int | None = Field(default=None, sa_column=insert_sentinel("batch_sentinel"))

@@ -137,15 +137,14 @@ class Mailbox:
         return [index + 1 for index in indexes]
 
 
-def _fill(store: MailStore) -> Mailbox:
+def _fill(store: MailStore, *, defer_search_text: bool = False) -> Mailbox:
     user = store.create_user(name="searcher", password="pw")
     inbox = store.get_mailbox(user_id=user.id, name="INBOX")
     for headers, body, flags, internal_date in MESSAGES:
         raw = body if not headers else _message(headers, body)
         assert isinstance(raw, bytes)
-        store.append_message(
-            mailbox_id=inbox.id, content=raw, flags=flags, internal_date=internal_date
-        )
+        item = NewMessage(inbox.id, raw, flags, internal_date)
+        store.append_messages(items=[item], defer_search_text=defer_search_text)
     return Mailbox(store, inbox.id, store.list_entries(mailbox_id=inbox.id))
 
 
@@ -167,6 +166,12 @@ def shared(
         store = open_store(make_settings(tmp_path_factory.mktemp("search") / "data", url))
         stack.callback(store.close)
         yield _fill(store)
+
+
+@pytest.fixture
+def deferred(store: MailStore) -> Mailbox:
+    """The same mailbox stored as fetchers store mail: body text not yet indexed."""
+    return _fill(store, defer_search_text=True)
 
 
 def _seq(text: str, *, uid: bool = False) -> SearchSequence:
@@ -410,31 +415,55 @@ def test_header_keys(shared: Mailbox, criteria: SearchKey, expected: list[int]) 
     assert shared.search(criteria) == expected
 
 
-@pytest.mark.parametrize(
-    ("criteria", "expected"),
-    [
-        (SearchBody("quarterly numbers"), [1]),
-        (SearchBody("QUARTERLY"), [1]),
-        (SearchBody("straße"), [2]),  # quoted-printable UTF-8 body
-        (SearchBody("ÉTÉ"), [2]),
-        (SearchBody("午後三時"), [3]),  # ISO-2022-JP body
-        (SearchBody("οδος"), [5]),  # case folding of Greek, final sigma included
-        (SearchBody("ΟΔΌΣ"), []),
-        (SearchBody("report"), []),  # only in the Subject
-        (SearchText("report"), [1]),
-        (SearchText("subject: quarterly"), [1]),
-        (SearchText("quarterly"), [1]),
-        (SearchBody("needle-at-the-end"), [6]),  # past the stored 128 KiB: read the blob
-        (SearchText("NEEDLE-AT-THE-END köln"), [6]),
-        (SearchBody("filler line"), [6]),
-        (SearchBody("binary-only-word"), []),  # not a text part
-        (SearchBody(""), [1, 2, 3, 4, 5, 6]),
-        (SearchText(""), [1, 2, 3, 4, 5, 6]),
-        (SearchBody("no such words anywhere"), []),
-    ],
-)
+BODY_AND_TEXT_CASES: list[tuple[SearchKey, list[int]]] = [
+    (SearchBody("quarterly numbers"), [1]),
+    (SearchBody("QUARTERLY"), [1]),
+    (SearchBody("straße"), [2]),  # quoted-printable UTF-8 body
+    (SearchBody("ÉTÉ"), [2]),
+    (SearchBody("午後三時"), [3]),  # ISO-2022-JP body
+    (SearchBody("οδος"), [5]),  # case folding of Greek, final sigma included
+    (SearchBody("ΟΔΌΣ"), []),
+    (SearchBody("report"), []),  # only in the Subject
+    (SearchText("report"), [1]),
+    (SearchText("subject: quarterly"), [1]),
+    (SearchText("quarterly"), [1]),
+    (SearchBody("needle-at-the-end"), [6]),  # past the stored 128 KiB: read the blob
+    (SearchText("NEEDLE-AT-THE-END köln"), [6]),
+    (SearchBody("filler line"), [6]),
+    (SearchBody("binary-only-word"), []),  # not a text part
+    (SearchBody(""), [1, 2, 3, 4, 5, 6]),
+    (SearchText(""), [1, 2, 3, 4, 5, 6]),
+    (SearchBody("no such words anywhere"), []),
+]
+
+
+@pytest.mark.parametrize(("criteria", "expected"), BODY_AND_TEXT_CASES)
 def test_body_and_text(shared: Mailbox, criteria: SearchKey, expected: list[int]) -> None:
     assert shared.search(criteria) == expected
+
+
+def test_deferred_search_text_searches_the_same_before_and_after_indexing(
+    shared: Mailbox, deferred: Mailbox
+) -> None:
+    assert deferred.store.count_pending_search_text() == len(MESSAGES)
+    keys = [criteria for criteria, _ in BODY_AND_TEXT_CASES]
+    before = [deferred.search(criteria) for criteria in keys]
+    assert before == [expected for _, expected in BODY_AND_TEXT_CASES]
+    while deferred.store.index_search_text(limit=2):
+        pass
+    assert deferred.store.count_pending_search_text() == 0
+    assert [deferred.search(criteria) for criteria in keys] == before
+    # ...and the indexed rows hold exactly what an indexing ingest stores.
+    fields = ["body_text", "body_text_truncated", "header_text", "subject"]
+    indexed = deferred.store.search_message_fields(
+        message_ids=[e.message_id for e in deferred.entries], fields=fields
+    )
+    direct = shared.store.search_message_fields(
+        message_ids=[e.message_id for e in shared.entries], fields=fields
+    )
+    assert [indexed[e.message_id] for e in deferred.entries] == [
+        direct[e.message_id] for e in shared.entries
+    ]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,84 @@
+"""Background search indexing in `gateway serve`: the body text of fetched mail, after it lands.
+
+Fetchers store mail without decoding its body text for SEARCH (`defer_search_text`), which
+keeps a first sync of a large mailbox at full speed; SEARCH reads those blobs until this task
+has filled the text in (`gateway/store/search_index.py`). It waits until the store has been
+quiet for a moment, so that it uses the worker processes between sync batches rather than
+during them, but never longer than `max_delay` while mail keeps changing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from gateway.store import MailStore
+
+log = logging.getLogger("gateway.search")
+
+
+class SearchIndexer:
+    def __init__(
+        self,
+        store: MailStore,
+        *,
+        quiet_seconds: float = 2.0,
+        max_delay: float = 30.0,
+        poll_seconds: float = 60.0,
+    ) -> None:
+        self.store = store
+        self.quiet_seconds = quiet_seconds
+        self.max_delay = max_delay
+        self.poll_seconds = poll_seconds
+        self.indexed = 0
+        self._last_change = float("-inf")
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.store.add_change_listener(self._on_change)
+        self._task = asyncio.create_task(self._run(), name="search-indexer")
+
+    async def stop(self) -> None:
+        self.store.remove_change_listener(self._on_change)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _on_change(self, user_id: int, mailbox_id: int, modseq: int, actor: str) -> None:
+        # Called on whichever thread committed.
+        self._last_change = time.monotonic()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wait_for_quiet()
+            try:
+                done = await asyncio.to_thread(self.store.index_search_text)
+            except Exception:
+                log.exception("event=search_index_failed")
+                done = 0
+                await asyncio.sleep(self.poll_seconds)
+            if done:
+                self.indexed += done
+                log.debug("event=search_indexed messages=%d total=%d", done, self.indexed)
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+
+    async def _wait_for_quiet(self) -> None:
+        started = time.monotonic()
+        while True:
+            now = time.monotonic()
+            quiet_for = now - self._last_change
+            if quiet_for >= self.quiet_seconds or now - started >= self.max_delay:
+                return
+            await asyncio.sleep(self.quiet_seconds - quiet_for)
