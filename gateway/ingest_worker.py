@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from gateway.mime import AnalyzedMessage, analyze_message, parts_to_json
+from gateway.mime import AnalyzedMessage, analyze_message, parts_to_json, search_text
 
 # Column name → value for one row of the store's `messages` table.
 MessageColumns = dict[str, object]
@@ -75,15 +75,18 @@ def write_and_analyze(job: tuple[Path, bytes, bool]) -> tuple[Path, str, Message
     return tmp_path, digest, message_columns(analysis, search_text=search_text)
 
 
-def search_text_of(path: Path) -> tuple[str, bool] | None:
-    """(body_text, body_text_truncated) of a stored message, for the search indexer; None
-    when its blob does not exist."""
+def search_text_of(path: Path) -> tuple[str, bool] | str:
+    """(body_text, body_text_truncated) of a stored message, for the search indexer, or why
+    it could not be read. Never raises: one bad message must not stop the indexing of others."""
     try:
         content = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    analysis = analyze_message(content)
-    return _clean_text(analysis.body_text), analysis.body_text_truncated
+    except OSError as error:
+        return type(error).__name__
+    try:
+        text, truncated = search_text(content)
+    except Exception as error:  # a decoding bug must not stall every message behind this one
+        return f"{type(error).__name__}: {error}"
+    return storable_text(text), truncated
 
 
 def message_columns(analysis: AnalyzedMessage, *, search_text: bool = True) -> MessageColumns:
@@ -93,24 +96,24 @@ def message_columns(analysis: AnalyzedMessage, *, search_text: bool = True) -> M
         "sent_date": analysis.sent_date,
         "message_id_header": None
         if analysis.message_id is None
-        else _clean_text(analysis.message_id),
-        "subject": _clean_text(analysis.subject),
-        "from_addr": _clean_text(analysis.from_addr),
-        "to_addr": _clean_text(analysis.to_addr),
-        "cc_addr": _clean_text(analysis.cc_addr),
-        "bcc_addr": _clean_text(analysis.bcc_addr),
+        else storable_text(analysis.message_id),
+        "subject": storable_text(analysis.subject),
+        "from_addr": storable_text(analysis.from_addr),
+        "to_addr": storable_text(analysis.to_addr),
+        "cc_addr": storable_text(analysis.cc_addr),
+        "bcc_addr": storable_text(analysis.bcc_addr),
         "envelope": analysis.envelope,
         "bodystructure": analysis.bodystructure,
         "body": analysis.body,
         "parts_json": parts_to_json(analysis.parts),
-        "header_text": _clean_text(analysis.header_text),
-        "body_text": _clean_text(analysis.body_text),
+        "header_text": storable_text(analysis.header_text),
+        "body_text": storable_text(analysis.body_text),
         "body_text_truncated": analysis.body_text_truncated,
         "search_pending": not search_text and analysis.body_text_truncated,
     }
 
 
-def _clean_text(text: str) -> str:
+def storable_text(text: str) -> str:
     """Make decoded text storable on every backend: PostgreSQL rejects NUL and lone surrogates."""
     if "\x00" in text:
         text = text.replace("\x00", "")

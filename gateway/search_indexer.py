@@ -37,6 +37,7 @@ class SearchIndexer:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        self._batch: asyncio.Future[int] | None = None
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -50,6 +51,10 @@ class SearchIndexer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._batch is not None:
+            # The thread cannot be interrupted; let its batch finish before the store closes.
+            await asyncio.wait([self._batch])
+            self._batch = None
 
     def _on_change(self, user_id: int, mailbox_id: int, modseq: int, actor: str) -> None:
         # Called on whichever thread committed.
@@ -58,27 +63,32 @@ class SearchIndexer:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def _run(self) -> None:
+        held_since = time.monotonic()
         while True:
-            await self._wait_for_quiet()
+            await self._wait_for_quiet(held_since)
+            # Cleared before looking, so a commit during the batch is not missed.
+            self._wake.clear()
+            self._batch = asyncio.ensure_future(asyncio.to_thread(self.store.index_search_text))
             try:
-                done = await asyncio.to_thread(self.store.index_search_text)
+                done = await asyncio.shield(self._batch)
             except Exception:
                 log.exception("event=search_index_failed")
                 done = 0
                 await asyncio.sleep(self.poll_seconds)
+            self._batch = None
             if done:
                 self.indexed += done
                 log.debug("event=search_indexed messages=%d total=%d", done, self.indexed)
                 continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            held_since = time.monotonic()
 
-    async def _wait_for_quiet(self) -> None:
-        started = time.monotonic()
+    async def _wait_for_quiet(self, held_since: float) -> None:
+        """Until no commit for `quiet_seconds`, or `max_delay` after work was first waiting."""
         while True:
             now = time.monotonic()
             quiet_for = now - self._last_change
-            if quiet_for >= self.quiet_seconds or now - started >= self.max_delay:
+            if quiet_for >= self.quiet_seconds or now - held_since >= self.max_delay:
                 return
-            await asyncio.sleep(self.quiet_seconds - quiet_for)
+            await asyncio.sleep(min(self.quiet_seconds - quiet_for, self.max_delay))

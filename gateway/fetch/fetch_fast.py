@@ -22,8 +22,11 @@ FetchResult = dict[int, dict[bytes, Any]]
 # One token of a flat FETCH attribute list: a parenthesis, a quoted string without escapes,
 # a literal marker (only ever at the end of a line imaplib split off), or an atom, which may
 # carry a section spec such as BODY[HEADER.FIELDS (MESSAGE-ID)] and a partial <origin>.
+# Characters IMAPClient's lexer treats specially outside brackets (and control characters)
+# end an atom; a response holding them falls back to IMAPClient.
 _TOKEN = re.compile(
-    rb' *(?:(\()|(\))|"([^"\\]*)"|\{(\d+)\}\Z|([^ ()"{}\[\]]+(?:\[[^\]]*\](?:<\d+>)?)?))'
+    rb" *(?:(\()|(\))|\"([^\"\\]*)\"|(?<= )\{(\d+)\}\Z"
+    rb"|([^ ()\"{}\[\]%\x00-\x1f]+(?:\[[^\]\x00-\x1f]*\](?:<\d+>)?)?))"
 )
 _HEAD = re.compile(rb"(\d+) \(")
 
@@ -127,8 +130,16 @@ def _tokenize(text: bytes, position: int, literal: bytes | None, tokens: list[An
             tokens.append(literal)
             literal = None
         elif atom is not None:
-            tokens.append(int(atom) if atom.isdigit() else None if atom == b"NIL" else atom)
+            tokens.append(_atom_value(atom))
     return literal is None
+
+
+def _atom_value(atom: bytes) -> bytes | int | None:
+    # As IMAPClient: digits are a number unless a leading zero says otherwise ("007" is a
+    # keyword, not 7).
+    if atom.isdigit() and (atom[:1] != b"0" or len(atom) == 1):
+        return int(atom)
+    return None if atom == b"NIL" else atom
 
 
 def _internal_date(value: Any) -> Any:

@@ -4,7 +4,7 @@ Feed raw RFC 5322 bytes to :class:`MessageAnalyzer` (or call :func:`analyze_mess
 result renders ENVELOPE/BODY/BODYSTRUCTURE exactly as Dovecot 2.3 does for the same bytes.
 """
 
-from gateway.mime.analyzer import MessageAnalyzer, analyze_message
+from gateway.mime.analyzer import MessageAnalyzer, analyze_message, search_text
 from gateway.mime.model import AnalyzedMessage, PartSpan, parts_from_json, parts_to_json
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "analyze_message",
     "parts_from_json",
     "parts_to_json",
+    "search_text",
 ]

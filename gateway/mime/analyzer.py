@@ -51,6 +51,19 @@ def analyze_message(raw: bytes, *, search_text: bool = True) -> AnalyzedMessage:
     return analyzer.finish()
 
 
+def search_text(raw: bytes) -> tuple[str, bool]:
+    """(body_text, body_text_truncated) alone, as `analyze_message` gives them, for less work."""
+    scanner = MimeScanner(envelopes=False)
+    scanner.feed(raw)
+    scanner.finish()
+    return _body_text(scanner)
+
+
+def _body_text(scanner: MimeScanner) -> tuple[str, bool]:
+    text = "\n".join(scanner.texts)
+    return text[:BODY_TEXT_LIMIT], scanner.text_truncated or len(text) > BODY_TEXT_LIMIT
+
+
 def _build(scanner: MimeScanner, size: int) -> AnalyzedMessage:
     root = scanner.finish()
     envelope = root.envelope.render() if root.envelope is not None else EMPTY_ENVELOPE
@@ -63,7 +76,7 @@ def _build(scanner: MimeScanner, size: int) -> AnalyzedMessage:
         f"{name.decode('latin-1')}: {_decoded_text(value)}" for name, value in fields
     )
     message_id = last.get(b"message-id")
-    body_text = "\n".join(scanner.texts)
+    body_text, body_text_truncated = _body_text(scanner)
     parsed = root.envelope.last_addresses if root.envelope is not None else {}
 
     def address_text(name: bytes) -> str:
@@ -88,8 +101,8 @@ def _build(scanner: MimeScanner, size: int) -> AnalyzedMessage:
         cc_addr=address_text(b"cc"),
         bcc_addr=address_text(b"bcc"),
         header_text=header_text,
-        body_text=body_text[:BODY_TEXT_LIMIT],
-        body_text_truncated=scanner.text_truncated or len(body_text) > BODY_TEXT_LIMIT,
+        body_text=body_text,
+        body_text_truncated=body_text_truncated,
     )
 
 

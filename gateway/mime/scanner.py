@@ -78,12 +78,14 @@ class ScannedPart:
 class MimeScanner:
     """Incremental scanner building a :class:`ScannedPart` tree."""
 
-    def __init__(self, text_limit: int = BODY_TEXT_LIMIT) -> None:
+    def __init__(self, text_limit: int = BODY_TEXT_LIMIT, *, envelopes: bool = True) -> None:
         """`text_limit`: decoded text kept for search; 0 decodes none (and marks any text
-        part as left out, `text_truncated`)."""
+        part as left out, `text_truncated`). `envelopes=False` skips parsing ENVELOPE fields
+        (addresses are a quarter of the work) when only the text is wanted."""
         self._text_limit = text_limit
+        self._envelopes = envelopes
         self.root = ScannedPart(parent=None, header_start=0)
-        self.root.envelope = EnvelopeData()
+        self.root.envelope = EnvelopeData() if envelopes else None
         self.texts: list[str] = []
         self.root_fields: list[tuple[bytes, bytes]] = []
         self._text_bytes = 0
@@ -298,7 +300,7 @@ class MimeScanner:
         child = ScannedPart(parent=parent, header_start=offset, depth=parent.depth + 1)
         if parent.is_multipart:
             child.is_mime = True  # RFC 2045 §4: body parts of a MIME entity are MIME
-        if parent.is_message:
+        if parent.is_message and self._envelopes:
             child.envelope = EnvelopeData()
         parent.children.append(child)
         self._total_parts += 1

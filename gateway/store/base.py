@@ -9,6 +9,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 
 from sqlalchemy import bindparam, delete, update
@@ -88,9 +89,17 @@ class StoreBase:
         if messages < WARM_WORKERS_AT:
             return
         pool = self._analysis_pool()
-        if pool is not None:
+        if pool is None:
+            return
+        try:
             for _ in range(self._ingest_workers):
                 pool.submit(worker_ready)
+        except BrokenProcessPool:
+            # A worker died while idle; ingest would replace the pool on its first batch.
+            log.warning("event=ingest_workers_broken action=restart")
+            self.shutdown_workers()
+        except RuntimeError:
+            pass  # shut down meanwhile (the store is closing): nothing to warm
 
     def shutdown_workers(self) -> None:
         with self._pool_lock:

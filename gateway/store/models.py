@@ -152,7 +152,7 @@ class Message(SQLModel, table=True):
         Index(
             "ix_messages_search_pending",
             "id",
-            sqlite_where=text("search_pending"),
+            sqlite_where=text("search_pending = 1"),
             postgresql_where=text("search_pending"),
         ),
     )

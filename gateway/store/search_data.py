@@ -18,6 +18,7 @@ from typing import BinaryIO, Literal, NamedTuple, get_args
 
 from sqlalchemy import select
 
+from gateway.ingest_worker import storable_text
 from gateway.mime import parts_from_json
 from gateway.mime.header_fields import split_header_fields
 from gateway.mime.part_data import PartData
@@ -140,7 +141,8 @@ class SearchDataOperations(StoreBase):
                 blob.seek(span.body_start)
                 for lines in _whole_lines(blob, span.end - span.body_start):
                     collector.feed(lines)
-                text = collector.finish()
+                # As stored in body_text, so that SEARCH answers the same either way.
+                text = storable_text(collector.finish())
                 if text:
                     yield text
 

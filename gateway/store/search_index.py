@@ -13,7 +13,7 @@ from __future__ import annotations
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from gateway.ingest_worker import search_text_of
 from gateway.store.base import StoreBase, log
@@ -29,10 +29,16 @@ _PENDING = (
     .order_by(MESSAGES.c.id)
     .limit(bindparam("limit"))
 )
-_COUNT_PENDING = select(MESSAGES.c.id).where(MESSAGES.c.search_pending)
+_COUNT_PENDING = select(func.count()).select_from(MESSAGES).where(MESSAGES.c.search_pending)
+# The blob hash too: SQLite hands a deleted row's id to the next insert, and the text decoded
+# for an expunged message must never land on another (perhaps another user's) message.
 _FILL = (
     update(MESSAGES)
-    .where(MESSAGES.c.id == bindparam("message_id"), MESSAGES.c.search_pending)
+    .where(
+        MESSAGES.c.id == bindparam("message_id"),
+        MESSAGES.c.blob_hash == bindparam("stored_blob"),
+        MESSAGES.c.search_pending,
+    )
     .values(
         body_text=bindparam("text"),
         body_text_truncated=bindparam("truncated"),
@@ -45,35 +51,48 @@ class SearchIndexOperations(StoreBase):
     def count_pending_search_text(self) -> int:
         """How many stored messages still wait for their search text."""
         with self.database.single_read() as connection:
-            return len(connection.execute(_COUNT_PENDING).all())
+            return int(connection.execute(_COUNT_PENDING).scalar_one())
 
     def index_search_text(self, *, limit: int = INDEX_BATCH) -> int:
         """Decode and store the search text of up to `limit` waiting messages (oldest first);
-        returns how many were waiting, 0 when none is left."""
+        returns how many were handled, 0 when none is left (or the workers just died)."""
         with self.database.single_read() as connection:
             rows = connection.execute(_PENDING, {"limit": limit}).all()
         if not rows:
             return 0
-        paths = [self.blobs.path_for(blob_hash) for _, blob_hash in rows]
-        texts = self._decode(paths)
+        texts = self._decode([self.blobs.path_for(blob_hash) for _, blob_hash in rows])
+        if texts is None:
+            return 0
         values = []
-        for (message_id, _blob_hash), decoded in zip(rows, texts, strict=True):
-            if decoded is None:
-                # The blob is gone (only a damaged store loses one): SEARCH finds nothing
-                # in it either way; stop retrying.
-                log.error("event=search_index_blob_missing message_id=%d", message_id)
+        for (message_id, blob_hash), decoded in zip(rows, texts, strict=True):
+            if isinstance(decoded, str):
+                # Unreadable (the blob is gone with an expunged message, or damaged): SEARCH
+                # keeps reading the blob for it, so answers stay right; stop retrying.
+                log.warning(
+                    "event=search_index_skipped message_id=%d reason=%s", message_id, decoded
+                )
                 decoded = ("", True)
-            values.append({"message_id": message_id, "text": decoded[0], "truncated": decoded[1]})
+            values.append(
+                {
+                    "message_id": message_id,
+                    "stored_blob": blob_hash,
+                    "text": decoded[0],
+                    "truncated": decoded[1],
+                }
+            )
         with self.database.write() as session:
             session.connection().execute(_FILL, values)
         return len(rows)
 
-    def _decode(self, paths: list[Path]) -> list[tuple[str, bool] | None]:
+    def _decode(self, paths: list[Path]) -> list[tuple[str, bool] | str] | None:
         pool = self._analysis_pool() if len(paths) >= _POOL_MIN else None
-        if pool is not None:
-            try:
-                return list(pool.map(search_text_of, paths, chunksize=max(1, len(paths) // 8)))
-            except BrokenProcessPool:
-                log.warning("event=ingest_workers_broken action=restart")
-                self.shutdown_workers()
-        return [search_text_of(path) for path in paths]
+        if pool is None:
+            return [search_text_of(path) for path in paths]
+        try:
+            return list(pool.map(search_text_of, paths, chunksize=max(1, len(paths) // 8)))
+        except BrokenProcessPool:
+            # Not decoded here instead: up to 200 large messages would hold this process's
+            # GIL against the event loop. The next call starts fresh workers.
+            log.warning("event=ingest_workers_broken action=restart")
+            self.shutdown_workers()
+            return None

@@ -147,6 +147,11 @@ def test_initial_sync_of_2000_varied_messages_maps_folders_and_is_exact(
     again = run_source_sync(sqlite_store, source)
     assert again.fetched == 0
     assert len(_mailbox_contents(sqlite_store, "INBOX")) == len(inbox)
+    # Stored before its search text was decoded (gateway serve's indexer does that after).
+    assert sqlite_store.count_pending_search_text() > len(corpus) // 2
+    while sqlite_store.index_search_text():
+        pass
+    assert sqlite_store.count_pending_search_text() == 0
 
 
 def _served(client: IMAPClient, folder: str) -> list[bytes]:

@@ -74,6 +74,8 @@ def test_initial_sync_of_2000_varied_messages_is_exact(
     keyword = source_keyword("isp")
     assert all(keywords == {keyword} for _, keywords in stored)
     assert len(_maildir_messages(dovecot_module, "bulk")) == len(corpus), "keep is the default"
+    # Stored before its search text was decoded (gateway serve's indexer does that after).
+    assert sqlite_store.count_pending_search_text() > len(corpus) // 2
 
 
 def test_incremental_sync_fetches_only_new_mail(

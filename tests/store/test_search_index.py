@@ -4,14 +4,20 @@ background indexer (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 import time
 
 import pytest
 
+from gateway.ingest_worker import worker_ready
 from gateway.search_indexer import SearchIndexer
 from gateway.store import MailStore, NewMessage
+from gateway.store.base import WARM_WORKERS_AT
 from gateway.store.search_data import SearchFields
+from gateway.store.search_index import _COUNT_PENDING, _PENDING
 from tests.support.corpus import generate_corpus
 
 SEARCH_FIELDS = ["body_text", "body_text_truncated", "header_text", "subject", "from_addr"]
@@ -72,9 +78,9 @@ def test_a_missing_blob_is_reported_once_and_not_retried(
     ].blob_hash
     assert digest is not None
     store.blobs.path_for(digest).unlink()
-    with caplog.at_level(logging.ERROR, logger="gateway.store"):
+    with caplog.at_level(logging.WARNING, logger="gateway.store"):
         assert store.index_search_text() == 1
-    assert "search_index_blob_missing" in caplog.text
+    assert "search_index_skipped" in caplog.text
     assert store.index_search_text() == 0
 
 
@@ -98,3 +104,88 @@ def test_the_background_indexer_catches_up_after_a_quiet_moment(store: MailStore
             await indexer.stop()
 
     asyncio.run(scenario())
+
+
+def test_text_decoded_for_an_expunged_message_never_lands_on_a_new_one(store: MailStore) -> None:
+    """SQLite reuses the id of the newest deleted row: the text of Alice's expunged message,
+    decoded while Bob's new message took its id, must not be stored on Bob's."""
+    alice, bob = _inbox(store, "alice"), _inbox(store, "bob")
+    [old] = store.append_messages(
+        items=[NewMessage(alice, b"Subject: a\r\n\r\nalice secret word\r\n")],
+        defer_search_text=True,
+    )
+    decode = store._decode
+    fresh: list[int] = []
+
+    def expunge_meanwhile(paths: list[object]) -> object:
+        decoded = decode(paths)  # type: ignore[arg-type]
+        store.set_flags(mailbox_id=alice, uids=[old.uid], flags=["\\Deleted"], mode="add")
+        store.expunge(mailbox_id=alice)
+        [new] = store.append_messages(
+            items=[NewMessage(bob, b"Subject: b\r\n\r\nbob's own words\r\n")],
+            defer_search_text=True,
+        )
+        fresh.append(new.message_id)
+        return decoded
+
+    store._decode = expunge_meanwhile  # type: ignore[method-assign]
+    try:
+        store.index_search_text()
+    finally:
+        store._decode = decode  # type: ignore[method-assign]
+    [bob_message] = _fields(store, fresh)
+    assert "alice" not in (bob_message.body_text or "")
+    assert store.count_pending_search_text() == 1
+    store.index_search_text()
+    assert "bob's own words" in (_fields(store, fresh)[0].body_text or "")
+
+
+def test_waiting_rows_are_found_through_the_partial_index(sqlite_store: MailStore) -> None:
+    with sqlite_store.database.engine.connect() as connection:
+        dialect = sqlite_store.database.engine.dialect
+        for statement in (
+            _PENDING.compile(dialect=dialect),
+            _COUNT_PENDING.compile(dialect=dialect),
+        ):
+            plan = connection.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {statement}", tuple(statement.params.values())
+            ).all()
+            assert "ix_messages_search_pending" in str(plan), plan
+
+
+def test_an_unreadable_message_is_skipped_without_stopping_the_others(
+    store: MailStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    inbox = _inbox(store)
+    results = store.append_messages(
+        items=[NewMessage(inbox, b"Subject: %d\r\n\r\ntext %d\r\n" % (i, i)) for i in range(10)],
+        defer_search_text=True,
+    )
+    digest = store.fetch_message_data(message_ids=[results[0].message_id], columns={"blob_hash"})[
+        results[0].message_id
+    ].blob_hash
+    assert digest is not None
+    path = store.blobs.path_for(digest)
+    path.unlink()
+    path.mkdir()  # reading it fails with IsADirectoryError
+    with caplog.at_level(logging.WARNING, logger="gateway.store"):
+        assert store.index_search_text() == 10
+    assert "search_index_skipped" in caplog.text
+    assert store.count_pending_search_text() == 0
+    texts = _fields(store, [r.message_id for r in results[1:]])
+    assert [t.body_text for t in texts] == [f"text {i}\n" for i in range(1, 10)]
+
+
+def test_starting_workers_ahead_survives_a_dead_pool(store: MailStore) -> None:
+    inbox = _inbox(store)
+    store.warm_ingest_workers(WARM_WORKERS_AT)
+    pool = store._pool
+    assert pool is not None
+    pool.submit(worker_ready).result(timeout=30)
+    for process in list(pool._processes.values()):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+        process.join(10)
+    store.warm_ingest_workers(WARM_WORKERS_AT)  # must not raise
+    items = [NewMessage(inbox, b"Subject: %d\r\n\r\nx\r\n" % i) for i in range(20)]
+    assert len(store.append_messages(items=items)) == 20

@@ -27,7 +27,7 @@ def upgrade() -> None:
             "ix_messages_search_pending",
             ["id"],
             unique=False,
-            sqlite_where=sa.text("search_pending"),
+            sqlite_where=sa.text("search_pending = 1"),
             postgresql_where=sa.text("search_pending"),
         )
 
@@ -36,7 +36,7 @@ def downgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index(
             "ix_messages_search_pending",
-            sqlite_where=sa.text("search_pending"),
+            sqlite_where=sa.text("search_pending = 1"),
             postgresql_where=sa.text("search_pending"),
         )
         batch_op.drop_column("search_pending")
