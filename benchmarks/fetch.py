@@ -398,14 +398,17 @@ def prepare_gateway(run: Run) -> Prepared:
         store = open_store(settings)
         try:
             started, indexed = time.monotonic(), 0
+            cpu_before = tree_cpu_seconds(os.getpid())
             while done := store.index_search_text():
                 indexed += done
             seconds = time.monotonic() - started
+            # This process and its ingest workers, read before they exit.
+            cpu = tree_cpu_seconds(os.getpid()) - cpu_before
         finally:
             store.close()
         return (
             f"afterwards (gateway serve does it in the background): search text of "
-            f"{indexed} messages indexed in {seconds:.1f} s"
+            f"{indexed} messages indexed in {seconds:.1f} s, {cpu:.1f} CPU s"
         )
 
     argv = [*gateway_argv(), "sync", "--user", GATEWAY_USER, "--source", "src"]
