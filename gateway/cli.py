@@ -132,6 +132,17 @@ def gc(
         typer.echo(f"removed {store.collect_garbage(grace_seconds=grace)} unreferenced files")
 
 
+@app.command()
+def index() -> None:
+    """Decode the search text of fetched mail now (what `gateway serve` does in the
+    background), then exit: for setups that run `gateway sync` from cron."""
+    with _store() as store:
+        indexed = 0
+        while done := store.index_search_text():
+            indexed += done
+        typer.echo(f"indexed the search text of {indexed} messages")
+
+
 @user_app.command("add")
 def user_add(
     name: str,

@@ -66,7 +66,8 @@ def env_store(env: dict[str, str]) -> Iterator[MailStore]:
 
 def test_help_documents_every_command(env: dict[str, str]) -> None:
     text = run(env, "--help").stdout
-    for command in ("serve", "migrate", "user", "source", "sync", "export", "import", "gc"):
+    commands = ("serve", "migrate", "user", "source", "sync", "index", "export", "import", "gc")
+    for command in commands:
         assert command in text
     assert "add" in run(env, "user", "--help").stdout
     source_help = run(env, "source", "add", "--help").stdout
@@ -390,3 +391,17 @@ def test_worker_processes_reimport_a_light_main_module(main: str) -> None:
     loaded = result.stdout.strip()
     assert "gateway" in loaded
     assert "gateway.cli" not in loaded
+
+
+def test_index_decodes_the_search_text_sync_left_for_later(env: dict[str, str]) -> None:
+    run(env, "migrate")
+    with env_store(env) as store:
+        user = store.create_user(name="alice", password="pw")
+        inbox = store.get_mailbox(user_id=user.id, name="INBOX").id
+        items = [NewMessage(inbox, b"Subject: %d\r\n\r\nwords %d\r\n" % (i, i)) for i in range(3)]
+        store.append_messages(items=items, defer_search_text=True)
+        assert store.count_pending_search_text() == 3
+    assert "indexed the search text of 3 messages" in run(env, "index").stdout
+    with env_store(env) as store:
+        assert store.count_pending_search_text() == 0
+    assert "of 0 messages" in run(env, "index").stdout
