@@ -4,7 +4,8 @@ Fetchers store mail without decoding its body text for SEARCH (`defer_search_tex
 keeps a first sync of a large mailbox at full speed; SEARCH reads those blobs until this task
 has filled the text in (`gateway/store/search_index.py`). It waits until the store has been
 quiet for a moment, so that it uses the worker processes between sync batches rather than
-during them, but never longer than `max_delay` while mail keeps changing.
+during them, but never longer than `max_delay` while mail keeps changing. While idle, it also
+stops ingest workers nobody has used for `worker_idle_seconds`.
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ class SearchIndexer:
         quiet_seconds: float = 2.0,
         max_delay: float = 30.0,
         poll_seconds: float = 60.0,
+        worker_idle_seconds: float = 120.0,
     ) -> None:
         self.store = store
         self.quiet_seconds = quiet_seconds
         self.max_delay = max_delay
         self.poll_seconds = poll_seconds
+        self.worker_idle_seconds = worker_idle_seconds
         self.indexed = 0
         self._last_change = float("-inf")
         self._wake = asyncio.Event()
@@ -80,6 +83,8 @@ class SearchIndexer:
                 self.indexed += done
                 log.debug("event=search_indexed messages=%d total=%d", done, self.indexed)
                 continue
+            # Nothing to index: ingest workers nobody used for a while give their memory back.
+            await asyncio.to_thread(self.store.release_idle_workers, self.worker_idle_seconds)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
             held_since = time.monotonic()

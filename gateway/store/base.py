@@ -7,6 +7,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -55,6 +56,7 @@ class StoreBase:
         self.database = database
         self._ingest_workers = ingest_workers
         self._pool: ProcessPoolExecutor | None = None
+        self._pool_used_at = 0.0
         self._pool_lock = threading.Lock()
         self.blobs = blobs
         self._secrets = secrets
@@ -67,6 +69,7 @@ class StoreBase:
         if self._ingest_workers <= 0:
             return None
         with self._pool_lock:
+            self._pool_used_at = time.monotonic()
             if self._pool is None:
                 # Not fork: this process holds threads and database connections. A forkserver
                 # that has imported only the worker module forks workers that start fast and
@@ -81,6 +84,19 @@ class StoreBase:
                     initargs=(os.getpid(),),
                 )
             return self._pool
+
+    def release_idle_workers(self, idle_seconds: float) -> bool:
+        """Stop the worker processes if no ingest or indexing used them for `idle_seconds`
+        (they hold ~35 MB each); the next bulk ingest starts them again. Returns whether it
+        stopped them."""
+        with self._pool_lock:
+            pool = self._pool
+            if pool is None or time.monotonic() - self._pool_used_at < idle_seconds:
+                return False
+            self._pool = None
+        pool.shutdown(wait=True, cancel_futures=True)
+        log.info("event=ingest_workers_stopped reason=idle idle_seconds=%.0f", idle_seconds)
+        return True
 
     def warm_ingest_workers(self, messages: int) -> None:
         """Start the worker processes now, without waiting for them, if `messages` are about

@@ -88,18 +88,30 @@ def test_the_background_indexer_catches_up_after_a_quiet_moment(store: MailStore
     inbox = _inbox(store)
 
     async def scenario() -> None:
+        items = [NewMessage(inbox, raw) for raw in generate_corpus(30, seed=5)]
+        store.append_messages(items=items, defer_search_text=True)
+        waiting = store.count_pending_search_text()
+        assert waiting > 0
         indexer = SearchIndexer(store, quiet_seconds=0.3, poll_seconds=30)
-        await indexer.start()
-        try:
-            items = [NewMessage(inbox, raw) for raw in generate_corpus(30, seed=5)]
-            await asyncio.to_thread(store.append_messages, items=items, defer_search_text=True)
-            pending = store.count_pending_search_text()
-            assert pending > 0
+
+        async def until_indexed() -> None:
             deadline = time.monotonic() + 30
-            while store.count_pending_search_text() and time.monotonic() < deadline:
+            # A batch commits before the indexer counts it: wait for both.
+            while (
+                store.count_pending_search_text() or indexer._batch is not None
+            ) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             assert store.count_pending_search_text() == 0
-            assert indexer.indexed == pending
+
+        await indexer.start()
+        try:
+            await until_indexed()  # what was waiting at start
+            assert indexer.indexed == waiting
+            # ...and what a commit announces later, without waiting for the 30 s poll.
+            more = [NewMessage(inbox, raw) for raw in generate_corpus(10, seed=6)]
+            await asyncio.to_thread(store.append_messages, items=more, defer_search_text=True)
+            await until_indexed()
+            assert indexer.indexed > waiting
         finally:
             await indexer.stop()
 
@@ -189,3 +201,43 @@ def test_starting_workers_ahead_survives_a_dead_pool(store: MailStore) -> None:
     store.warm_ingest_workers(WARM_WORKERS_AT)  # must not raise
     items = [NewMessage(inbox, b"Subject: %d\r\n\r\nx\r\n" % i) for i in range(20)]
     assert len(store.append_messages(items=items)) == 20
+
+
+def test_idle_workers_are_stopped_and_started_again_when_needed(store: MailStore) -> None:
+    inbox = _inbox(store)
+    store.warm_ingest_workers(WARM_WORKERS_AT)
+    pool = store._pool
+    assert pool is not None
+    assert not store.release_idle_workers(3600), "just used: kept"
+    processes = list(pool._processes.values())
+    assert store.release_idle_workers(0)
+    assert store._pool is None
+    for process in processes:
+        process.join(10)
+        assert not process.is_alive()
+    items = [NewMessage(inbox, b"Subject: %d\r\n\r\nx\r\n" % i) for i in range(20)]
+    assert len(store.append_messages(items=items)) == 20
+    assert store._pool is not None, "bulk ingest started them again"
+
+
+def test_the_background_indexer_stops_workers_left_idle(store: MailStore) -> None:
+    inbox = _inbox(store)
+
+    async def scenario() -> None:
+        indexer = SearchIndexer(store, quiet_seconds=0.1, poll_seconds=0.2, worker_idle_seconds=0)
+        items = [NewMessage(inbox, raw) for raw in generate_corpus(20, seed=9)]
+        await asyncio.to_thread(store.append_messages, items=items, defer_search_text=True)
+        assert store._pool is not None
+        await indexer.start()
+        try:
+            deadline = time.monotonic() + 30
+            while (
+                store.count_pending_search_text() or store._pool is not None
+            ) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert store.count_pending_search_text() == 0
+            assert store._pool is None
+        finally:
+            await indexer.stop()
+
+    asyncio.run(scenario())
