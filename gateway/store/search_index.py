@@ -10,8 +10,10 @@ batch by batch, in the ingest worker processes (`gateway/search_indexer.py` driv
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 
@@ -29,6 +31,7 @@ _PENDING = (
     .order_by(MESSAGES.c.id)
     .limit(bindparam("limit"))
 )
+_CLAIM_PENDING = _PENDING.with_for_update(skip_locked=True)
 _COUNT_PENDING = select(func.count()).select_from(MESSAGES).where(MESSAGES.c.search_pending)
 # The blob hash too: SQLite hands a deleted row's id to the next insert, and the text decoded
 # for an expunged message must never land on another (perhaps another user's) message.
@@ -56,14 +59,32 @@ class SearchIndexOperations(StoreBase):
     def index_search_text(self, *, limit: int = INDEX_BATCH) -> int:
         """Decode and store the search text of up to `limit` waiting messages (oldest first);
         returns how many were handled, 0 when none is left (or the workers just died)."""
-        with self.database.single_read() as connection:
-            rows = connection.execute(_PENDING, {"limit": limit}).all()
+        if self.database.is_sqlite:
+            # One process writes a SQLite store: no claim needed, and none wanted, since a
+            # write transaction held while decoding would stall every other writer.
+            with self.database.single_read() as connection:
+                rows = connection.execute(_PENDING, {"limit": limit}).all()
+            values = self._decoded_values(rows)
+            if values:
+                with self.database.write() as session:
+                    session.connection().execute(_FILL, values)
+            return len(values)
+        # PostgreSQL replicas share the store: each claims its batch (row locks held until
+        # the fill commits), so that two never decode the same messages.
+        with self.database.write() as session:
+            rows = session.execute(_CLAIM_PENDING, {"limit": limit}).all()
+            values = self._decoded_values(rows)
+            if values:
+                session.connection().execute(_FILL, values)
+        return len(values)
+
+    def _decoded_values(self, rows: Sequence[Any]) -> list[dict[str, object]]:
         if not rows:
-            return 0
+            return []
         texts = self._decode([self.blobs.path_for(blob_hash) for _, blob_hash in rows])
         if texts is None:
-            return 0
-        values = []
+            return []
+        values: list[dict[str, object]] = []
         for (message_id, blob_hash), decoded in zip(rows, texts, strict=True):
             if isinstance(decoded, str):
                 # Unreadable (the blob is gone with an expunged message, or damaged): SEARCH
@@ -80,9 +101,7 @@ class SearchIndexOperations(StoreBase):
                     "truncated": decoded[1],
                 }
             )
-        with self.database.write() as session:
-            session.connection().execute(_FILL, values)
-        return len(rows)
+        return values
 
     def _decode(self, paths: list[Path]) -> list[tuple[str, bool] | str] | None:
         pool = self._analysis_pool() if len(paths) >= _POOL_MIN else None

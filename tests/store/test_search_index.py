@@ -8,17 +8,22 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from gateway.ingest_worker import worker_ready
 from gateway.search_indexer import SearchIndexer
-from gateway.store import MailStore, NewMessage
+from gateway.store import MailStore, NewMessage, open_store
 from gateway.store.base import WARM_WORKERS_AT
 from gateway.store.search_data import SearchFields
 from gateway.store.search_index import _COUNT_PENDING, _PENDING
 from tests.support.corpus import generate_corpus
+from tests.support.fixtures_store import PostgresDatabase, make_settings
 
 SEARCH_FIELDS = ["body_text", "body_text_truncated", "header_text", "subject", "from_addr"]
 ATTACHMENT_ONLY = (
@@ -129,8 +134,7 @@ def test_text_decoded_for_an_expunged_message_never_lands_on_a_new_one(store: Ma
     decode = store._decode
     fresh: list[int] = []
 
-    def expunge_meanwhile(paths: list[object]) -> object:
-        decoded = decode(paths)  # type: ignore[arg-type]
+    def expunge_and_append() -> None:
         store.set_flags(mailbox_id=alice, uids=[old.uid], flags=["\\Deleted"], mode="add")
         store.expunge(mailbox_id=alice)
         [new] = store.append_messages(
@@ -138,6 +142,17 @@ def test_text_decoded_for_an_expunged_message_never_lands_on_a_new_one(store: Ma
             defer_search_text=True,
         )
         fresh.append(new.message_id)
+
+    meanwhile = threading.Thread(target=expunge_and_append)
+
+    def expunge_meanwhile(paths: list[Path]) -> object:
+        decoded = decode(paths)
+        meanwhile.start()
+        if store.database.is_sqlite:
+            # Done before the fill, so that the new row has taken the old id.
+            meanwhile.join(30)
+        # On PostgreSQL the indexer's claim holds the row: the expunge waits for the fill
+        # (and ids are never reused there).
         return decoded
 
     store._decode = expunge_meanwhile  # type: ignore[method-assign]
@@ -145,6 +160,8 @@ def test_text_decoded_for_an_expunged_message_never_lands_on_a_new_one(store: Ma
         store.index_search_text()
     finally:
         store._decode = decode  # type: ignore[method-assign]
+    meanwhile.join(30)
+    assert not meanwhile.is_alive()
     [bob_message] = _fields(store, fresh)
     assert "alice" not in (bob_message.body_text or "")
     assert store.count_pending_search_text() == 1
@@ -241,3 +258,44 @@ def test_the_background_indexer_stops_workers_left_idle(store: MailStore) -> Non
             await indexer.stop()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.postgres
+def test_postgres_replicas_claim_disjoint_batches(tmp_path: Path) -> None:
+    """Two gateway processes on one PostgreSQL index side by side without decoding any
+    message twice (FOR UPDATE SKIP LOCKED); two stores on one database stand in for them."""
+    with PostgresDatabase() as url:
+        first = open_store(make_settings(tmp_path / "a", url))
+        second = open_store(make_settings(tmp_path / "b", url, ingest_workers=0))
+        try:
+            inbox = _inbox(first)
+            items = [
+                NewMessage(inbox, b"Subject: %d\r\n\r\nword %d\r\n" % (i, i)) for i in range(12)
+            ]
+            first.append_messages(items=items, defer_search_text=True)
+            second.blobs = first.blobs  # one shared blob volume, as replicas would have
+            decoded: list[list[Path]] = []
+            both_inside = threading.Barrier(2, timeout=10)
+
+            def recording(store: MailStore) -> Callable[[list[Path]], object]:
+                decode = store._decode
+
+                def wrapper(paths: list[Path]) -> object:
+                    decoded.append(paths)
+                    both_inside.wait()  # each holds its claim while the other claims
+                    return decode(paths)
+
+                return wrapper
+
+            first._decode = recording(first)  # type: ignore[method-assign]
+            second._decode = recording(second)  # type: ignore[method-assign]
+            with ThreadPoolExecutor(2) as pool:
+                counts = list(pool.map(lambda s: s.index_search_text(limit=6), (first, second)))
+            assert counts == [6, 6]
+            assert sorted(p for batch in decoded for p in batch) == sorted(
+                {p for batch in decoded for p in batch}
+            ), "no message decoded twice"
+            assert first.count_pending_search_text() == 0
+        finally:
+            first.close()
+            second.close()
