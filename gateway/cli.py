@@ -137,9 +137,7 @@ def index() -> None:
     """Decode the search text of fetched mail now (what `gateway serve` does in the
     background), then exit: for setups that run `gateway sync` from cron."""
     with _store() as store:
-        indexed = 0
-        while done := store.index_search_text():
-            indexed += done
+        indexed = store.index_all_search_text()
         typer.echo(f"indexed the search text of {indexed} messages")
 
 

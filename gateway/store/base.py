@@ -39,6 +39,8 @@ ChangeListener = Callable[[int, int, int, str], None]
 
 # Fewer new messages than this are not worth starting workers ahead of time for.
 WARM_WORKERS_AT = 100
+# Smaller batches are handled in this process: shipping them to a worker costs more than it saves.
+POOL_MIN_BATCH = 8
 
 
 class StoreBase:
@@ -111,11 +113,14 @@ class StoreBase:
             for _ in range(self._ingest_workers):
                 pool.submit(worker_ready)
         except BrokenProcessPool:
-            # A worker died while idle; ingest would replace the pool on its first batch.
-            log.warning("event=ingest_workers_broken action=restart")
-            self.shutdown_workers()
+            self._drop_broken_pool()  # a worker died while idle
         except RuntimeError:
             pass  # shut down meanwhile (the store is closing): nothing to warm
+
+    def _drop_broken_pool(self) -> None:
+        # A worker died (the OOM killer, an operator's kill): the next use starts a fresh pool.
+        log.warning("event=ingest_workers_broken action=restart")
+        self.shutdown_workers()
 
     def shutdown_workers(self) -> None:
         with self._pool_lock:

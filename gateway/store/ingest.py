@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from gateway.ingest_worker import MessageColumns, message_columns, write_and_analyze
 from gateway.mime import MessageAnalyzer
-from gateway.store.base import StoreBase, appended_rows, log
+from gateway.store.base import POOL_MIN_BATCH, StoreBase, appended_rows, log
 from gateway.store.blobs import PendingBlob
 from gateway.store.errors import MessageTooLargeError, NotFoundError
 from gateway.store.flags import encode_keywords, split_flags
@@ -33,8 +33,6 @@ from gateway.store.views import AppendResult
 MessageContent = bytes | Iterable[bytes]
 _CHUNK = 256 * 1024
 _MAX_ATTEMPTS = 3
-# Smaller batches are analysed inline: shipping them to a worker costs more than it saves.
-_POOL_MIN_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -164,7 +162,7 @@ class IngestOperations(StoreBase):
         ingest; this process keeps the database work. Streamed content is handled inline
         when the batch is committed.
         """
-        pool = self._analysis_pool() if len(items) >= _POOL_MIN_BATCH else None
+        pool = self._analysis_pool() if len(items) >= POOL_MIN_BATCH else None
         batch = _Batch(items=items, search_text=search_text)
         if pool is None:
             return batch
@@ -188,12 +186,6 @@ class IngestOperations(StoreBase):
         return MessageTooLargeError(
             f"message exceeds the maximum size of {self.max_message_size} octets"
         )
-
-    def _drop_broken_pool(self) -> None:
-        # A worker died (the OOM killer, an operator's kill): the next batch starts a fresh
-        # pool; this one is analysed inline.
-        log.warning("event=ingest_workers_broken action=restart")
-        self.shutdown_workers()
 
     def _collect_batch(self, batch: _Batch) -> list[_Prepared]:
         """Every item of the batch with its blob written: worker results, else done inline."""

@@ -18,12 +18,10 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 
 from gateway.ingest_worker import search_text_of
-from gateway.store.base import StoreBase, log
+from gateway.store.base import POOL_MIN_BATCH, StoreBase, log
 from gateway.store.tables import MESSAGES
 
 INDEX_BATCH = 200
-# Fewer messages than this are decoded in this process: a worker round trip costs more.
-_POOL_MIN = 8
 
 _PENDING = (
     select(MESSAGES.c.id, MESSAGES.c.blob_hash)
@@ -55,6 +53,14 @@ class SearchIndexOperations(StoreBase):
         """How many stored messages still wait for their search text."""
         with self.database.single_read() as connection:
             return int(connection.execute(_COUNT_PENDING).scalar_one())
+
+    def index_all_search_text(self) -> int:
+        """Index batch after batch until nothing waits (or the workers died); returns how
+        many messages were indexed."""
+        indexed = 0
+        while done := self.index_search_text():
+            indexed += done
+        return indexed
 
     def index_search_text(self, *, limit: int = INDEX_BATCH) -> int:
         """Decode and store the search text of up to `limit` waiting messages (oldest first);
@@ -104,14 +110,13 @@ class SearchIndexOperations(StoreBase):
         return values
 
     def _decode(self, paths: list[Path]) -> list[tuple[str, bool] | str] | None:
-        pool = self._analysis_pool() if len(paths) >= _POOL_MIN else None
+        pool = self._analysis_pool() if len(paths) >= POOL_MIN_BATCH else None
         if pool is None:
             return [search_text_of(path) for path in paths]
         try:
             return list(pool.map(search_text_of, paths, chunksize=max(1, len(paths) // 8)))
         except BrokenProcessPool:
             # Not decoded here instead: up to 200 large messages would hold this process's
-            # GIL against the event loop. The next call starts fresh workers.
-            log.warning("event=ingest_workers_broken action=restart")
-            self.shutdown_workers()
+            # GIL against the event loop.
+            self._drop_broken_pool()
             return None

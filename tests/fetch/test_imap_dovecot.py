@@ -149,8 +149,7 @@ def test_initial_sync_of_2000_varied_messages_maps_folders_and_is_exact(
     assert len(_mailbox_contents(sqlite_store, "INBOX")) == len(inbox)
     # Stored before its search text was decoded (gateway serve's indexer does that after).
     assert sqlite_store.count_pending_search_text() > len(corpus) // 2
-    while sqlite_store.index_search_text():
-        pass
+    sqlite_store.index_all_search_text()
     assert sqlite_store.count_pending_search_text() == 0
 
 

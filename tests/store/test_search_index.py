@@ -42,6 +42,12 @@ def _fields(store: MailStore, message_ids: list[int]) -> list[SearchFields]:
     return [found[message_id] for message_id in message_ids]
 
 
+async def _until(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+
+
 def test_indexing_stores_what_an_indexing_ingest_stores(store: MailStore) -> None:
     inbox = _inbox(store)
     corpus = list(generate_corpus(40, seed=11))
@@ -100,12 +106,8 @@ def test_the_background_indexer_catches_up_after_a_quiet_moment(store: MailStore
         indexer = SearchIndexer(store, quiet_seconds=0.3, poll_seconds=30)
 
         async def until_indexed() -> None:
-            deadline = time.monotonic() + 30
             # A batch commits before the indexer counts it: wait for both.
-            while (
-                store.count_pending_search_text() or indexer._batch is not None
-            ) and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            await _until(lambda: not store.count_pending_search_text() and indexer._batch is None)
             assert store.count_pending_search_text() == 0
 
         await indexer.start()
@@ -247,11 +249,7 @@ def test_the_background_indexer_stops_workers_left_idle(store: MailStore) -> Non
         assert store._pool is not None
         await indexer.start()
         try:
-            deadline = time.monotonic() + 30
-            while (
-                store.count_pending_search_text() or store._pool is not None
-            ) and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            await _until(lambda: not store.count_pending_search_text() and store._pool is None)
             assert store.count_pending_search_text() == 0
             assert store._pool is None
         finally:
