@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from gateway.imap.errors import CommandFailedError, bad, from_store_error
 from gateway.imap.fetch_render import render_fetch
+from gateway.imap.loop_fetch import render_on_loop
 from gateway.imap.protocol import commands as c
 from gateway.imap.protocol import responses
 from gateway.imap.protocol.fetch_items import FetchAttribute
@@ -15,6 +16,7 @@ from gateway.imap.selected import InvalidSequenceError, SelectedMailbox
 from gateway.imap.session_base import SessionBase
 from gateway.store.errors import StoreError
 from gateway.store.flags import SEEN
+from gateway.store.views import EntryInfo
 
 _UID = FetchAttribute("UID")
 _FLAGS = FetchAttribute("FLAGS")
@@ -100,18 +102,9 @@ class MessageHandlers(SessionBase):
             await self.send_updates(allow_expunge=command.uid)
             return "Fetch completed"
         targets = [(i + 1, selected.entries[i]) for i in indexes]
-        if set(names) <= _ENTRY_ONLY_ITEMS and len(targets) <= _INLINE_RENDER_LIMIT:
-            # A few messages' UID/FLAGS/MODSEQ: memory only, cheaper than a thread hop.
-            self.write(
-                b"".join(
-                    render_fetch(
-                        self.store,
-                        targets=targets,
-                        attributes=attributes,
-                        recent_uids=selected.recent,
-                    )
-                )
-            )
+        answered = self._render_without_io(selected, targets, attributes, names)
+        if answered is not None:
+            self.write(answered)
             await self.send_updates(allow_expunge=command.uid)
             if ghosts:
                 raise _EXPUNGE_ISSUED
@@ -134,6 +127,28 @@ class MessageHandlers(SessionBase):
         if ghosts:
             raise _EXPUNGE_ISSUED
         return "Fetch completed"
+
+    def _render_without_io(
+        self,
+        selected: SelectedMailbox,
+        targets: list[tuple[int, EntryInfo]],
+        attributes: list[FetchAttribute],
+        names: tuple[str, ...],
+    ) -> bytes | None:
+        """The response, rendered on the loop, when it needs no database and no disk: a few
+        messages' UID/FLAGS/MODSEQ, or a few whole messages already in memory; else None."""
+        if set(names) <= _ENTRY_ONLY_ITEMS and len(targets) <= _INLINE_RENDER_LIMIT:
+            rendered = render_fetch(
+                self.store, targets=targets, attributes=attributes, recent_uids=selected.recent
+            )
+            return b"".join(rendered)
+        return render_on_loop(
+            self.store,
+            selected,
+            targets=targets,
+            attributes=attributes,
+            recent_uids=selected.recent,
+        )
 
     async def send_vanished_earlier(
         self, selected: SelectedMailbox, uid_set: SequenceSet, since: int

@@ -38,6 +38,9 @@ class SelectedMailbox:
         self.mailbox: MailboxInfo = snapshot.mailbox
         self.read_only = read_only
         self.entries: list[EntryInfo] = snapshot.entries
+        # Shared with the snapshot, never written; blobs of messages added later go apart.
+        self._blob_hashes = snapshot.blob_hashes
+        self._added_blob_hashes: dict[int, str] = {}
         self.uids: list[int] = uids if uids is not None else [e.uid for e in snapshot.entries]
         self._shared = True
         self.highestmodseq = snapshot.mailbox.highestmodseq
@@ -107,6 +110,10 @@ class SelectedMailbox:
             return position
         return None
 
+    def blob_hash(self, message_id: int) -> str | None:
+        """The blob of a message in this view, if the view knows it."""
+        return self._added_blob_hashes.get(message_id) or self._blob_hashes.get(message_id)
+
     def first_unseen(self) -> int | None:
         if self._first_unseen != -1:
             return self._first_unseen
@@ -154,6 +161,7 @@ class SelectedMailbox:
         lines: list[bytes] = []
         new_entries: list[EntryInfo] = []
         last_uid = self.uids[-1] if self.uids else 0
+        self._added_blob_hashes.update(delta.blob_hashes)
         for entry in delta.changed:
             if entry.uid > last_uid:
                 new_entries.append(entry)

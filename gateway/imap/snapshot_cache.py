@@ -23,10 +23,14 @@ DEFAULT_CAPACITY = 64
 def apply_delta(snapshot: MailboxSnapshot, delta: MailboxDelta) -> MailboxSnapshot:
     """The snapshot moved forward by a delta: re-flagged entries replaced, new ones appended."""
     if not delta.changed and not delta.expunged:
-        return MailboxSnapshot(delta.mailbox, snapshot.entries)
+        return MailboxSnapshot(delta.mailbox, snapshot.entries, snapshot.blob_hashes)
     by_uid: dict[int, EntryInfo] = {entry.uid: entry for entry in snapshot.entries}
+    blob_hashes = dict(snapshot.blob_hashes)
     for uid in delta.expunged:
-        by_uid.pop(uid, None)
+        gone = by_uid.pop(uid, None)
+        if gone is not None:
+            blob_hashes.pop(gone.message_id, None)
+    blob_hashes.update(delta.blob_hashes)
     last_uid = snapshot.entries[-1].uid if snapshot.entries else 0
     appended = False
     for entry in delta.changed:
@@ -36,7 +40,7 @@ def apply_delta(snapshot: MailboxSnapshot, delta: MailboxDelta) -> MailboxSnapsh
     if appended:
         # Dicts keep insertion order: only entries added after the old tail are out of place.
         entries.sort(key=lambda entry: entry.uid)
-    return MailboxSnapshot(delta.mailbox, entries)
+    return MailboxSnapshot(delta.mailbox, entries, blob_hashes)
 
 
 class CachedMailbox:

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from gateway.store.nowait_read import read_if_cached
+
 _TMP_DIR = "tmp"
 # Below this many files a batch is cheaper to sync file by file than with one syncfs(2).
 _SYNCFS_THRESHOLD = 8
@@ -137,6 +139,11 @@ class BlobStore:
 
     def read(self, digest: str) -> bytes:
         return self.path_for(digest).read_bytes()
+
+    def read_if_cached(self, digest: str, limit: int) -> bytes | None:
+        """The blob if it is at most `limit` bytes and wholly in memory, without ever blocking
+        (safe on the event loop); None when the caller must read it the ordinary way."""
+        return read_if_cached(str(self.root / digest[:2] / digest), limit)
 
     def iter_digests(self) -> Iterator[tuple[str, Path]]:
         for shard in self.root.iterdir():

@@ -143,3 +143,8 @@ class FetchDataOperations(StoreBase):
         """The raw bytes of a message by its blob hash (from `fetch_message_data`), for ranged
         reads: BODY[2] of a 25 MB message reads only part 2."""
         return self.blobs.open(blob_hash)
+
+    def read_blob_if_cached(self, *, blob_hash: str, limit: int) -> bytes | None:
+        """A message's raw bytes if that cannot block (`BlobStore.read_if_cached`): the one
+        store call the IMAP event loop may make itself."""
+        return self.blobs.read_if_cached(blob_hash, limit)

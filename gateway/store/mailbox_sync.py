@@ -8,13 +8,14 @@ a session builds is always a state the mailbox really had.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from gateway.store.base import StoreBase, chunked_ids, entry_info, mailbox_view
-from gateway.store.tables import CHANGES, MAILBOX_ENTRIES, MAILBOXES
+from gateway.store.tables import CHANGES, MAILBOX_ENTRIES, MAILBOXES, MESSAGES
 from gateway.store.views import EntryInfo, MailboxInfo
 
 _ENTRY_COLUMNS = (
@@ -23,15 +24,22 @@ _ENTRY_COLUMNS = (
     MAILBOX_ENTRIES.c.flags,
     MAILBOX_ENTRIES.c.keywords,
     MAILBOX_ENTRIES.c.modseq,
+    MESSAGES.c.blob_hash,
 )
+_ENTRIES_WITH_BLOBS = MAILBOX_ENTRIES.join(MESSAGES, MESSAGES.c.id == MAILBOX_ENTRIES.c.message_id)
 
 
 @dataclass(frozen=True)
 class MailboxSnapshot:
-    """A mailbox and every entry in UID order, as of `mailbox.highestmodseq`."""
+    """A mailbox and every entry in UID order, as of `mailbox.highestmodseq`.
+
+    `blob_hashes` (message id -> blob) lets a FETCH of a message's bytes find its file without
+    asking the database (`gateway/imap/loop_fetch.py`).
+    """
 
     mailbox: MailboxInfo
     entries: list[EntryInfo]
+    blob_hashes: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,7 @@ class MailboxDelta:
     mailbox: MailboxInfo
     changed: list[EntryInfo]
     expunged: list[int]
+    blob_hashes: dict[int, str] = field(default_factory=dict)
 
 
 class MailboxSyncOperations(StoreBase):
@@ -51,7 +60,8 @@ class MailboxSyncOperations(StoreBase):
             rows = self.database.raw_query(_ALL_ENTRIES).run(
                 session.connection(), {"mailbox_id": mailbox_id}
             )
-            return MailboxSnapshot(mailbox, [entry_info(*row) for row in rows])
+            entries, blob_hashes = _entries_and_blobs(rows)
+            return MailboxSnapshot(mailbox, entries, blob_hashes)
 
     def mailbox_delta(self, *, mailbox_id: int, since_modseq: int) -> MailboxDelta:
         """Entries with MODSEQ > `since_modseq` and UIDs expunged after it, from one snapshot."""
@@ -62,9 +72,9 @@ class MailboxSyncOperations(StoreBase):
             rows = self.database.raw_query(_ENTRIES_AFTER).run(
                 session.connection(), {"mailbox_id": mailbox_id, "modseq": since_modseq}
             )
-            changed = [entry_info(*row) for row in rows]
+            changed, blob_hashes = _entries_and_blobs(rows)
             expunged = self._expunged_after(session, mailbox_id, since_modseq)
-            return MailboxDelta(mailbox, changed, expunged)
+            return MailboxDelta(mailbox, changed, expunged, blob_hashes)
 
     def highest_modseqs(self, *, mailbox_ids: Collection[int]) -> dict[int, int]:
         """HIGHESTMODSEQ of each mailbox, in one query: how a watcher notices other processes."""
@@ -101,14 +111,24 @@ class MailboxSyncOperations(StoreBase):
 # Built once: thousands of rows per SELECT go through a bare cursor (Database.raw_query).
 _ALL_ENTRIES = (
     select(*_ENTRY_COLUMNS)
+    .select_from(_ENTRIES_WITH_BLOBS)
     .where(MAILBOX_ENTRIES.c.mailbox_id == bindparam("mailbox_id"))
     .order_by(MAILBOX_ENTRIES.c.uid)
 )
 _ENTRIES_AFTER = (
     select(*_ENTRY_COLUMNS)
+    .select_from(_ENTRIES_WITH_BLOBS)
     .where(
         MAILBOX_ENTRIES.c.mailbox_id == bindparam("mailbox_id"),
         MAILBOX_ENTRIES.c.modseq > bindparam("modseq"),
     )
     .order_by(MAILBOX_ENTRIES.c.uid)
 )
+
+
+def _entries_and_blobs(
+    rows: list[tuple[Any, ...]],
+) -> tuple[list[EntryInfo], dict[int, str]]:
+    """Entries from `_ENTRY_COLUMNS` rows, and the blob of each entry's message."""
+    entries = [entry_info(uid, m, flags, kw, modseq) for uid, m, flags, kw, modseq, _ in rows]
+    return entries, {row[1]: row[5] for row in rows}

@@ -125,3 +125,26 @@ def test_cached_snapshot_moves_forward_by_a_delta() -> None:
     assert [(e.uid, e.flags) for e in moved.entries] == [(2, SEEN), (3, 0), (4, 0), (5, 0)]
     assert moved.mailbox.highestmodseq == 8
     assert apply_delta(moved, MailboxDelta(mailbox(8), [], [])).entries is moved.entries
+
+
+def test_blob_hashes_follow_the_snapshot_and_the_view() -> None:
+    from gateway.imap.snapshot_cache import apply_delta
+
+    blobs = {1: "a" * 64, 2: "b" * 64, 3: "c" * 64}
+    snapshot = MailboxSnapshot(mailbox(highestmodseq=5), [entry(1), entry(2), entry(3)], blobs)
+    delta = MailboxDelta(
+        mailbox(highestmodseq=8),
+        changed=[entry(2, SEEN, 7), entry(5, 0, 8)],
+        expunged=[1],
+        blob_hashes={2: "b" * 64, 5: "e" * 64},
+    )
+    moved = apply_delta(snapshot, delta)
+    assert moved.blob_hashes == {2: "b" * 64, 3: "c" * 64, 5: "e" * 64}
+    assert snapshot.blob_hashes == blobs  # the older snapshot is shared, never changed
+
+    selected = SelectedMailbox(snapshot, read_only=False, recent=())
+    selected.apply_delta(delta, condstore=False)
+    assert selected.blob_hash(5) == "e" * 64
+    assert selected.blob_hash(1) == "a" * 64  # still held by an expunge not yet announced
+    assert selected.blob_hash(9) is None
+    assert snapshot.blob_hashes == blobs
