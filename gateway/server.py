@@ -15,6 +15,7 @@ from gateway.bootstrap import create_first_admin
 from gateway.fetch.push import PushWatchers
 from gateway.fetch.scheduler import FetchScheduler
 from gateway.imap.server import ImapServer
+from gateway.memory_tuning import tune_garbage_collector
 from gateway.search_indexer import SearchIndexer
 from gateway.settings import Settings
 from gateway.store import MailStore, open_store
@@ -59,6 +60,7 @@ async def serve(settings: Settings) -> None:
     indexer = SearchIndexer(store)
     await indexer.start()
     fetching = await start_fetching(store, settings)
+    tune_garbage_collector()  # after start-up built what lives as long as the process
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -19,7 +19,7 @@ import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
 from gateway.imap.body_sections import MessageParts, fetch_section
 from gateway.imap.protocol import responses
@@ -163,24 +163,30 @@ def _load_rows(
     batch: Sequence[tuple[int, EntryInfo]],
     columns: tuple[FetchColumn, ...],
     mailbox_id: int | None,
-) -> dict[int, Row]:
-    """`(message id, *columns)` per message id of the batch."""
+) -> tuple[list[Row | None], bool]:
+    """`(message id, *columns)` of each message of the batch, in batch order, None for a
+    message that is gone; and whether none is."""
     first_uid, last_uid = batch[0][1].uid, batch[-1][1].uid
+    wanted = [entry.message_id for _, entry in batch]
     if mailbox_id is not None and len(batch) > 1 and last_uid - first_uid < 2 * len(batch):
         # A dense run of UIDs (FETCH 1:*): one index range scan instead of an IN-list.
         rows = store.fetch_message_rows_by_uid(
             mailbox_id=mailbox_id, first_uid=first_uid, last_uid=last_uid, columns=columns
         )
-        return {row[0]: row for row in rows}
-    loaded = store.fetch_message_data(
-        message_ids=[entry.message_id for _, entry in batch], columns=frozenset(columns)
-    )
-    return {
-        message_id: (message_id, *(getattr(data, name) for name in columns))
-        for message_id, data in loaded.items()
-    }
+        if list(map(_FIRST, rows)) == wanted:
+            return rows, True  # type: ignore[return-value]  # the usual case: row k is message k
+        by_id = {row[0]: row for row in rows}
+    else:
+        loaded = store.fetch_message_data(message_ids=wanted, columns=frozenset(columns))
+        by_id = {
+            message_id: (message_id, *(getattr(data, name) for name in columns))
+            for message_id, data in loaded.items()
+        }
+    found = [by_id.get(message_id) for message_id in wanted]
+    return found, len(by_id) >= len(wanted) and None not in found
 
 
+_FIRST = operator.itemgetter(0)
 _PRECOMPUTED: frozenset[FetchColumn] = frozenset(
     ("size", "internal_date", "envelope", "bodystructure", "body")
 )
@@ -224,24 +230,33 @@ def _render_precomputed(
             chosen.append((name.encode() + b" %s", _row_value(at, b"NIL")))
     line = b"* %d FETCH (" + b" ".join(fmt for fmt, _ in chosen) + b")\r\n"
     functions = [function for _, function in chosen]
-    format_values = _direct_values(attributes, position)
 
-    def lines() -> Iterator[bytes]:
+    def render(sequence: int, entry: EntryInfo, row: Row) -> bytes:
+        return line % (sequence, *[function(entry, row) for function in functions])
+
+    def render_all(batch: Sequence[tuple[int, EntryInfo]], rows: list[Row]) -> list[bytes]:
+        return [
+            render(sequence, entry, row) for (sequence, entry), row in zip(batch, rows, strict=True)
+        ]
+
+    render_batch = _direct_batch_renderer(attributes, position, line) or render_all
+
+    def batches() -> Iterator[bytes]:
         for first in range(0, len(targets), LOAD_BATCH):
             batch = targets[first : first + LOAD_BATCH]
-            loaded = _load_rows(store, batch, columns, mailbox_id)
-            for sequence, entry in batch:
-                row = loaded.get(entry.message_id)
+            rows, complete = _load_rows(store, batch, columns, mailbox_id)
+            if complete:
+                # One join per 500 responses: the whole-mailbox sync of a new device.
+                yield b"".join(render_batch(batch, cast(list[Row], rows)))
+                continue
+            for (sequence, entry), row in zip(batch, rows, strict=True):
                 if row is None:
                     if on_expunged is not None:
                         on_expunged(entry.uid)
-                    continue
-                if format_values is not None:
-                    yield line % format_values(sequence, entry, row)
                 else:
-                    yield line % (sequence, *[function(entry, row) for function in functions])
+                    yield render(sequence, entry, row)
 
-    yield from _chunked(lines(), batch_bytes)
+    yield from _chunked(batches(), batch_bytes)
 
 
 # Columns the schema declares NOT NULL: their values go into the response as they are.
@@ -253,24 +268,35 @@ _NOT_NULL_ITEMS: dict[str, FetchColumn] = {
 }
 
 
-def _direct_values(
-    attributes: Sequence[FetchAttribute], position: dict[FetchColumn, int]
-) -> Callable[[int, EntryInfo, Row], tuple[Any, ...]] | None:
+_BatchRenderer = Callable[[Sequence[tuple[int, EntryInfo]], list[Row]], list[bytes]]
+
+
+def _direct_batch_renderer(
+    attributes: Sequence[FetchAttribute], position: dict[FetchColumn, int], line: bytes
+) -> _BatchRenderer | None:
     """For `[UID] ENVELOPE|BODYSTRUCTURE|BODY|RFC822.SIZE ...` (a client's first sync), the
-    %-format arguments straight from the row: no per-item call for each message."""
+    responses of a batch in one list comprehension, values straight from the rows: no call
+    per message."""
     names = [attribute.name for attribute in attributes]
     with_uid = bool(names) and names[0] == "UID"
     columns = names[1:] if with_uid else names
     if not columns or not all(name in _NOT_NULL_ITEMS for name in columns):
         return None
-    pick = operator.itemgetter(*(position[_NOT_NULL_ITEMS[name]] for name in columns))
     if len(columns) == 1:
+        at = position[_NOT_NULL_ITEMS[columns[0]]]
         if with_uid:
-            return lambda sequence, entry, row: (sequence, entry.uid, pick(row))
-        return lambda sequence, entry, row: (sequence, pick(row))
+            return lambda batch, rows: [
+                line % (s, e.uid, r[at]) for (s, e), r in zip(batch, rows, strict=True)
+            ]
+        return lambda batch, rows: [
+            line % (s, r[at]) for (s, _), r in zip(batch, rows, strict=True)
+        ]
+    pick = operator.itemgetter(*(position[_NOT_NULL_ITEMS[name]] for name in columns))
     if with_uid:
-        return lambda sequence, entry, row: (sequence, entry.uid, *pick(row))
-    return lambda sequence, entry, row: (sequence, *pick(row))
+        return lambda batch, rows: [
+            line % (s, e.uid, *pick(r)) for (s, e), r in zip(batch, rows, strict=True)
+        ]
+    return lambda batch, rows: [line % (s, *pick(r)) for (s, _), r in zip(batch, rows, strict=True)]
 
 
 def _chunked(lines: Iterable[bytes], batch_bytes: int) -> Iterator[bytes]:

@@ -60,7 +60,8 @@ class MessageHandlers(SessionBase):
                 attributes.append(_MODSEQ)
             if command.vanished:
                 await self.send_vanished_earlier(selected, command.sequence_set, since)
-        ghosts = [i for i in indexes if selected.entries[i].uid in selected.pending_expunges]
+        pending = selected.pending_expunges
+        ghosts = [i for i in indexes if selected.entries[i].uid in pending] if pending else []
         if ghosts:
             # RFC 2180 §4.1.2: another session expunged these; answer for the rest, then NO.
             gone = set(ghosts)
@@ -101,7 +102,11 @@ class MessageHandlers(SessionBase):
             self.write(rendered)
             await self.send_updates(allow_expunge=command.uid)
             return "Fetch completed"
-        targets = [(i + 1, selected.entries[i]) for i in indexes]
+        entries = selected.entries
+        if len(indexes) == len(entries):  # the whole mailbox
+            targets = list(enumerate(entries, 1))
+        else:
+            targets = [(i + 1, entries[i]) for i in indexes]
         answered = self._render_without_io(selected, targets, attributes, names)
         if answered is not None:
             self.write(answered)

@@ -86,10 +86,15 @@ class SelectedMailbox:
     def resolve_sequence(self, sequence_set: SequenceSet) -> list[int]:
         """0-based indexes for a message-number set, ascending; numbers past the end are BAD."""
         count = len(self.entries)
-        indexes: set[int] = set()
-        for low, high in sequence_set.resolve(count):
+        ranges = sequence_set.resolve(count)
+        for low, high in ranges:
             if low < 1 or high > count:
                 raise InvalidSequenceError(f"message number {high} does not exist")
+        if len(ranges) == 1:  # `1:*` and most other sets: no set to build and sort
+            ((low, high),) = ranges
+            return list(range(low - 1, high))
+        indexes: set[int] = set()
+        for low, high in ranges:
             indexes.update(range(low - 1, high))
         return sorted(indexes)
 
@@ -97,10 +102,14 @@ class SelectedMailbox:
         """0-based indexes of the messages whose UIDs fall in the set (absent UIDs are skipped)."""
         if not self.uids:
             return []
+        spans = [
+            (bisect_left(self.uids, low), bisect_right(self.uids, high))
+            for low, high in sequence_set.resolve(self.uids[-1])
+        ]
+        if len(spans) == 1:
+            return list(range(*spans[0]))
         indexes: set[int] = set()
-        for low, high in sequence_set.resolve(self.uids[-1]):
-            start = bisect_left(self.uids, low)
-            end = bisect_right(self.uids, high)
+        for start, end in spans:
             indexes.update(range(start, end))
         return sorted(indexes)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, Table, bindparam, event, insert
 from sqlalchemy.engine import Connection, Dialect, Engine
@@ -83,6 +83,9 @@ class RawQuery:
         finally:
             cursor.close()
         if not self._processors:
+            # sqlite3 and psycopg already give plain tuples; copy only other row types.
+            if not rows or type(rows[0]) is tuple:
+                return cast(list[tuple[Any, ...]], rows)
             return [tuple(row) for row in rows]
         processed = []
         for row in rows:

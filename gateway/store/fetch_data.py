@@ -91,6 +91,7 @@ def _by_uid_statement(columns: tuple[FetchColumn, ...]) -> Select[Any]:
             MAILBOX_ENTRIES.c.uid >= bindparam("first_uid"),
             MAILBOX_ENTRIES.c.uid <= bindparam("last_uid"),
         )
+        .order_by(MAILBOX_ENTRIES.c.uid)
     )
 
 
@@ -129,7 +130,7 @@ class FetchDataOperations(StoreBase):
         last_uid: int,
         columns: tuple[FetchColumn, ...],
     ) -> list[tuple[Any, ...]]:
-        """Rows `(message id, *columns)` of a mailbox's UID range, as plain tuples.
+        """Rows `(message id, *columns)` of a mailbox's UID range in UID order, as plain tuples.
 
         One range scan of the (mailbox, UID) index on a bare cursor: `FETCH 1:* (ENVELOPE)`
         reads ten thousand rows, and per-row result objects would cost more than SQLite.

@@ -349,3 +349,41 @@ def test_uid_range_load_equals_id_list_load(store: MailStore) -> None:
     )
     by_ids = b"".join(render_fetch(store, targets=targets, attributes=attributes))
     assert by_range == by_ids and by_range.count(b" FETCH (") == 8
+
+
+def test_range_load_never_pairs_a_response_with_the_wrong_message(store: MailStore) -> None:
+    """A UID range holds messages the batch lacks and lacks ones it holds (expunged by another
+    session), in equal numbers: rows must still go to their own messages."""
+    user = store.create_user(name="pairs", password="pw")
+    inbox = store.get_mailbox(user_id=user.id, name="INBOX").id
+    for number in range(1, 7):
+        store.append_message(
+            mailbox_id=inbox, content=crlf(f"Subject: m{number}\n\nbody {number}\n")
+        )
+    entries = store.list_entries(mailbox_id=inbox)
+    chosen = [entries[0], entries[2], entries[4]]  # UIDs 1, 3, 5; 2 and 4 are not asked for
+    # 3 and 4 expunged: the range 1..5 now holds 1, 2, 5, as many rows as the batch asks for
+    store.set_flags(mailbox_id=inbox, uids=[3, 4], flags=["\\Deleted"], mode="add")
+    store.expunge(mailbox_id=inbox, uids=None)  # the session has not heard yet
+    targets = [(1, chosen[0]), (3, chosen[1]), (5, chosen[2])]
+    for attributes in (
+        [FetchAttribute("BODYSTRUCTURE")],
+        [FetchAttribute("UID"), FetchAttribute("ENVELOPE")],
+        [FetchAttribute("UID"), FetchAttribute("ENVELOPE"), FetchAttribute("INTERNALDATE")],
+    ):
+        gone: list[int] = []
+        out = b"".join(
+            render_fetch(
+                store,
+                targets=targets,
+                attributes=attributes,
+                mailbox_id=inbox,
+                on_expunged=gone.append,
+            )
+        )
+        by_ids = b"".join(render_fetch(store, targets=targets, attributes=attributes))
+        assert gone == [3]
+        assert out == by_ids and out.count(b" FETCH (") == 2
+        assert out.startswith(b"* 1 FETCH (") and b"\r\n* 5 FETCH (" in out
+        if attributes[-1].name == "ENVELOPE":
+            assert b'"m1"' in out and b'"m5"' in out and b'"m2"' not in out
