@@ -15,8 +15,10 @@ from pathlib import Path
 
 from gateway.mime import AnalyzedMessage, analyze_message, parts_to_json, search_text
 
-# Column name → value for one row of the store's `messages` table.
+# Column name → value for one row of the store's `messages` table, and its `message_texts`.
 MessageColumns = dict[str, object]
+# The columns of MessageColumns that belong in `message_texts`.
+TEXT_COLUMNS = ("header_text", "body_text", "body_text_truncated")
 
 _WATCH_INTERVAL = 0.5  # seconds between checks that the gateway still runs
 # The module the forkserver preloads, so that workers fork with it already imported.
@@ -90,7 +92,7 @@ def search_text_of(path: Path) -> tuple[str, bool] | str:
 
 
 def message_columns(analysis: AnalyzedMessage, *, search_text: bool = True) -> MessageColumns:
-    """The `messages` columns that depend on content alone, ready to insert; without
+    """The `messages` and `message_texts` columns that depend on content alone; without
     `search_text` the analysis skipped the body text, which the search indexer adds later."""
     return {
         "sent_date": analysis.sent_date,

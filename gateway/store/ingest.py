@@ -20,14 +20,26 @@ from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from gateway.ingest_worker import MessageColumns, message_columns, write_and_analyze
+from gateway.ingest_worker import (
+    TEXT_COLUMNS,
+    MessageColumns,
+    message_columns,
+    write_and_analyze,
+)
 from gateway.mime import MessageAnalyzer
 from gateway.store.base import POOL_MIN_BATCH, StoreBase, appended_rows, log
 from gateway.store.blobs import PendingBlob
 from gateway.store.errors import MessageTooLargeError, NotFoundError
 from gateway.store.flags import encode_keywords, split_flags
 from gateway.store.models import Origin
-from gateway.store.tables import CHANGES, MAILBOX_ENTRIES, MAILBOXES, MESSAGES, ORIGINS
+from gateway.store.tables import (
+    CHANGES,
+    MAILBOX_ENTRIES,
+    MAILBOXES,
+    MESSAGE_TEXTS,
+    MESSAGES,
+    ORIGINS,
+)
 from gateway.store.views import AppendResult
 
 MessageContent = bytes | Iterable[bytes]
@@ -321,10 +333,13 @@ class IngestOperations(StoreBase):
         if not fresh:
             return [r for r in results if r is not None], {}
 
-        message_rows = [
-            self._message_row(mailboxes[prepared[i].item.mailbox_id].user_id, prepared[i], now)
-            for i in fresh
-        ]
+        message_rows: list[dict[str, object]] = []
+        text_rows: list[dict[str, object]] = []
+        for index in fresh:
+            entry = prepared[index]
+            row, text_row = self._message_rows(mailboxes[entry.item.mailbox_id].user_id, entry, now)
+            message_rows.append(row)
+            text_rows.append(text_row)
         message_ids = [
             int(message_id)
             for message_id in session.scalars(
@@ -373,21 +388,28 @@ class IngestOperations(StoreBase):
                     message_id=message_id,
                 )
         connection = session.connection()
+        for text_row, message_id in zip(text_rows, message_ids, strict=True):
+            text_row["message_id"] = message_id
+        self.database.insert_rows(connection, MESSAGE_TEXTS, text_rows)
         self.database.insert_rows(connection, MAILBOX_ENTRIES, entry_rows)
         self.database.insert_rows(connection, CHANGES, change_rows)
         self.database.insert_rows(connection, ORIGINS, origin_rows)
         return [r for r in results if r is not None], changed
 
     @staticmethod
-    def _message_row(user_id: int, entry: _Prepared, now: datetime) -> dict[str, object]:
+    def _message_rows(
+        user_id: int, entry: _Prepared, now: datetime
+    ) -> tuple[dict[str, object], dict[str, object]]:
+        """The `messages` row and the `message_texts` row (without its message id yet)."""
         assert entry.blob.digest is not None  # noqa: S101
-        return {
+        row = {
             **entry.columns,
             "user_id": user_id,
             "blob_hash": entry.blob.digest,
             "size": entry.blob.size,
             "internal_date": entry.item.internal_date or now,
         }
+        return row, {name: row.pop(name) for name in TEXT_COLUMNS}
 
 
 # The mailbox columns an append needs, without loading ORM objects (Core, built once).

@@ -16,16 +16,16 @@ from datetime import datetime
 from operator import itemgetter
 from typing import BinaryIO, Literal, NamedTuple, get_args
 
-from sqlalchemy import select
+from sqlalchemy import FromClause, select
 
-from gateway.ingest_worker import storable_text
+from gateway.ingest_worker import TEXT_COLUMNS, storable_text
 from gateway.mime import parts_from_json
 from gateway.mime.header_fields import split_header_fields
 from gateway.mime.part_data import PartData
 from gateway.mime.text_decode import TextCollector
 from gateway.store.base import StoreBase, chunked_ids
 from gateway.store.errors import NotFoundError
-from gateway.store.tables import MESSAGES
+from gateway.store.tables import MESSAGE_TEXTS, MESSAGES
 
 SearchField = Literal[
     "size",
@@ -41,6 +41,10 @@ SearchField = Literal[
     "body_text_truncated",
 ]
 SEARCH_FIELDS: tuple[SearchField, ...] = get_args(SearchField)
+_TEXT_FIELDS = frozenset(TEXT_COLUMNS)
+_COLUMNS = {
+    name: (MESSAGE_TEXTS if name in _TEXT_FIELDS else MESSAGES).c[name] for name in SEARCH_FIELDS
+}
 _READ_CHUNK = 256 * 1024
 
 
@@ -85,7 +89,10 @@ class SearchDataOperations(StoreBase):
         names = [name for name in SEARCH_FIELDS if name in wanted]
         if not names:
             raise ValueError("no search field requested")
-        columns = [MESSAGES.c.id, *(MESSAGES.c[name] for name in names)]
+        columns = [MESSAGES.c.id, *(_COLUMNS[name] for name in names)]
+        source: FromClause = MESSAGES
+        if wanted & _TEXT_FIELDS:
+            source = MESSAGES.join(MESSAGE_TEXTS, MESSAGE_TEXTS.c.message_id == MESSAGES.c.id)
         # Builds a whole SearchFields from (id, *columns, None) in C: a named tuple per row
         # is the cheapest view when a SUBJECT search reads 10,000 rows.
         missing = len(names) + 1
@@ -102,7 +109,7 @@ class SearchDataOperations(StoreBase):
                     condition = MESSAGES.c.id.between(low, high)
                 else:
                     condition = MESSAGES.c.id.in_(chunk)
-                rows = session.execute(select(*columns).where(condition)).all()
+                rows = session.execute(select(*columns).select_from(source).where(condition)).all()
                 members = set(chunk)
                 yield {row[0]: make(pick((*row, None))) for row in rows if row[0] in members}
 

@@ -15,11 +15,11 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, exists, func, select, update
 
 from gateway.ingest_worker import search_text_of
 from gateway.store.base import POOL_MIN_BATCH, StoreBase, log
-from gateway.store.tables import MESSAGES
+from gateway.store.tables import MESSAGE_TEXTS, MESSAGES
 
 INDEX_BATCH = 200
 
@@ -33,19 +33,21 @@ _CLAIM_PENDING = _PENDING.with_for_update(skip_locked=True)
 _COUNT_PENDING = select(func.count()).select_from(MESSAGES).where(MESSAGES.c.search_pending)
 # The blob hash too: SQLite hands a deleted row's id to the next insert, and the text decoded
 # for an expunged message must never land on another (perhaps another user's) message.
-_FILL = (
-    update(MESSAGES)
-    .where(
-        MESSAGES.c.id == bindparam("message_id"),
-        MESSAGES.c.blob_hash == bindparam("stored_blob"),
-        MESSAGES.c.search_pending,
-    )
-    .values(
-        body_text=bindparam("text"),
-        body_text_truncated=bindparam("truncated"),
-        search_pending=False,
-    )
+_STILL_PENDING = (
+    MESSAGES.c.id == bindparam("indexed_id"),
+    MESSAGES.c.blob_hash == bindparam("stored_blob"),
+    MESSAGES.c.search_pending,
 )
+# Text first (while the message still counts as pending), then the mark.
+_FILL_TEXT = (
+    update(MESSAGE_TEXTS)
+    .where(
+        MESSAGE_TEXTS.c.message_id == bindparam("indexed_id"),
+        exists().where(*_STILL_PENDING),
+    )
+    .values(body_text=bindparam("text"), body_text_truncated=bindparam("truncated"))
+)
+_MARK_DONE = update(MESSAGES).where(*_STILL_PENDING).values(search_pending=False)
 
 
 class SearchIndexOperations(StoreBase):
@@ -73,7 +75,7 @@ class SearchIndexOperations(StoreBase):
             values = self._decoded_values(rows)
             if values:
                 with self.database.write() as session:
-                    session.connection().execute(_FILL, values)
+                    _fill(session.connection(), values)
             return len(values)
         # PostgreSQL replicas share the store: each claims its batch (row locks held until
         # the fill commits), so that two never decode the same messages.
@@ -81,7 +83,7 @@ class SearchIndexOperations(StoreBase):
             rows = session.execute(_CLAIM_PENDING, {"limit": limit}).all()
             values = self._decoded_values(rows)
             if values:
-                session.connection().execute(_FILL, values)
+                _fill(session.connection(), values)
         return len(values)
 
     def _decoded_values(self, rows: Sequence[Any]) -> list[dict[str, object]]:
@@ -101,7 +103,7 @@ class SearchIndexOperations(StoreBase):
                 decoded = ("", True)
             values.append(
                 {
-                    "message_id": message_id,
+                    "indexed_id": message_id,
                     "stored_blob": blob_hash,
                     "text": decoded[0],
                     "truncated": decoded[1],
@@ -120,3 +122,8 @@ class SearchIndexOperations(StoreBase):
             # GIL against the event loop.
             self._drop_broken_pool()
             return None
+
+
+def _fill(connection: Connection, values: list[dict[str, Any]]) -> None:
+    connection.execute(_FILL_TEXT, values)
+    connection.execute(_MARK_DONE, values)

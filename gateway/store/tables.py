@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from sqlalchemy import Table
 
-from gateway.store.models import Change, Mailbox, MailboxEntry, Message, Origin, SourceFolder
+from gateway.store.models import (
+    Change,
+    Mailbox,
+    MailboxEntry,
+    Message,
+    MessageText,
+    Origin,
+    SourceFolder,
+)
 
 
 def _table(model: type) -> Table:
@@ -18,6 +26,7 @@ def _table(model: type) -> Table:
 
 
 MESSAGES = _table(Message)
+MESSAGE_TEXTS = _table(MessageText)
 MAILBOXES = _table(Mailbox)
 MAILBOX_ENTRIES = _table(MailboxEntry)
 CHANGES = _table(Change)

@@ -90,6 +90,14 @@ def _check_consistent(store: MailStore, acked: set[str]) -> set[str]:
                 "(SELECT 1 FROM mailbox_entries e WHERE e.message_id = m.id)"
             )
         ).scalar_one()
+        unpaired_texts = session.execute(
+            text(
+                "SELECT (SELECT count(*) FROM messages m WHERE NOT EXISTS "
+                "(SELECT 1 FROM message_texts t WHERE t.message_id = m.id)) + "
+                "(SELECT count(*) FROM message_texts t WHERE NOT EXISTS "
+                "(SELECT 1 FROM messages m WHERE m.id = t.message_id))"
+            )
+        ).scalar_one()
         messages = {
             row[0]: (row[1], row[2])
             for row in session.execute(text("SELECT id, blob_hash, size FROM messages"))
@@ -97,6 +105,7 @@ def _check_consistent(store: MailStore, acked: set[str]) -> set[str]:
     uidls = [uidl for uidl, _ in origins]
     assert len(uidls) == len(set(uidls)), "an origin was stored twice"
     assert orphans == 0, "a message row is visible without its mailbox entry"
+    assert unpaired_texts == 0, "a message without its search text row, or the reverse"
     assert acked <= set(uidls), f"acknowledged but lost: {sorted(acked - set(uidls))[:5]}"
     entries = store.list_entries(mailbox_id=inbox.id)
     assert len(entries) == len(origins), "each stored origin has exactly one INBOX entry"

@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import text
 
 from gateway.store import (
     MailStore,
@@ -122,6 +123,12 @@ def test_copy_move_expunge_and_no_uid_reuse(store: MailStore, inbox: int) -> Non
     for entry in store.list_entries(mailbox_id=archive):
         with store.open_message(message_id=entry.message_id) as handle:
             assert handle.read() == MESSAGE
+    # Messages no mailbox refers to are gone, their search text with them.
+    with store.database.read() as session:
+        kept = {e.message_id for e in store.list_entries(mailbox_id=archive)}
+        texts = set(session.execute(text("SELECT message_id FROM message_texts")).scalars())
+        messages = set(session.execute(text("SELECT id FROM messages")).scalars())
+    assert texts == messages == kept
 
 
 def test_changes_since_reports_every_kind(store: MailStore, inbox: int) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from gateway.settings import Settings
+from gateway.store import open_store
 from gateway.store.migrations import alembic_config, current_revision, upgrade_database
 from gateway.store.models import SQLModel
 
@@ -29,3 +31,47 @@ def test_migrations_match_models_and_are_idempotent(backend_settings: Settings) 
             assert len(state) == 1 and state[0][0] > 1_700_000_000
     finally:
         engine.dispose()
+
+
+def test_search_text_moves_to_its_own_table_and_back(backend_settings: Settings) -> None:
+    """0004 carries every message's search text over, and its downgrade brings it back."""
+    url = backend_settings.resolved_database_url()
+    store = open_store(backend_settings)
+    try:
+        user = store.create_user(name="mover", password="pw")
+        inbox = store.get_mailbox(user_id=user.id, name="INBOX").id
+        raw = b"Subject: moving day\r\nX-Tag: kept-header\r\n\r\nthe needle is here\r\n"
+        message_id = store.append_message(mailbox_id=inbox, content=raw).message_id
+    finally:
+        store.close()
+    command.downgrade(alembic_config(url), "0003")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            body, header = connection.execute(
+                text("SELECT body_text, header_text FROM messages WHERE id = :id"),
+                {"id": message_id},
+            ).one()
+            assert "needle" in body and "kept-header" in header
+    finally:
+        engine.dispose()
+    upgrade_database(url)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            columns = {column["name"] for column in inspect(connection).get_columns("messages")}
+            assert not columns & {"header_text", "body_text", "body_text_truncated"}
+            indexes = {index["name"] for index in inspect(connection).get_indexes("messages")}
+            assert "ix_messages_search_pending" in indexes
+    finally:
+        engine.dispose()
+    store = open_store(backend_settings)
+    try:
+        fields = store.search_message_fields(
+            message_ids=[message_id], fields=["body_text", "header_text", "subject"]
+        )[message_id]
+        assert fields.body_text is not None and "needle" in fields.body_text
+        assert fields.header_text is not None and "kept-header" in fields.header_text
+        assert fields.subject == "moving day"
+    finally:
+        store.close()
