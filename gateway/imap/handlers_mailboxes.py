@@ -156,6 +156,9 @@ class MailboxHandlers(SessionBase):
                 flags=command.flags,
                 internal_date=command.internal_date,
                 actor=actor,
+                # The client waits for this OK: its body text is decoded for SEARCH later
+                # (gateway/search_indexer.py), as for fetched mail.
+                defer_search_text=True,
             )
             return mailbox, result
 

@@ -119,10 +119,14 @@ class IngestOperations(StoreBase):
         internal_date: datetime | None = None,
         origin: OriginKey | None = None,
         actor: str = "",
+        defer_search_text: bool = False,
     ) -> AppendResult:
-        """Store one message durably and give it the next UID of the mailbox."""
+        """Store one message durably and give it the next UID of the mailbox
+        (`defer_search_text` as for `append_messages`)."""
         item = NewMessage(mailbox_id, content, flags, internal_date, origin)
-        return self.append_messages(items=[item], actor=actor)[0]
+        return self.append_messages(items=[item], actor=actor, defer_search_text=defer_search_text)[
+            0
+        ]
 
     def append_messages(
         self, *, items: Sequence[NewMessage], actor: str = "", defer_search_text: bool = False

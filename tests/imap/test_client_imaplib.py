@@ -311,3 +311,22 @@ def test_shared_whole_mailbox_flags_never_go_stale(gateway: RunningGateway) -> N
         assert [b"\\Flagged" in line for line in data] == [False, True, False]
     first.logout()
     second.logout()
+
+
+def test_appended_mail_is_searchable_before_and_after_its_text_is_indexed(
+    gateway: RunningGateway,
+) -> None:
+    client = connect(gateway)
+    body = b"Subject: minutes\r\n\r\nThe word zanzibar is in the body only.\r\n"
+    uid = append(client, "INBOX", body)
+    client.select("INBOX")
+    # APPEND answers before decoding the body text for SEARCH (gateway/search_indexer.py)
+    assert gateway.store.count_pending_search_text() == 1
+    assert client.uid("SEARCH", "BODY", "Zanzibar") == ("OK", [str(uid).encode()])
+    assert client.uid("SEARCH", "BODY", "atlantis") == ("OK", [b""])
+    assert gateway.store.index_all_search_text() == 1
+    assert gateway.store.count_pending_search_text() == 0
+    assert client.uid("SEARCH", "BODY", "Zanzibar") == ("OK", [str(uid).encode()])
+    assert client.uid("SEARCH", "TEXT", '"minutes zanzibar"') == ("OK", [b""])
+    assert client.uid("SEARCH", "TEXT", "zanzibar") == ("OK", [str(uid).encode()])
+    client.logout()
