@@ -193,6 +193,10 @@ def memory_figures(target: Target) -> dict[str, float]:
         figures["pss_mb_imap_processes"] = sum(memory_kb(pid, "Pss") for pid in imap) / 1024
     else:
         figures["rss_mb_server_process"] = memory_kb(target.pid, "VmRSS") / 1024
+        # RSS = anonymous memory + mapped files (libraries, and the SQLite memory map, whose
+        # pages are the page cache that plain reads would fill just the same).
+        figures["rss_anon_mb_server_process"] = memory_kb(target.pid, "RssAnon") / 1024
+        figures["rss_file_mb_server_process"] = memory_kb(target.pid, "RssFile") / 1024
     return figures
 
 
@@ -585,7 +589,9 @@ def print_report(result: dict[str, object], args: argparse.Namespace) -> None:
     emit(
         f"memory, {args.connections} idle connections (LOGIN + SELECT INBOX): gateway process RSS "
         f"{g['before']['rss_mb_server_process']:.0f} MB before, "
-        f"{g['with']['rss_mb_server_process']:.0f} MB with them"
+        f"{g['with']['rss_mb_server_process']:.0f} MB with them (anonymous "
+        f"{g['with']['rss_anon_mb_server_process']:.0f} MB, mapped files "
+        f"{g['with']['rss_file_mb_server_process']:.0f} MB)"
     )
     emit(
         f"  Dovecot forks one imap process per connection; sum over its "

@@ -170,7 +170,6 @@ class SelectedMailbox:
         lines: list[bytes] = []
         new_entries: list[EntryInfo] = []
         last_uid = self.uids[-1] if self.uids else 0
-        self._added_blob_hashes.update(delta.blob_hashes)
         for entry in delta.changed:
             if entry.uid > last_uid:
                 new_entries.append(entry)
@@ -193,6 +192,9 @@ class SelectedMailbox:
             if claim_recent is not None:
                 self.recent.update(claim_recent([entry.uid for entry in new_entries]))
             for entry in new_entries:
+                blob_hash = delta.blob_hashes.get(entry.message_id)
+                if blob_hash is not None:
+                    self._added_blob_hashes[entry.message_id] = blob_hash
                 self.entries.append(entry)
                 self.uids.append(entry.uid)
                 self.keywords.update(entry.keywords)

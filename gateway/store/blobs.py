@@ -91,6 +91,8 @@ class BlobStore:
         self.root = root
         self.tmp_root = root / _TMP_DIR
         self.tmp_root.mkdir(parents=True, exist_ok=True)
+        # Non-blocking reads refuse symbolic links anywhere in the path (a symlinked volume).
+        self._resolved_root = os.path.realpath(root)
 
     def _new_tmp_path(self) -> Path:
         return self.tmp_root / f"{secrets.token_hex(12)}.tmp"
@@ -143,7 +145,7 @@ class BlobStore:
     def read_if_cached(self, digest: str, limit: int) -> bytes | None:
         """The blob if it is at most `limit` bytes and wholly in memory, without ever blocking
         (safe on the event loop); None when the caller must read it the ordinary way."""
-        return read_if_cached(str(self.root / digest[:2] / digest), limit)
+        return read_if_cached(os.path.join(self._resolved_root, digest[:2], digest), limit)
 
     def iter_digests(self) -> Iterator[tuple[str, Path]]:
         for shard in self.root.iterdir():

@@ -6,8 +6,9 @@ does. Linux can tell the two apart without blocking: `openat2(RESOLVE_CACHED)` f
 EAGAIN instead of reading a directory from disk, and `preadv2(RWF_NOWAIT)` fails instead of
 waiting for a page. Whatever this module cannot read at once, the caller reads in a thread.
 
-Anywhere these calls are missing (other systems, kernels before 5.12, a seccomp filter), every
-read answers None and the caller always takes the thread.
+Anywhere these calls are missing (other systems, kernels before 5.12, a file system without
+RWF_NOWAIT), every read answers None and the caller always takes the thread. Paths must not
+contain symbolic links (`BlobStore` passes its resolved root).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import ctypes
 import errno
 import os
 import platform
+import stat
 import sys
 from collections.abc import Callable
 
@@ -24,8 +26,8 @@ _SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437}.get(platform.machine())
 _AT_FDCWD = -100
 _RESOLVE_NO_SYMLINKS = 0x04
 _RESOLVE_CACHED = 0x20
-# The kernel has no such call, refuses the flag, or a sandbox forbids it: stop trying.
-_UNSUPPORTED = {errno.ENOSYS, errno.EINVAL, errno.EPERM, errno.EOPNOTSUPP}
+# The kernel has no such call or refuses the flag, or the file system cannot: stop trying.
+_UNSUPPORTED = {errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP}
 
 
 class _OpenHow(ctypes.Structure):
@@ -36,7 +38,13 @@ class _OpenHow(ctypes.Structure):
     )
 
 
-_HOW = _OpenHow(os.O_RDONLY | os.O_CLOEXEC, 0, _RESOLVE_CACHED | _RESOLVE_NO_SYMLINKS)
+# O_NOATIME: an atime update dirties the inode and may wait for the file system's journal.
+# O_NONBLOCK: opening anything but a regular file (a FIFO) must not wait either.
+_HOW = _OpenHow(
+    os.O_RDONLY | os.O_CLOEXEC | os.O_NOATIME | os.O_NONBLOCK,
+    0,
+    _RESOLVE_CACHED | _RESOLVE_NO_SYMLINKS,
+)
 
 
 def _load_syscall() -> Callable[..., int] | None:
@@ -57,7 +65,6 @@ def supported() -> bool:
 
 def _open_cached(path: bytes) -> int | None:
     """A read-only descriptor if the path resolves from the dentry cache alone, else None."""
-    global _syscall  # switched off once, for the life of the process
     if _syscall is None or _SYS_OPENAT2 is None:
         return None
     fd = int(
@@ -72,8 +79,13 @@ def _open_cached(path: bytes) -> int | None:
     if fd >= 0:
         return fd
     if ctypes.get_errno() in _UNSUPPORTED:
-        _syscall = None
+        _switch_off()
     return None
+
+
+def _switch_off() -> None:
+    global _syscall  # switched off once, for the life of the process
+    _syscall = None
 
 
 def read_if_cached(path: str, limit: int) -> bytes | None:
@@ -86,15 +98,20 @@ def read_if_cached(path: str, limit: int) -> bytes | None:
     if fd is None:
         return None
     try:
-        size = os.fstat(fd).st_size
-        if size > limit:
+        status = os.fstat(fd)
+        size = status.st_size
+        if not stat.S_ISREG(status.st_mode) or size > limit:
             return None
         buffer = bytearray(size)
         try:
             got = os.preadv(fd, [buffer], 0, os.RWF_NOWAIT)
         except BlockingIOError:
-            return None  # a page is not in memory
-        except OSError:
+            # A page is not in memory. The kernel may have started reading it ahead (without
+            # waiting for it): the next read of this file is likely to succeed.
+            return None
+        except OSError as error:
+            if error.errno in _UNSUPPORTED:  # a file system without RWF_NOWAIT
+                _switch_off()
             return None
         # A short read means part of the file was cached and part was not.
         return bytes(buffer) if got == size else None

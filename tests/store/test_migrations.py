@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -75,3 +79,27 @@ def test_search_text_moves_to_its_own_table_and_back(backend_settings: Settings)
         assert fields.subject == "moving day"
     finally:
         store.close()
+
+
+def test_a_failed_sqlite_migration_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each migration is one transaction on SQLite too, DDL included: 0004 failing after its
+    CREATE TABLE (here: an SQLite too old to drop columns) can simply be run again."""
+    url = f"sqlite:///{tmp_path / 'gateway.sqlite3'}"
+    upgrade_database(url, "0003")
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    with pytest.raises(RuntimeError, match="too old"):
+        upgrade_database(url)
+    assert current_revision(url) == "0003"
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            assert "message_texts" not in inspect(connection).get_table_names()
+    finally:
+        engine.dispose()
+    monkeypatch.undo()
+    upgrade_database(url)
+    assert (
+        current_revision(url) == ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import Connection, Engine, create_engine, event, pool
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import SQLModel
 
 from gateway.store import models  # noqa: F401 - registers the tables on SQLModel.metadata
@@ -15,6 +18,8 @@ def run_migrations() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
     assert url is not None  # noqa: S101
     engine = create_engine(url, poolclass=pool.NullPool)
+    if engine.dialect.name == "sqlite":
+        _transactional_sqlite(engine)
     with engine.connect() as connection:
         context.configure(
             connection=connection,
@@ -22,10 +27,25 @@ def run_migrations() -> None:
             # SQLite cannot ALTER most things in place; batch mode copies the table instead.
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            transactional_ddl=True,
         )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()
+
+
+def _transactional_sqlite(engine: Engine) -> None:
+    """Run each migration in one SQLite transaction, DDL included: pysqlite opens transactions
+    only before INSERT/UPDATE/DELETE, so a failed migration would leave its CREATE TABLE behind
+    and every retry would fail on it."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
 
 
 run_migrations()

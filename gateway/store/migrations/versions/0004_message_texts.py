@@ -11,6 +11,7 @@ until a VACUUM (docs/operations.md).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -45,6 +46,10 @@ def _drop_moved_columns() -> None:
     if op.get_bind().dialect.name == "sqlite":
         # SQLite 3.35+ drops an unindexed column in place; batch mode would rebuild the table
         # and its partial index from reflection.
+        if sqlite3.sqlite_version_info < (3, 35):
+            raise RuntimeError(
+                f"SQLite {sqlite3.sqlite_version} is too old: 3.35 or newer is needed"
+            )
         for name in _MOVED:
             op.execute(f"ALTER TABLE messages DROP COLUMN {name}")
         return
