@@ -15,6 +15,7 @@ import argparse
 import os
 import secrets
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -60,10 +61,14 @@ def clear_and_settle(directory: Path) -> None:
         print(
             f"removed {freed} files of an earlier run; waiting {_RECENTLY_DELETED_SECONDS} s "
             "for ext4 to stop skipping their inodes (benchmarks/workdir.py)",
+            file=sys.stderr,  # stdout may carry a benchmark's --json
             flush=True,
         )
         time.sleep(_RECENTLY_DELETED_SECONDS)
-    print(f"work dir: {directory} (creating a file: {file_create_ms(directory):.3f} ms CPU)")
+    print(
+        f"work dir: {directory} (creating a file: {file_create_ms(directory):.3f} ms CPU)",
+        file=sys.stderr,
+    )
 
 
 def _has_journal(directory: Path) -> bool:
