@@ -12,8 +12,10 @@ import ctypes.util
 import hashlib
 import os
 import secrets
+import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,6 +24,8 @@ from gateway.store.nowait_read import read_if_cached
 _TMP_DIR = "tmp"
 # Below this many files a batch is cheaper to sync file by file than with one syncfs(2).
 _SYNCFS_THRESHOLD = 8
+# Threads flushing single blobs for `commit_soon` (one per concurrent APPEND, up to this).
+_SYNC_THREADS = 4
 
 
 def _load_libc_function(function: str) -> ctypes._NamedFuncPointer | None:
@@ -88,6 +92,8 @@ class BlobStore:
     """Files named by their SHA-256 under `root/ab/<hash>`."""
 
     def __init__(self, root: Path) -> None:
+        self._syncer: ThreadPoolExecutor | None = None
+        self._syncer_lock = threading.Lock()
         self.root = root
         self.tmp_root = root / _TMP_DIR
         self.tmp_root.mkdir(parents=True, exist_ok=True)
@@ -135,6 +141,25 @@ class BlobStore:
         else:
             for directory in touched:
                 _fsync_path(directory)
+
+    def commit_soon(self, blob: PendingBlob) -> Future[None]:
+        """`commit([blob])` in a helper thread, for a caller with other work to do meanwhile.
+
+        An APPEND analyses the message while its file is flushed: the fsyncs release the GIL,
+        so on two cores the ~1 ms of flushing hides behind the ~1.5 ms of analysis. The
+        caller must wait for the result before any row may point at the blob.
+        """
+        with self._syncer_lock:
+            if self._syncer is None:
+                self._syncer = ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="blob-sync")
+            return self._syncer.submit(self.commit, [blob])
+
+    def close(self) -> None:
+        """Stop the helper threads of `commit_soon` after the flushes they have begun."""
+        with self._syncer_lock:
+            if self._syncer is not None:
+                self._syncer.shutdown(wait=True)
+                self._syncer = None
 
     def open(self, digest: str) -> BinaryIO:
         return self.path_for(digest).open("rb")

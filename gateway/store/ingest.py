@@ -7,8 +7,10 @@ fsynced and the rows committed (DESIGN invariant 1).
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -98,6 +100,18 @@ class _Prepared:
     item: NewMessage
     blob: PendingBlob
     columns: MessageColumns
+    # Set when the blob is being made durable in the background (`BlobStore.commit_soon`).
+    durable: Future[None] | None = None
+
+
+def _discard(prepared: Iterable[_Prepared]) -> None:
+    """Drop the files of messages that will not be stored; one already renamed into place by
+    `commit_soon` stays for `gc` (another message may share its content)."""
+    for entry in prepared:
+        if entry.durable is not None:
+            with contextlib.suppress(Exception):
+                entry.durable.result()  # let the flush finish before removing its temp file
+        entry.blob.discard()
 
 
 def _chunks(content: MessageContent) -> Iterable[bytes]:
@@ -225,18 +239,19 @@ class IngestOperations(StoreBase):
                 if index not in done:
                     done[index] = self._prepare(item, batch.search_text)
         except BaseException:
-            for entry in done.values():
-                entry.blob.discard()
+            _discard(done.values())
             raise
         return [done[index] for index in range(len(batch.items))]
 
     def _commit_batch(self, batch: _Batch, actor: str) -> list[AppendResult]:
         prepared = self._collect_batch(batch)
         try:
-            self.blobs.commit(entry.blob for entry in prepared)
-        except BaseException:
+            self.blobs.commit(entry.blob for entry in prepared if entry.durable is None)
             for entry in prepared:
-                entry.blob.discard()
+                if entry.durable is not None:
+                    entry.durable.result()  # durable before any row points at it
+        except BaseException:
+            _discard(prepared)
             raise
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:
@@ -255,24 +270,26 @@ class IngestOperations(StoreBase):
     def _prepare(self, item: NewMessage, search_text: bool) -> _Prepared:
         blob = self.blobs.begin()
         analyzer = MessageAnalyzer(search_text=search_text)
+        durable: Future[None] | None = None
         try:
             if isinstance(item.content, bytes | bytearray | memoryview):
-                # Whole in memory (an APPEND, a small batch): the disk writes it out while
-                # this thread analyses it, and the fsync before commit waits less.
+                # Whole in memory (an APPEND, a small batch): the file is made durable in a
+                # helper thread while this one analyses the message.
                 content = bytes(item.content)
                 if len(content) > self.max_message_size:
                     raise self._too_large()
                 blob.write(content)
-                blob.start_writeback()
+                blob.close()
+                durable = self.blobs.commit_soon(blob)
                 chunks: Iterable[bytes] = _chunks(content)
             else:
                 chunks = self._written(blob, item.content)
             for chunk in chunks:
                 analyzer.feed(chunk)
             columns = message_columns(analyzer.finish(), search_text=search_text)
-            return _Prepared(item=item, blob=blob, columns=columns)
+            return _Prepared(item=item, blob=blob, columns=columns, durable=durable)
         except BaseException:
-            blob.discard()
+            _discard([_Prepared(item=item, blob=blob, columns={}, durable=durable)])
             raise
 
     def _written(self, blob: PendingBlob, content: Iterable[bytes]) -> Iterator[bytes]:

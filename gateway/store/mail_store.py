@@ -39,6 +39,7 @@ class MailStore(
 
     def close(self) -> None:
         self.shutdown_workers()
+        self.blobs.close()
         self.database.dispose()
 
 

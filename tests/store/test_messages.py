@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import pytest
@@ -20,6 +21,7 @@ from gateway.store import (
     ingest,
 )
 from gateway.store.base import WARM_WORKERS_AT
+from gateway.store.blobs import PendingBlob
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hello\r\n\r\nbody\r\n"
 
@@ -276,3 +278,51 @@ def test_workers_start_ahead_only_for_many_messages(store: MailStore) -> None:
         time.sleep(0.05)
     assert len(pool._processes) == store._ingest_workers
     assert all(process.is_alive() for process in pool._processes.values())
+
+
+def test_append_waits_for_its_blob_to_be_durable(
+    store: MailStore, inbox: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is flushed in a helper thread while the message is analysed; no row may point
+    at it before the flush is done, and a failed flush stores nothing."""
+    committed: list[str] = []
+    real_commit = store.blobs.commit
+
+    def slow_commit(blobs: Iterable[PendingBlob]) -> None:
+        pending = list(blobs)
+        if pending:
+            time.sleep(0.2)  # longer than the analysis of a small message
+        real_commit(pending)
+        committed.extend(blob.digest or "" for blob in pending)
+
+    monkeypatch.setattr(store.blobs, "commit", slow_commit)
+    result = store.append_message(mailbox_id=inbox, content=MESSAGE)
+    (entry,) = store.list_entries(mailbox_id=inbox)
+    assert entry.uid == result.uid
+    with store.open_message(message_id=entry.message_id) as handle:
+        assert handle.read() == MESSAGE
+    assert committed and committed[-1] and store.blobs.path_for(committed[-1]).exists()
+
+    def failing_commit(blobs: Iterable[PendingBlob]) -> None:
+        if list(blobs):  # the helper thread's flush of the new message's file
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.blobs, "commit", failing_commit)
+    other = MESSAGE.replace(b"Subject:", b"X-Other: 1\r\nSubject:")
+    with pytest.raises(OSError, match="No space left"):
+        store.append_message(mailbox_id=inbox, content=other)
+    assert [e.uid for e in store.list_entries(mailbox_id=inbox)] == [entry.uid]
+    assert list(store.blobs.tmp_root.iterdir()) == []
+
+
+def test_a_message_whose_analysis_fails_leaves_no_row_and_no_temp_file(
+    store: MailStore, inbox: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_finish(self: object) -> object:
+        raise RuntimeError("analysis bug")
+
+    monkeypatch.setattr("gateway.store.ingest.MessageAnalyzer.finish", broken_finish)
+    with pytest.raises(RuntimeError, match="analysis bug"):
+        store.append_message(mailbox_id=inbox, content=MESSAGE)
+    assert store.list_entries(mailbox_id=inbox) == []
+    assert list(store.blobs.tmp_root.iterdir()) == []
