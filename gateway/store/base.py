@@ -193,17 +193,19 @@ class StoreBase:
             raise RuntimeError("server_state row missing: run `gateway migrate`")
         return int(row[0]) - 1
 
-    @staticmethod
-    def _bump_mailbox(session: Session, mailbox_id: int, uids: int) -> tuple[int, int]:
+    def _bump_mailbox(self, session: Session, mailbox_id: int, uids: int) -> tuple[int, int]:
         """Reserve `uids` new UIDs and one new MODSEQ; returns (first_uid, modseq).
 
         The single UPDATE holds the row lock until commit, so concurrent writers to one mailbox
-        serialise here and UIDs and MODSEQs strictly ascend (DESIGN invariant 3).
+        serialise here and UIDs and MODSEQs strictly ascend (DESIGN invariant 3). It runs on
+        the session's connection through a bare cursor: every APPEND and STORE makes it.
         """
-        row = session.execute(_BUMP_MAILBOX, {"target": mailbox_id, "uids": uids}).first()
-        if row is None:
+        rows = self.database.raw_query(_BUMP_MAILBOX).run(
+            session.connection(), {"target": mailbox_id, "uids": uids}
+        )
+        if not rows:
             raise NotFoundError(f"no such mailbox: {mailbox_id}")
-        uidnext, modseq = int(row[0]), int(row[1])
+        uidnext, modseq = int(rows[0][0]), int(rows[0][1])
         # A Core UPDATE leaves ORM objects alone: a Mailbox this session already loaded
         # (locked for a copy, renamed) must show the new counters too.
         loaded = session.identity_map.get(identity_key(Mailbox, mailbox_id))

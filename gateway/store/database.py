@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.expression import ClauseElement
 from sqlmodel import Session, create_engine
 
@@ -70,18 +71,23 @@ class RawQuery:
     statement portable (compiled by SQLAlchemy) and the rows plain tuples.
     """
 
-    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
+    def __init__(self, statement: Select[Any] | UpdateBase, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
         self.sql = str(compiled)
         self._positional = compiled.positional
         self._names = list(compiled.positiontup or ())
+        # Values the statement itself binds (`highestmodseq + 1`); callers give the rest.
+        self._fixed = {name: value for name, value in compiled.params.items() if value is not None}
         self._processors: list[tuple[int, Callable[[Any], Any]]] = []
-        for index, column in enumerate(statement.selected_columns):
+        # A SELECT's columns, or what an UPDATE/INSERT ... RETURNING gives back.
+        for index, column in enumerate(statement.exported_columns):
             processor = column.type._cached_result_processor(dialect, None)
             if processor is not None:
                 self._processors.append((index, processor))
 
     def run(self, connection: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        if self._fixed:
+            params = {**self._fixed, **params}
         arguments: Any = tuple(params[name] for name in self._names) if self._positional else params
         cursor = connection.connection.cursor()
         try:
@@ -178,7 +184,7 @@ class Database:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._write_engine = engine.execution_options(**{_WRITE_OPTION: True})
-        self._raw_queries: dict[int, tuple[Select[Any], RawQuery]] = {}
+        self._raw_queries: dict[int, tuple[Select[Any] | UpdateBase, RawQuery]] = {}
         self._raw_writes: dict[int, tuple[ClauseElement, RawWrite]] = {}
         self._row_inserts: dict[tuple[str, tuple[str, ...]], RawWrite] = {}
 
@@ -217,7 +223,7 @@ class Database:
                 session.rollback()
                 raise
 
-    def raw_query(self, statement: Select[Any]) -> RawQuery:
+    def raw_query(self, statement: Select[Any] | UpdateBase) -> RawQuery:
         """`statement` compiled for this database, cached per statement object."""
         query = self._raw_queries.get(id(statement))
         if query is None or query[0] is not statement:

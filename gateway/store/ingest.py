@@ -15,7 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from sqlalchemy import bindparam, insert
 from sqlalchemy import select as core_select
@@ -304,9 +304,7 @@ class IngestOperations(StoreBase):
         self, session: Session, prepared: list[_Prepared], actor: str
     ) -> tuple[list[AppendResult], dict[int, tuple[int, int]]]:
         mailbox_ids = {entry.item.mailbox_id for entry in prepared}
-        mailboxes = {
-            row.id: row for row in session.execute(_MAILBOX_KEYS, {"ids": sorted(mailbox_ids)})
-        }
+        mailboxes = self._mailbox_keys(session, mailbox_ids)
         missing = mailbox_ids - set(mailboxes)
         if missing:
             raise NotFoundError(f"no such mailbox: {min(missing)}")
@@ -417,6 +415,15 @@ class IngestOperations(StoreBase):
         self.database.insert_rows(connection, ORIGINS, origin_rows)
         return [r for r in results if r is not None], changed
 
+    def _mailbox_keys(self, session: Session, mailbox_ids: set[int]) -> dict[int, _MailboxKey]:
+        if len(mailbox_ids) == 1:  # an APPEND: a bare cursor, no ORM statement machinery
+            (mailbox_id,) = mailbox_ids
+            query = self.database.raw_query(_MAILBOX_KEY)
+            rows = query.run(session.connection(), {"id": mailbox_id})
+        else:
+            rows = list(session.execute(_MAILBOX_KEYS, {"ids": sorted(mailbox_ids)}))
+        return {row[0]: _MailboxKey(*row) for row in rows}
+
     @staticmethod
     def _message_rows(
         user_id: int, entry: _Prepared, now: datetime
@@ -437,6 +444,15 @@ class IngestOperations(StoreBase):
 _MAILBOX_KEYS = core_select(MAILBOXES.c.id, MAILBOXES.c.user_id, MAILBOXES.c.uidvalidity).where(
     MAILBOXES.c.id.in_(bindparam("ids", expanding=True))
 )
+_MAILBOX_KEY = core_select(MAILBOXES.c.id, MAILBOXES.c.user_id, MAILBOXES.c.uidvalidity).where(
+    MAILBOXES.c.id == bindparam("id")
+)
+
+
+class _MailboxKey(NamedTuple):
+    id: int
+    user_id: int
+    uidvalidity: int
 
 
 def origin_row(
