@@ -40,16 +40,16 @@ class FetchSource(Protocol):
         self, *, message_ids: Sequence[int], columns: AbstractSet[FetchColumn]
     ) -> dict[int, FetchData]: ...
 
-    def fetch_message_rows_by_uid(
-        self,
-        *,
-        mailbox_id: int,
-        first_uid: int,
-        last_uid: int,
-        columns: tuple[FetchColumn, ...],
-    ) -> list[tuple[Any, ...]]: ...
-
     def open_blob(self, *, blob_hash: str) -> BinaryIO: ...
+
+
+class UidRanges(Protocol):
+    """Rows `(message id, *columns)` of one mailbox's UID range, in UID order: the selected
+    mailbox's `MailStore.fetch_message_rows_by_uid`."""
+
+    def __call__(
+        self, *, first_uid: int, last_uid: int, columns: tuple[FetchColumn, ...]
+    ) -> list[tuple[Any, ...]]: ...
 
 
 class _Message:
@@ -95,7 +95,7 @@ def render_fetch(
     recent_uids: AbstractSet[int] = frozenset(),
     batch_bytes: int = 1 << 20,
     on_expunged: Callable[[int], None] | None = None,
-    mailbox_id: int | None = None,
+    uid_ranges: UidRanges | None = None,
 ) -> Iterator[bytes]:
     """`* <seq> FETCH (...)\\r\\n` for each (sequence number, entry), in chunks of about
     `batch_bytes` (a single larger response is a chunk of its own).
@@ -109,7 +109,7 @@ def render_fetch(
         return
     if columns <= _PRECOMPUTED and all(a.section is None for a in attributes):
         yield from _render_precomputed(
-            store, targets, attributes, recent_uids, batch_bytes, mailbox_id, on_expunged
+            store, targets, attributes, recent_uids, batch_bytes, uid_ranges, on_expunged
         )
         return
     renders = [_renderer(attribute, recent_uids) for attribute in attributes]
@@ -162,17 +162,15 @@ def _load_rows(
     store: FetchSource,
     batch: Sequence[tuple[int, EntryInfo]],
     columns: tuple[FetchColumn, ...],
-    mailbox_id: int | None,
+    uid_ranges: UidRanges | None,
 ) -> tuple[list[Row | None], bool]:
     """`(message id, *columns)` of each message of the batch, in batch order, None for a
     message that is gone; and whether none is."""
     first_uid, last_uid = batch[0][1].uid, batch[-1][1].uid
     wanted = [entry.message_id for _, entry in batch]
-    if mailbox_id is not None and len(batch) > 1 and last_uid - first_uid < 2 * len(batch):
+    if uid_ranges is not None and len(batch) > 1 and last_uid - first_uid < 2 * len(batch):
         # A dense run of UIDs (FETCH 1:*): one index range scan instead of an IN-list.
-        rows = store.fetch_message_rows_by_uid(
-            mailbox_id=mailbox_id, first_uid=first_uid, last_uid=last_uid, columns=columns
-        )
+        rows = uid_ranges(first_uid=first_uid, last_uid=last_uid, columns=columns)
         if list(map(_FIRST, rows)) == wanted:
             return rows, True  # type: ignore[return-value]  # the usual case: row k is message k
         by_id = {row[0]: row for row in rows}
@@ -183,7 +181,7 @@ def _load_rows(
             for message_id, data in loaded.items()
         }
     found = [by_id.get(message_id) for message_id in wanted]
-    return found, len(by_id) >= len(wanted) and None not in found
+    return found, None not in found
 
 
 _FIRST = operator.itemgetter(0)
@@ -204,7 +202,7 @@ def _render_precomputed(
     attributes: Sequence[FetchAttribute],
     recent_uids: AbstractSet[int],
     batch_bytes: int,
-    mailbox_id: int | None,
+    uid_ranges: UidRanges | None,
     on_expunged: Callable[[int], None] | None,
 ) -> Iterator[bytes]:
     """ENVELOPE, BODYSTRUCTURE, RFC822.SIZE, ... of a whole mailbox (a client's first sync):
@@ -244,7 +242,7 @@ def _render_precomputed(
     def batches() -> Iterator[bytes]:
         for first in range(0, len(targets), LOAD_BATCH):
             batch = targets[first : first + LOAD_BATCH]
-            rows, complete = _load_rows(store, batch, columns, mailbox_id)
+            rows, complete = _load_rows(store, batch, columns, uid_ranges)
             if complete:
                 # One join per 500 responses: the whole-mailbox sync of a new device.
                 yield b"".join(render_batch(batch, cast(list[Row], rows)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 
 from gateway.imap.errors import CommandFailedError, bad, from_store_error
 from gateway.imap.fetch_render import render_fetch
@@ -119,7 +120,9 @@ class MessageHandlers(SessionBase):
             targets=targets,
             attributes=attributes,
             recent_uids=selected.recent,
-            mailbox_id=selected.mailbox_id,
+            uid_ranges=partial(
+                self.store.fetch_message_rows_by_uid, mailbox_id=selected.mailbox_id
+            ),
         )
         done = False
         while not done:

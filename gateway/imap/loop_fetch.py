@@ -14,9 +14,9 @@ the thread path sends.
 from __future__ import annotations
 
 import io
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO, Protocol
 
 from gateway.imap.fetch_render import render_fetch
 from gateway.imap.protocol.fetch_items import FetchAttribute
@@ -99,11 +99,6 @@ class _InMemory:
             for message_id in message_ids
             for blob_hash, data in (self._contents[message_id],)
         }
-
-    def fetch_message_rows_by_uid(
-        self, *, mailbox_id: int, first_uid: int, last_uid: int, columns: Collection[FetchColumn]
-    ) -> list[tuple[Any, ...]]:
-        raise NotImplementedError("whole-message FETCHes never read rows by UID")
 
     def open_blob(self, *, blob_hash: str) -> BinaryIO:
         return io.BytesIO(self._by_hash[blob_hash])

@@ -37,10 +37,6 @@ def _load_libc_function(function: str) -> ctypes._NamedFuncPointer | None:
 
 
 _syncfs = _load_libc_function("syncfs")
-_sync_file_range = _load_libc_function("sync_file_range")
-if _sync_file_range is not None:
-    _sync_file_range.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
-_SYNC_FILE_RANGE_WRITE = 2
 
 
 class PendingBlob:
@@ -65,14 +61,6 @@ class PendingBlob:
         self._file.write(chunk)
         self._hash.update(chunk)
         self.size += len(chunk)
-
-    def start_writeback(self) -> None:
-        """Ask the kernel to start writing the file out now (Linux `sync_file_range`), so
-        that the fsync in `BlobStore.commit` finds less to wait for; a hint, never a
-        durability guarantee."""
-        if self._file is not None and _sync_file_range is not None:
-            self._file.flush()
-            _sync_file_range(self._file.fileno(), 0, 0, _SYNC_FILE_RANGE_WRITE)
 
     def close(self) -> str:
         """Flush to the kernel and return the content hash; the data is not yet durable."""

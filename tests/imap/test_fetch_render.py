@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta, timezone
+from functools import partial
 from typing import BinaryIO
 
 import pytest
@@ -345,7 +346,12 @@ def test_uid_range_load_equals_id_list_load(store: MailStore) -> None:
         FetchAttribute("INTERNALDATE"),
     ]
     by_range = b"".join(
-        render_fetch(store, targets=targets, attributes=attributes, mailbox_id=inbox)
+        render_fetch(
+            store,
+            targets=targets,
+            attributes=attributes,
+            uid_ranges=partial(store.fetch_message_rows_by_uid, mailbox_id=inbox),
+        )
     )
     by_ids = b"".join(render_fetch(store, targets=targets, attributes=attributes))
     assert by_range == by_ids and by_range.count(b" FETCH (") == 8
@@ -377,7 +383,7 @@ def test_range_load_never_pairs_a_response_with_the_wrong_message(store: MailSto
                 store,
                 targets=targets,
                 attributes=attributes,
-                mailbox_id=inbox,
+                uid_ranges=partial(store.fetch_message_rows_by_uid, mailbox_id=inbox),
                 on_expunged=gone.append,
             )
         )
