@@ -247,23 +247,25 @@ class IngestOperations(StoreBase):
         prepared = self._collect_batch(batch)
         try:
             self.blobs.commit(entry.blob for entry in prepared if entry.durable is None)
-            for entry in prepared:
-                if entry.durable is not None:
-                    entry.durable.result()  # durable before any row points at it
+            for attempt in range(1, _MAX_ATTEMPTS + 1):
+                try:
+                    with self.database.write() as session:
+                        results, changed = self._insert_all(session, prepared, actor)
+                        # The rows are written while helper threads finish flushing their
+                        # files; they are committed only once every file is durable.
+                        for entry in prepared:
+                            if entry.durable is not None:
+                                entry.durable.result()
+                    break
+                except IntegrityError:
+                    # Another writer ingested the same origin between our check and insert;
+                    # the next attempt sees its row and reports a duplicate instead.
+                    if attempt == _MAX_ATTEMPTS:
+                        raise
+                    log.info("event=ingest_retry reason=origin_race attempt=%d", attempt)
         except BaseException:
             _discard(prepared)
             raise
-        for attempt in range(1, _MAX_ATTEMPTS + 1):
-            try:
-                with self.database.write() as session:
-                    results, changed = self._insert_all(session, prepared, actor)
-                break
-            except IntegrityError:
-                # Another writer ingested the same origin between our check and insert; the
-                # next attempt sees its row and reports a duplicate instead.
-                if attempt == _MAX_ATTEMPTS:
-                    raise
-                log.info("event=ingest_retry reason=origin_race attempt=%d", attempt)
         self._notify(changed, actor)
         return results
 

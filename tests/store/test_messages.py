@@ -283,15 +283,17 @@ def test_workers_start_ahead_only_for_many_messages(store: MailStore) -> None:
 def test_append_waits_for_its_blob_to_be_durable(
     store: MailStore, inbox: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The file is flushed in a helper thread while the message is analysed; no row may point
-    at it before the flush is done, and a failed flush stores nothing."""
+    """The file is flushed in a helper thread while the message is analysed and its rows are
+    written; no row may be committed before the flush is done, and a failed flush stores
+    nothing."""
     committed: list[str] = []
     real_commit = store.blobs.commit
 
     def slow_commit(blobs: Iterable[PendingBlob]) -> None:
         pending = list(blobs)
         if pending:
-            time.sleep(0.2)  # longer than the analysis of a small message
+            time.sleep(0.2)  # longer than the analysis and the inserts of a small message
+            assert store.list_entries(mailbox_id=inbox) == [], "a row committed before its blob"
         real_commit(pending)
         committed.extend(blob.digest or "" for blob in pending)
 
