@@ -26,6 +26,8 @@ _TMP_DIR = "tmp"
 _SYNCFS_THRESHOLD = 8
 # Threads flushing single blobs for `commit_soon` (one per concurrent APPEND, up to this).
 _SYNC_THREADS = 4
+# How long `commit_soon` waits for its helper thread to start flushing (normally ~0.1 ms).
+_SYNC_START_WAIT = 0.005
 
 
 def _load_libc_function(function: str) -> ctypes._NamedFuncPointer | None:
@@ -98,8 +100,11 @@ class BlobStore:
         tmp_path = self._new_tmp_path()
         return PendingBlob(tmp_path, tmp_path.open("xb"))
 
-    def commit(self, blobs: Iterable[PendingBlob]) -> None:
-        """Make every pending blob durable under its final name (group fsync for batches)."""
+    def commit(
+        self, blobs: Iterable[PendingBlob], *, syncing: threading.Event | None = None
+    ) -> None:
+        """Make every pending blob durable under its final name (group fsync for batches);
+        `syncing` is set once the first flush is under way."""
         pending = list(blobs)
         for blob in pending:
             blob.close()
@@ -110,7 +115,7 @@ class BlobStore:
             self._sync_filesystem()
         else:
             for blob in pending:
-                _fsync_path(blob.tmp_path)
+                _fsync_path(blob.tmp_path, syncing)
         touched: set[Path] = set()
         for blob in pending:
             assert blob.digest is not None  # noqa: S101 - set by close() above
@@ -140,7 +145,12 @@ class BlobStore:
         with self._syncer_lock:
             if self._syncer is None:
                 self._syncer = ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="blob-sync")
-            return self._syncer.submit(self.commit, [blob])
+            syncing = threading.Event()
+            future = self._syncer.submit(self.commit, [blob], syncing=syncing)
+        # The helper needs the GIL to reach its fsync, and the caller's analysis would hold
+        # it until the interpreter's next switch (5 ms): let the helper get there first.
+        syncing.wait(_SYNC_START_WAIT)
+        return future
 
     def close(self) -> None:
         """Stop the helper threads of `commit_soon` after the flushes they have begun."""
@@ -196,9 +206,11 @@ class BlobStore:
             os.close(fd)
 
 
-def _fsync_path(path: Path) -> None:
+def _fsync_path(path: Path, syncing: threading.Event | None = None) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
+        if syncing is not None:
+            syncing.set()
         os.fsync(fd)
     finally:
         os.close(fd)

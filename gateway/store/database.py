@@ -142,24 +142,41 @@ class RawWrite:
             return
         if self._processors:
             rows = [self._process(row, {}) for row in rows] if len(rows) < 2 else self._bulk(rows)
-        if not self._positional:
-            arguments: list[Any] = [dict(zip(self._names, row, strict=True)) for row in rows]
-        elif self._order == list(range(len(self._names))):
-            arguments = rows
-        else:
-            order = self._order
-            arguments = [tuple(row[i] for i in order) for row in rows]
         cursor = connection.connection.cursor()
         try:
-            cursor.executemany(self.sql, arguments)
+            self._run(cursor.executemany, [self._arguments(row) for row in rows])
+        finally:
+            cursor.close()
+
+    def run_returning(self, connection: Connection, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """One row through a statement with RETURNING: the values it returns."""
+        if self._processors:
+            row = self._process(row, {})
+        cursor = connection.connection.cursor()
+        try:
+            self._run(cursor.execute, self._arguments(row))
+            returned = cursor.fetchone()
+        finally:
+            cursor.close()
+        assert returned is not None  # noqa: S101 - an INSERT ... RETURNING returns its row
+        return tuple(returned)
+
+    def _arguments(self, row: tuple[Any, ...]) -> Any:
+        if not self._positional:
+            return dict(zip(self._names, row, strict=True))
+        if self._order == list(range(len(self._names))):
+            return row
+        return tuple(row[i] for i in self._order)
+
+    def _run(self, execute: Callable[[str, Any], object], arguments: Any) -> None:
+        try:
+            execute(self.sql, arguments)
         except self._dialect.loaded_dbapi.Error as error:
             # As SQLAlchemy would raise it (IntegrityError and friends), so that callers'
             # handlers, such as ingest's retry after an origin race, see the usual types.
             raise DBAPIError.instance(
                 self.sql, arguments, error, self._dialect.loaded_dbapi.Error, dialect=self._dialect
             ) from error
-        finally:
-            cursor.close()
 
     def _bulk(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         # Bulk rows repeat values (one timestamp for a whole STORE): convert each once.
@@ -187,6 +204,7 @@ class Database:
         self._raw_queries: dict[int, tuple[Select[Any] | UpdateBase, RawQuery]] = {}
         self._raw_writes: dict[int, tuple[ClauseElement, RawWrite]] = {}
         self._row_inserts: dict[tuple[str, tuple[str, ...]], RawWrite] = {}
+        self._id_inserts: dict[tuple[str, tuple[str, ...]], RawWrite] = {}
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -264,6 +282,23 @@ class Database:
             statement = insert(table).values({name: bindparam(name) for name in names})
             write = self._row_inserts[key] = RawWrite(statement, self.engine.dialect, names)
         write.run_many(connection, [tuple(row[name] for name in names) for row in rows])
+
+    def insert_returning_id(
+        self, connection: Connection, table: Table, row: Mapping[str, object]
+    ) -> int:
+        """INSERT one row through a bare cursor and return its new `id` (as `insert_rows`:
+        an ORM INSERT ... RETURNING costs an APPEND ~0.3 ms of SQLAlchemy)."""
+        names = tuple(row)
+        key = (table.name, names)
+        write = self._id_inserts.get(key)
+        if write is None:
+            statement = (
+                insert(table)
+                .values({name: bindparam(name) for name in names})
+                .returning(table.c.id)
+            )
+            write = self._id_inserts[key] = RawWrite(statement, self.engine.dialect, names)
+        return int(write.run_returning(connection, tuple(row[name] for name in names))[0])
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -361,14 +361,18 @@ class IngestOperations(StoreBase):
             row, text_row = self._message_rows(mailboxes[entry.item.mailbox_id].user_id, entry, now)
             message_rows.append(row)
             text_rows.append(text_row)
-        message_ids = [
-            int(message_id)
-            for message_id in session.scalars(
-                insert(MESSAGES).returning(MESSAGES.c.id, sort_by_parameter_order=True),
-                message_rows,
-            )
-            if message_id is not None
-        ]
+        connection = session.connection()
+        if len(message_rows) == 1:  # an APPEND: a bare cursor, no ORM statement machinery
+            message_ids = [self.database.insert_returning_id(connection, MESSAGES, *message_rows)]
+        else:
+            message_ids = [
+                int(message_id)
+                for message_id in session.scalars(
+                    insert(MESSAGES).returning(MESSAGES.c.id, sort_by_parameter_order=True),
+                    message_rows,
+                )
+                if message_id is not None
+            ]
 
         by_mailbox: dict[int, list[int]] = defaultdict(list)
         for position, index in enumerate(fresh):
@@ -408,7 +412,6 @@ class IngestOperations(StoreBase):
                     uid=uid,
                     message_id=message_id,
                 )
-        connection = session.connection()
         for text_row, message_id in zip(text_rows, message_ids, strict=True):
             text_row["message_id"] = message_id
         self.database.insert_rows(connection, MESSAGE_TEXTS, text_rows)

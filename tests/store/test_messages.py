@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -289,12 +290,14 @@ def test_append_waits_for_its_blob_to_be_durable(
     committed: list[str] = []
     real_commit = store.blobs.commit
 
-    def slow_commit(blobs: Iterable[PendingBlob]) -> None:
+    def slow_commit(
+        blobs: Iterable[PendingBlob], *, syncing: threading.Event | None = None
+    ) -> None:
         pending = list(blobs)
         if pending:
             time.sleep(0.2)  # longer than the analysis and the inserts of a small message
             assert store.list_entries(mailbox_id=inbox) == [], "a row committed before its blob"
-        real_commit(pending)
+        real_commit(pending, syncing=syncing)
         committed.extend(blob.digest or "" for blob in pending)
 
     monkeypatch.setattr(store.blobs, "commit", slow_commit)
@@ -305,7 +308,9 @@ def test_append_waits_for_its_blob_to_be_durable(
         assert handle.read() == MESSAGE
     assert committed and committed[-1] and store.blobs.path_for(committed[-1]).exists()
 
-    def failing_commit(blobs: Iterable[PendingBlob]) -> None:
+    def failing_commit(
+        blobs: Iterable[PendingBlob], *, syncing: threading.Event | None = None
+    ) -> None:
         if list(blobs):  # the helper thread's flush of the new message's file
             raise OSError(28, "No space left on device")
 
