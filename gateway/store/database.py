@@ -9,7 +9,7 @@ from typing import Any, cast
 from sqlalchemy import Select, Table, bindparam, event, insert
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.expression import ClauseElement
@@ -85,11 +85,16 @@ class RawQuery:
             if processor is not None:
                 self._processors.append((index, processor))
 
-    def run(self, connection: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    def run(
+        self, connection: Connection | PoolProxiedConnection, params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """On a Core connection (inside its transaction) or a pooled DBAPI connection
+        (`Database.raw_read`)."""
         if self._fixed:
             params = {**self._fixed, **params}
         arguments: Any = tuple(params[name] for name in self._names) if self._positional else params
-        cursor = connection.connection.cursor()
+        dbapi = connection.connection if isinstance(connection, Connection) else connection
+        cursor = dbapi.cursor()
         try:
             cursor.execute(self.sql, arguments)
             rows = cursor.fetchall()
@@ -229,6 +234,16 @@ class Database:
         trips around them (a single SELECT sees one snapshot on both backends anyway)."""
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             yield connection
+
+    @contextmanager
+    def raw_read(self) -> Iterator[PoolProxiedConnection]:
+        """A pooled DBAPI connection for one `RawQuery`: no Core connection set up and torn
+        down around it (~0.15 ms of a mailbox lookup). The pool rolls back on return."""
+        connection = self.engine.raw_connection()
+        try:
+            yield connection
+        finally:
+            connection.close()
 
     @contextmanager
     def write(self) -> Iterator[Session]:

@@ -108,7 +108,7 @@ class FetchDataOperations(StoreBase):
             # One message (a client opening a mail): a compiled statement on a bare cursor.
             (message_id,) = message_ids
             query = self.database.raw_query(_by_id_statement(tuple(wanted)))
-            with self.database.single_read() as connection:
+            with self.database.raw_read() as connection:
                 rows = query.run(connection, {"id": message_id})
             build_one = _row_builder(wanted)
             return {row[0]: build_one(row) for row in rows}
@@ -137,7 +137,7 @@ class FetchDataOperations(StoreBase):
         """
         query = self.database.raw_query(_by_uid_statement(columns))
         params = {"mailbox_id": mailbox_id, "first_uid": first_uid, "last_uid": last_uid}
-        with self.database.single_read() as connection:
+        with self.database.raw_read() as connection:
             return query.run(connection, params)
 
     def open_blob(self, *, blob_hash: str) -> BinaryIO:

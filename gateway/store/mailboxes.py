@@ -57,7 +57,7 @@ class MailboxOperations(StoreBase):
         """A mailbox by name; every IMAP SELECT, STATUS, APPEND and COPY starts here, so it
         runs a statement compiled once on a bare cursor rather than through the ORM."""
         params = {"user_id": user_id, "name": normalize_mailbox_name(name)}
-        with self.database.single_read() as connection:
+        with self.database.raw_read() as connection:
             rows = self.database.raw_query(_MAILBOX_BY_NAME).run(connection, params)
         if not rows:
             raise NotFoundError(f"no such mailbox: {name}")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+
+import psycopg
 from sqlalchemy import text
 
 from gateway.store import MailStore
 from gateway.store.database import SQLITE_MMAP_BYTES
+from gateway.store.mailboxes import _MAILBOX_BY_NAME
 
 
 def test_sqlite_connections_are_durable_and_read_through_a_memory_map(
@@ -23,3 +27,19 @@ def test_sqlite_connections_are_durable_and_read_through_a_memory_map(
         "foreign_keys": 1,
         "mmap_size": SQLITE_MMAP_BYTES,
     }
+
+
+def test_a_raw_read_returns_its_connection_with_no_transaction_open(store: MailStore) -> None:
+    """`raw_read` skips SQLAlchemy's Core connection; PostgreSQL still opened a transaction
+    for the SELECT, which the pool must end, or the connection would hold its snapshot."""
+    user = store.create_user(name="reader", password="pw")
+    with store.database.raw_read() as connection:
+        rows = store.database.raw_query(_MAILBOX_BY_NAME).run(
+            connection, {"user_id": user.id, "name": "INBOX"}
+        )
+        driver = connection.driver_connection
+    assert [row[2] for row in rows] == ["INBOX"]
+    if isinstance(driver, sqlite3.Connection):
+        assert not driver.in_transaction
+    else:
+        assert driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
