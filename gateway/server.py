@@ -15,7 +15,7 @@ from gateway.bootstrap import create_first_admin
 from gateway.fetch.push import PushWatchers
 from gateway.fetch.scheduler import FetchScheduler
 from gateway.imap.server import ImapServer
-from gateway.memory_tuning import tune_garbage_collector
+from gateway.memory_tuning import HeapTrimmer, tune_garbage_collector
 from gateway.search_indexer import SearchIndexer
 from gateway.settings import Settings
 from gateway.store import MailStore, open_store
@@ -61,6 +61,8 @@ async def serve(settings: Settings) -> None:
     await indexer.start()
     fetching = await start_fetching(store, settings)
     tune_garbage_collector()  # after start-up built what lives as long as the process
+    trimmer = HeapTrimmer()
+    trimmer.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -88,6 +90,7 @@ async def serve(settings: Settings) -> None:
     if fetching is not None:
         await fetching.stop()
     await indexer.stop()
+    await trimmer.stop()
     store.close()
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import platform
 import subprocess
 import sys
 
 import pytest
 
-from gateway.memory_tuning import limit_malloc_arenas
+from gateway.memory_tuning import HeapTrimmer, limit_malloc_arenas
 
 
 def test_arena_cap_applies_on_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,3 +49,65 @@ print("ok")
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_freed_heap_between_live_objects_goes_back_to_the_os() -> None:
+    """What Python frees in the middle of the heap stays in RSS until `malloc_trim`."""
+    script = """
+import gc
+from gateway.memory_tuning import release_free_heap
+def anon_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+gc.disable()
+# Blocks above pymalloc's 512 bytes come from the C heap, as large responses' buffers do.
+chunks = [bytes(2000) + bytes([n % 256]) for n in range(60_000)]  # ~120 MB
+kept = chunks[::200]  # live objects all over the heap keep its top from shrinking
+del chunks
+before = anon_mb()
+assert release_free_heap()
+after = anon_mb()
+print(round(before - after))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) >= 50, f"only {result.stdout.strip()} MB returned"
+
+
+class FakeProcess:
+    """CPU time that a test script spends, and the trims the trimmer asks for."""
+
+    def __init__(self) -> None:
+        self.cpu = 0.0
+        self.trims = 0
+
+    def trim(self) -> bool:
+        self.trims += 1
+        return True
+
+
+def test_heap_is_trimmed_once_after_a_burst_when_the_process_goes_quiet() -> None:
+    asyncio.run(trim_after_burst())
+
+
+async def trim_after_burst() -> None:
+    process = FakeProcess()
+    trimmer = HeapTrimmer(period=0.01, cpu_time=lambda: process.cpu, trim=process.trim)
+    trimmer.start()
+    try:
+        await asyncio.sleep(0.05)
+        assert process.trims == 0, "no work yet: nothing to give back"
+        for _ in range(5):  # busy: a second of CPU per period
+            process.cpu += 1.0
+            await asyncio.sleep(0.01)
+        busy_trims = process.trims
+        await asyncio.sleep(0.1)  # quiet
+        assert process.trims == busy_trims + 1, "one trim once quiet, not one per idle period"
+        process.cpu += 0.05  # a small burst is not worth a trim
+        await asyncio.sleep(0.1)
+        assert process.trims == busy_trims + 1
+    finally:
+        await trimmer.stop()
