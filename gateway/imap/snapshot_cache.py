@@ -26,10 +26,12 @@ def apply_delta(snapshot: MailboxSnapshot, delta: MailboxDelta) -> MailboxSnapsh
         return MailboxSnapshot(delta.mailbox, snapshot.entries, snapshot.blob_hashes)
     by_uid: dict[int, EntryInfo] = {entry.uid: entry for entry in snapshot.entries}
     blob_hashes = dict(snapshot.blob_hashes)
-    for uid in delta.expunged:
-        gone = by_uid.pop(uid, None)
-        if gone is not None:
-            blob_hashes.pop(gone.message_id, None)
+    gone = {entry.message_id for uid in delta.expunged if (entry := by_uid.pop(uid, None))}
+    if gone:
+        # A COPY into the same mailbox shares the message: keep its blob while a UID remains.
+        gone -= {entry.message_id for entry in by_uid.values()}
+        for message_id in gone:
+            blob_hashes.pop(message_id, None)
     blob_hashes.update(delta.blob_hashes)
     last_uid = snapshot.entries[-1].uid if snapshot.entries else 0
     appended = False

@@ -142,6 +142,13 @@ def test_blob_hashes_follow_the_snapshot_and_the_view() -> None:
     assert moved.blob_hashes == {2: "b" * 64, 3: "c" * 64, 5: "e" * 64}
     assert snapshot.blob_hashes == blobs  # the older snapshot is shared, never changed
 
+    # UIDs 2 and 4 share one message (a COPY within the mailbox): expunging one keeps it.
+    shared = MailboxSnapshot(
+        mailbox(highestmodseq=5), [entry(2), entry(3), entry(4)._replace(message_id=2)], blobs
+    )
+    kept = apply_delta(shared, MailboxDelta(mailbox(highestmodseq=6), [], expunged=[2, 3]))
+    assert kept.blob_hashes == {1: "a" * 64, 2: "b" * 64}
+
     selected = SelectedMailbox(snapshot, read_only=False, recent=())
     selected.apply_delta(delta, condstore=False)
     assert selected.blob_hash(5) == "e" * 64
