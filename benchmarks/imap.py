@@ -507,7 +507,7 @@ def measure_all(
             repeat,
         ),
         compare(targets, "UID STORE 1:* +FLAGS (\\Seen)", op_store_seen, repeat),
-        compare(targets, "500 x APPEND (LITERAL+)", op_append(append_messages), 1),
+        compare(targets, "500 x APPEND (LITERAL+)", op_append(append_messages), repeat),
     ]
     log("  IDLE latency ...")
     idle = {t.name: measure_idle(t, args.idle_rounds) for t in targets}
