@@ -84,6 +84,7 @@ class BlobStore:
     def __init__(self, root: Path) -> None:
         self._syncer: ThreadPoolExecutor | None = None
         self._syncer_lock = threading.Lock()
+        self._flushing = 0  # flushes submitted to the helpers and not yet done
         self.root = root
         self.tmp_root = root / _TMP_DIR
         self.tmp_root.mkdir(parents=True, exist_ok=True)
@@ -145,12 +146,21 @@ class BlobStore:
         with self._syncer_lock:
             if self._syncer is None:
                 self._syncer = ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="blob-sync")
+            helper_free = self._flushing < _SYNC_THREADS
+            self._flushing += 1
             syncing = threading.Event()
             future = self._syncer.submit(self.commit, [blob], syncing=syncing)
-        # The helper needs the GIL to reach its fsync, and the caller's analysis would hold
-        # it until the interpreter's next switch (5 ms): let the helper get there first.
-        syncing.wait(_SYNC_START_WAIT)
+        future.add_done_callback(self._flush_done)
+        if helper_free:
+            # The helper needs the GIL to reach its fsync, and the caller's analysis would
+            # hold it until the interpreter's next switch (5 ms): let the helper get there
+            # first. With every helper busy the flush is queued, and waiting would gain nothing.
+            syncing.wait(_SYNC_START_WAIT)
         return future
+
+    def _flush_done(self, _future: Future[None]) -> None:
+        with self._syncer_lock:
+            self._flushing -= 1
 
     def close(self) -> None:
         """Stop the helper threads of `commit_soon` after the flushes they have begun."""

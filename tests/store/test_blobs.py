@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,40 @@ def test_every_blob_of_a_batch_is_flushed_before_it_is_reported_done(
     else:
         assert synced == ["syncfs", "syncfs"], "data before the names, then the names"
     assert list(store.tmp_root.iterdir()) == []
+
+
+def test_a_flush_queued_behind_busy_helpers_does_not_hold_up_its_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`commit_soon` waits briefly for a free helper to start flushing; with every helper
+    busy (many concurrent APPENDs) it must return at once instead."""
+    store = BlobStore(tmp_path / "blobs")
+    release = threading.Event()
+    real_commit = BlobStore.commit
+
+    def stuck_commit(
+        self: BlobStore, blobs: list[PendingBlob], *, syncing: threading.Event | None = None
+    ) -> None:
+        release.wait(10)
+        real_commit(self, blobs, syncing=syncing)
+
+    monkeypatch.setattr(BlobStore, "commit", stuck_commit)
+    contents = [CONTENT + b"%d" % n for n in range(blobs_module._SYNC_THREADS + 1)]
+    try:
+        futures = [store.commit_soon(close(pending(store, c))) for c in contents[:-1]]
+        started = time.perf_counter()
+        futures.append(store.commit_soon(close(pending(store, contents[-1]))))
+        # Waiting would take the whole _SYNC_START_WAIT; not waiting takes microseconds.
+        assert time.perf_counter() - started < blobs_module._SYNC_START_WAIT * 0.9
+    finally:
+        release.set()
+    for future in futures:
+        future.result(timeout=10)
+    for content in contents:
+        assert store.read(hashlib.sha256(content).hexdigest()) == content
+    store.close()
+
+
+def close(blob: PendingBlob) -> PendingBlob:
+    blob.close()
+    return blob
