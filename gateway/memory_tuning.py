@@ -64,7 +64,8 @@ def release_free_heap() -> bool:
 
     Python frees the objects of a large FETCH or an APPEND burst, but the pages stay in the
     process between long-lived allocations: measured after the IMAP benchmark's operations,
-    184 → 151 MB RSS. True if memory was returned; False as well on another C library.
+    184 → 151 MB RSS (one trim by hand). True if memory was returned; False as well on
+    another C library.
     """
     try:
         trim = ctypes.CDLL("libc.so.6").malloc_trim
@@ -77,7 +78,9 @@ class HeapTrimmer:
     """Calls `release_free_heap` once the process goes quiet after a burst of work.
 
     Work is measured as this process's CPU time, so every part (IMAP, fetching, the admin API)
-    counts without telling anyone. A trim walks the heap for a few milliseconds, in a thread.
+    counts without telling anyone. A trim walks the heap for a few milliseconds, in a thread;
+    it holds the allocator's locks meanwhile, so the event loop's next `malloc` may wait that
+    long, which is why it runs only once the process is quiet.
     """
 
     def __init__(
@@ -119,7 +122,12 @@ class HeapTrimmer:
                 since_trim >= self.burst_cpu_seconds
                 and used <= self.quiet_cpu_fraction * self.period
             ):
-                returned = await asyncio.to_thread(self._trim)
+                try:
+                    returned = await asyncio.to_thread(self._trim)
+                except Exception:
+                    # Never worth stopping the server, nor the next trims, for.
+                    log.exception("event=heap_trim_failed")
+                    returned = False
                 self.trims += 1
                 log.debug(
                     "event=heap_trimmed after_cpu_seconds=%.1f returned=%s", since_trim, returned

@@ -26,7 +26,9 @@ def apply_delta(snapshot: MailboxSnapshot, delta: MailboxDelta) -> MailboxSnapsh
         return MailboxSnapshot(delta.mailbox, snapshot.entries, snapshot.blob_hashes)
     by_uid: dict[int, EntryInfo] = {entry.uid: entry for entry in snapshot.entries}
     blob_hashes = dict(snapshot.blob_hashes)
-    gone = {entry.message_id for uid in delta.expunged if (entry := by_uid.pop(uid, None))}
+    gone = {
+        entry.message_id for uid in delta.expunged if (entry := by_uid.pop(uid, None)) is not None
+    }
     if gone:
         # A COPY into the same mailbox shares the message: keep its blob while a UID remains.
         gone -= {entry.message_id for entry in by_uid.values()}

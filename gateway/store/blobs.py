@@ -147,9 +147,9 @@ class BlobStore:
             if self._syncer is None:
                 self._syncer = ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="blob-sync")
             helper_free = self._flushing < _SYNC_THREADS
-            self._flushing += 1
             syncing = threading.Event()
             future = self._syncer.submit(self.commit, [blob], syncing=syncing)
+            self._flushing += 1
         future.add_done_callback(self._flush_done)
         if helper_free:
             # The helper needs the GIL to reach its fsync, and the caller's analysis would
@@ -165,9 +165,10 @@ class BlobStore:
     def close(self) -> None:
         """Stop the helper threads of `commit_soon` after the flushes they have begun."""
         with self._syncer_lock:
-            if self._syncer is not None:
-                self._syncer.shutdown(wait=True)
-                self._syncer = None
+            syncer, self._syncer = self._syncer, None
+        # Not under the lock: each finishing flush takes it (`_flush_done`).
+        if syncer is not None:
+            syncer.shutdown(wait=True)
 
     def open(self, digest: str) -> BinaryIO:
         return self.path_for(digest).open("rb")

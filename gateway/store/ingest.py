@@ -363,7 +363,7 @@ class IngestOperations(StoreBase):
             text_rows.append(text_row)
         connection = session.connection()
         if len(message_rows) == 1:  # an APPEND: a bare cursor, no ORM statement machinery
-            message_ids = [self.database.insert_returning_id(connection, MESSAGES, *message_rows)]
+            message_ids = [self.database.insert_returning_id(connection, MESSAGES, message_rows[0])]
         else:
             message_ids = [
                 int(message_id)

@@ -91,8 +91,8 @@ def test_every_blob_of_a_batch_is_flushed_before_it_is_reported_done(
 def test_a_flush_queued_behind_busy_helpers_does_not_hold_up_its_caller(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`commit_soon` waits briefly for a free helper to start flushing; with every helper
-    busy (many concurrent APPENDs) it must return at once instead."""
+    """`commit_soon` waits for a free helper to start flushing; with every helper busy (many
+    concurrent APPENDs) its flush is queued, and the caller must go on at once."""
     store = BlobStore(tmp_path / "blobs")
     release = threading.Event()
     real_commit = BlobStore.commit
@@ -100,24 +100,54 @@ def test_a_flush_queued_behind_busy_helpers_does_not_hold_up_its_caller(
     def stuck_commit(
         self: BlobStore, blobs: list[PendingBlob], *, syncing: threading.Event | None = None
     ) -> None:
-        release.wait(10)
-        real_commit(self, blobs, syncing=syncing)
+        if syncing is not None:
+            syncing.set()  # "flushing" from here on, as far as the caller can tell
+        release.wait(30)
+        real_commit(self, blobs)
 
     monkeypatch.setattr(BlobStore, "commit", stuck_commit)
+    # Long enough that a wait could not go unnoticed, short enough not to hang the suite.
+    monkeypatch.setattr(blobs_module, "_SYNC_START_WAIT", 10.0)
     contents = [CONTENT + b"%d" % n for n in range(blobs_module._SYNC_THREADS + 1)]
     try:
         futures = [store.commit_soon(close(pending(store, c))) for c in contents[:-1]]
-        started = time.perf_counter()
+        started = time.monotonic()
         futures.append(store.commit_soon(close(pending(store, contents[-1]))))
-        # Waiting would take the whole _SYNC_START_WAIT; not waiting takes microseconds.
-        assert time.perf_counter() - started < blobs_module._SYNC_START_WAIT * 0.9
+        assert time.monotonic() - started < 5.0, "waited for a helper that was not free"
     finally:
         release.set()
     for future in futures:
-        future.result(timeout=10)
+        future.result(timeout=30)
     for content in contents:
         assert store.read(hashlib.sha256(content).hexdigest()) == content
     store.close()
+
+
+def test_close_waits_for_flushes_in_progress_without_deadlock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shutdown (SIGTERM) can close the store while an APPEND's file is still flushing."""
+    store = BlobStore(tmp_path / "blobs")
+    release = threading.Event()
+    real_commit = BlobStore.commit
+
+    def slow_commit(
+        self: BlobStore, blobs: list[PendingBlob], *, syncing: threading.Event | None = None
+    ) -> None:
+        release.wait(30)
+        real_commit(self, blobs)
+
+    monkeypatch.setattr(BlobStore, "commit", slow_commit)
+    monkeypatch.setattr(blobs_module, "_SYNC_START_WAIT", 0.0)
+    future = store.commit_soon(close(pending(store)))
+    closer = threading.Thread(target=store.close, daemon=True)
+    closer.start()
+    time.sleep(0.05)  # close() is now waiting for the flush
+    release.set()
+    closer.join(timeout=10)
+    assert not closer.is_alive(), "close() deadlocked with the finishing flush"
+    future.result(timeout=1)
+    assert store.read(DIGEST) == CONTENT
 
 
 def close(blob: PendingBlob) -> PendingBlob:

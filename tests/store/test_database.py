@@ -6,6 +6,7 @@ import sqlite3
 
 import psycopg
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
 from gateway.store import MailStore
 from gateway.store.database import SQLITE_MMAP_BYTES
@@ -30,16 +31,18 @@ def test_sqlite_connections_are_durable_and_read_through_a_memory_map(
 
 
 def test_a_raw_read_returns_its_connection_with_no_transaction_open(store: MailStore) -> None:
-    """`raw_read` skips SQLAlchemy's Core connection; PostgreSQL still opened a transaction
-    for the SELECT, which the pool must end, or the connection would hold its snapshot."""
+    """`raw_read` must not leave a transaction open behind it (on PostgreSQL a connection
+    would hold its snapshot; SQLite's connections run in autocommit outside `write`)."""
     user = store.create_user(name="reader", password="pw")
     with store.database.raw_read() as connection:
         rows = store.database.raw_query(_MAILBOX_BY_NAME).run(
             connection, {"user_id": user.id, "name": "INBOX"}
         )
-        driver = connection.driver_connection
+        pooled = connection.connection if isinstance(connection, Connection) else connection
+        driver = pooled.driver_connection
     assert [row[2] for row in rows] == ["INBOX"]
     if isinstance(driver, sqlite3.Connection):
+        assert driver.isolation_level is None
         assert not driver.in_transaction
     else:
         assert driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE

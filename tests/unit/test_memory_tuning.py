@@ -111,3 +111,30 @@ async def trim_after_burst() -> None:
         assert process.trims == busy_trims + 1
     finally:
         await trimmer.stop()
+
+
+def test_a_failing_trim_is_logged_and_the_trimmer_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    asyncio.run(trim_after_failure())
+    assert "event=heap_trim_failed" in caplog.text
+
+
+async def trim_after_failure() -> None:
+    process = FakeProcess()
+    calls: list[int] = []
+
+    def failing_once() -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("malloc_trim unavailable")
+        return process.trim()
+
+    trimmer = HeapTrimmer(period=0.01, cpu_time=lambda: process.cpu, trim=failing_once)
+    trimmer.start()
+    try:
+        await asyncio.sleep(0.03)  # the trimmer has taken its first reading
+        for _ in range(2):  # two bursts, each followed by quiet
+            process.cpu += 1.0
+            await asyncio.sleep(0.1)
+        assert len(calls) == 2 and process.trims == 1
+    finally:
+        await trimmer.stop()
