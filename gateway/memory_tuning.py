@@ -95,7 +95,6 @@ class HeapTrimmer:
         self.period = period
         self.burst_cpu_seconds = burst_cpu_seconds
         self.quiet_cpu_fraction = quiet_cpu_fraction
-        self.trims = 0
         self._cpu_time = cpu_time
         self._trim = trim
         self._task: asyncio.Task[None] | None = None
@@ -128,7 +127,6 @@ class HeapTrimmer:
                     # Never worth stopping the server, nor the next trims, for.
                     log.exception("event=heap_trim_failed")
                     returned = False
-                self.trims += 1
                 log.debug(
                     "event=heap_trimmed after_cpu_seconds=%.1f returned=%s", since_trim, returned
                 )

@@ -138,9 +138,10 @@ class IngestOperations(StoreBase):
         """Store one message durably and give it the next UID of the mailbox
         (`defer_search_text` as for `append_messages`)."""
         item = NewMessage(mailbox_id, content, flags, internal_date, origin)
-        return self.append_messages(items=[item], actor=actor, defer_search_text=defer_search_text)[
-            0
-        ]
+        (result,) = self.append_messages(
+            items=[item], actor=actor, defer_search_text=defer_search_text
+        )
+        return result
 
     def append_messages(
         self, *, items: Sequence[NewMessage], actor: str = "", defer_search_text: bool = False
@@ -446,12 +447,9 @@ class IngestOperations(StoreBase):
 
 
 # The mailbox columns an append needs, without loading ORM objects (Core, built once).
-_MAILBOX_KEYS = core_select(MAILBOXES.c.id, MAILBOXES.c.user_id, MAILBOXES.c.uidvalidity).where(
-    MAILBOXES.c.id.in_(bindparam("ids", expanding=True))
-)
-_MAILBOX_KEY = core_select(MAILBOXES.c.id, MAILBOXES.c.user_id, MAILBOXES.c.uidvalidity).where(
-    MAILBOXES.c.id == bindparam("id")
-)
+_MAILBOX_KEY_COLUMNS = core_select(MAILBOXES.c.id, MAILBOXES.c.user_id, MAILBOXES.c.uidvalidity)
+_MAILBOX_KEYS = _MAILBOX_KEY_COLUMNS.where(MAILBOXES.c.id.in_(bindparam("ids", expanding=True)))
+_MAILBOX_KEY = _MAILBOX_KEY_COLUMNS.where(MAILBOXES.c.id == bindparam("id"))
 
 
 class _MailboxKey(NamedTuple):
