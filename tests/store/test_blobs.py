@@ -94,18 +94,7 @@ def test_a_flush_queued_behind_busy_helpers_does_not_hold_up_its_caller(
     """`commit_soon` waits for a free helper to start flushing; with every helper busy (many
     concurrent APPENDs) its flush is queued, and the caller must go on at once."""
     store = BlobStore(tmp_path / "blobs")
-    release = threading.Event()
-    real_commit = BlobStore.commit
-
-    def stuck_commit(
-        self: BlobStore, blobs: list[PendingBlob], *, syncing: threading.Event | None = None
-    ) -> None:
-        if syncing is not None:
-            syncing.set()  # "flushing" from here on, as far as the caller can tell
-        release.wait(30)
-        real_commit(self, blobs)
-
-    monkeypatch.setattr(BlobStore, "commit", stuck_commit)
+    release = hold_flushes(monkeypatch)
     # Long enough that a wait could not go unnoticed, short enough not to hang the suite.
     monkeypatch.setattr(blobs_module, "_SYNC_START_WAIT", 10.0)
     contents = [CONTENT + b"%d" % n for n in range(blobs_module._SYNC_THREADS + 1)]
@@ -128,17 +117,7 @@ def test_close_waits_for_flushes_in_progress_without_deadlock(
 ) -> None:
     """Shutdown (SIGTERM) can close the store while an APPEND's file is still flushing."""
     store = BlobStore(tmp_path / "blobs")
-    release = threading.Event()
-    real_commit = BlobStore.commit
-
-    def slow_commit(
-        self: BlobStore, blobs: list[PendingBlob], *, syncing: threading.Event | None = None
-    ) -> None:
-        release.wait(30)
-        real_commit(self, blobs)
-
-    monkeypatch.setattr(BlobStore, "commit", slow_commit)
-    monkeypatch.setattr(blobs_module, "_SYNC_START_WAIT", 0.0)
+    release = hold_flushes(monkeypatch)
     future = store.commit_soon(close(pending(store)))
     closer = threading.Thread(target=store.close, daemon=True)
     closer.start()
@@ -148,6 +127,23 @@ def test_close_waits_for_flushes_in_progress_without_deadlock(
     assert not closer.is_alive(), "close() deadlocked with the finishing flush"
     future.result(timeout=1)
     assert store.read(DIGEST) == CONTENT
+
+
+def hold_flushes(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Make every helper's flush wait, once under way, until the returned event is set."""
+    release = threading.Event()
+    real_commit = BlobStore.commit
+
+    def held_commit(
+        self: BlobStore, blobs: list[PendingBlob], *, syncing: threading.Event | None = None
+    ) -> None:
+        if syncing is not None:
+            syncing.set()  # "flushing" from here on, as far as the caller can tell
+        release.wait(30)
+        real_commit(self, blobs)
+
+    monkeypatch.setattr(BlobStore, "commit", held_commit)
+    return release
 
 
 def close(blob: PendingBlob) -> PendingBlob:
