@@ -7,11 +7,13 @@ from gateway.store.blobs import BlobStore
 from gateway.store.change_feed import ChangeFeedOperations
 from gateway.store.database import Database, create_database_engine
 from gateway.store.fetch_data import FetchDataOperations
+from gateway.store.identities import IdentityOperations
 from gateway.store.ingest import IngestOperations
 from gateway.store.mailbox_sync import MailboxSyncOperations
 from gateway.store.mailboxes import MailboxOperations
 from gateway.store.messages import MessageOperations
 from gateway.store.migrations import upgrade_database
+from gateway.store.outbound import OutboundOperations
 from gateway.store.search_data import SearchDataOperations
 from gateway.store.search_index import SearchIndexOperations
 from gateway.store.secrets_box import SecretBox, load_or_create_key
@@ -23,6 +25,8 @@ from gateway.store.users import UserOperations
 
 class MailStore(
     UserOperations,
+    IdentityOperations,
+    OutboundOperations,
     SourceOperations,
     MailboxOperations,
     IngestOperations,

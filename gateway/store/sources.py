@@ -6,12 +6,13 @@ import json
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from gateway.store.base import StoreBase, source_view
 from gateway.store.errors import AlreadyExistsError, InvalidOperationError, NotFoundError
+from gateway.store.identities import identity_for_new_source
 from gateway.store.ingest import OriginKey, find_origins
-from gateway.store.models import Origin, Source, User
+from gateway.store.models import Identity, Origin, Source, User
 from gateway.store.views import SourceInfo
 
 PROTOCOLS = ("imap", "pop3")
@@ -76,6 +77,11 @@ class SourceOperations(StoreBase):
                 )
                 session.add(source)
                 session.flush()
+                # A source's own address is an identity of its user (issue 18), unless the
+                # user already added it by hand.
+                identity = identity_for_new_source(source)
+                if identity is not None and not _has_identity(session, identity):
+                    session.add(identity)
                 return source_view(source)
         except IntegrityError as error:
             raise AlreadyExistsError(f"source already exists: {name}") from error
@@ -139,3 +145,14 @@ class SourceOperations(StoreBase):
                 )
             )
             return {uidl for uidl in rows if uidl is not None}
+
+
+def _has_identity(session: Session, identity: Identity) -> bool:
+    return (
+        session.exec(
+            select(Identity.id).where(
+                Identity.user_id == identity.user_id, Identity.address == identity.address
+            )
+        ).first()
+        is not None
+    )
