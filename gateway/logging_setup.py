@@ -13,3 +13,6 @@ def configure_logging(level: str = "INFO") -> None:
         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
         force=True,
     )
+    # aiosmtpd logs each connection and command at INFO, free-form, and a deprecation
+    # warning at every AUTH; gateway.smtp logs the events that matter, key=value.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)

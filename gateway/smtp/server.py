@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 import ssl
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -99,6 +100,13 @@ class SmtpService:
 
     def _protocol(self, *, implicit_tls: bool) -> SubmissionProtocol:
         allow_plaintext = self.settings.allow_plaintext
+        with warnings.catch_warnings():
+            # aiosmtpd warns about auth_require_tls=False, which on the smtps port only
+            # means "TLS is already on" (see below).
+            warnings.simplefilter("ignore", UserWarning)
+            return self._new_protocol(implicit_tls=implicit_tls, allow_plaintext=allow_plaintext)
+
+    def _new_protocol(self, *, implicit_tls: bool, allow_plaintext: bool) -> SubmissionProtocol:
         return SubmissionProtocol(
             self._handler,
             hostname=self.hostname,
