@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import email
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +19,6 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from gateway.settings import Settings
 from gateway.smtp.server import SmtpService
 from gateway.tls import ensure_certificate, server_context
 from tests.support.fixtures_store import make_settings
@@ -68,7 +66,7 @@ class UpstreamSmtp:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         if self.reply.startswith("250"):
             with self._lock:
                 self.received.append(
@@ -209,7 +207,3 @@ class SmtpGateway(RunningGateway):
             if time.monotonic() > deadline:
                 raise AssertionError("condition not met in time")
             time.sleep(0.05)
-
-
-def settings_for(data_dir: Path) -> Settings:
-    return make_settings(data_dir)
