@@ -7,6 +7,7 @@ recipient so only the ones still owed are retried.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,22 @@ def _mail_options(sender: str, recipients: Sequence[str], content: bytes) -> lis
     return options
 
 
+_quitting: dict[aiosmtplib.SMTP, asyncio.Task[None]] = {}
+
+
+async def _quit(client: aiosmtplib.SMTP) -> None:
+    try:
+        await client.quit()
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        client.close()
+
+
+def _quit_later(client: aiosmtplib.SMTP) -> None:
+    task = asyncio.create_task(_quit(client))
+    _quitting[client] = task  # a reference, so the task is not collected mid-way
+    task.add_done_callback(lambda _: _quitting.pop(client, None))
+
+
 def _reply(code: int, message: str) -> str:
     return f"{code} {' '.join(message.split())}"
 
@@ -97,6 +114,9 @@ async def relay_message(
             content,
             mail_options=_mail_options(sender, recipients, content),
         )
+        # The message has left: the caller records that before anything else happens (the
+        # duplicate-send window, worker.py), so QUIT goes on in the background.
+        _quit_later(client)
     except aiosmtplib.SMTPRecipientsRefused as error:
         temporary = {
             r.recipient: _reply(r.code, r.message) for r in error.recipients if r.code < 500
@@ -111,11 +131,8 @@ async def relay_message(
         # Connection refused or lost, TLS failures (ssl.SSLError is an OSError), timeouts.
         raise RelayError(f"{type(error).__name__}: {error}", permanent=False) from None
     finally:
-        if client.is_connected:
-            try:
-                await client.quit()
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                client.close()
+        if client.is_connected and client not in _quitting:
+            await _quit(client)
     temporary = {r: _reply(*answer) for r, answer in refused.items() if answer[0] < 500}
     permanent = {r: _reply(*answer) for r, answer in refused.items() if answer[0] >= 500}
     delivered = tuple(r for r in recipients if r not in refused)

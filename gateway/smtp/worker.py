@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from gateway.smtp.bounce import build_bounce
@@ -80,6 +81,7 @@ class RelayWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._relaying: dict[int, asyncio.Task[None]] = {}
 
     def wake(self) -> None:
         """New mail is queued: look now rather than at the next poll."""
@@ -115,9 +117,14 @@ class RelayWorker:
                     claims = []
                 claimed = len(claims)
                 for claim in claims:
+                    if claim.id in self._relaying:
+                        # Our own claim ran out while we are still at it (a very slow
+                        # upstream): the attempt in progress decides; no second copy.
+                        continue
                     task = asyncio.create_task(self.process(claim))
                     self._in_flight.add(task)
-                    task.add_done_callback(self._finished)
+                    self._relaying[claim.id] = task
+                    task.add_done_callback(partial(self._finished, claim.id))
             if claimed and claimed == free:
                 # More may be due: come back as soon as a slot frees up.
                 await self._wake.wait()
@@ -125,8 +132,9 @@ class RelayWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _finished(self, queue_id: int, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        self._relaying.pop(queue_id, None)
         self._wake.set()
 
     async def _call(self, function: Callable[[], Any]) -> Any:
