@@ -13,12 +13,13 @@ from datetime import UTC, datetime, timedelta
 
 from gateway.settings import Settings
 from gateway.smtp.auth_guard import SubmissionAuthGuard
-from gateway.smtp.intake import QueueIntake
+from gateway.smtp.batching import GroupCommit
 from gateway.smtp.protocol import SubmissionProtocol
 from gateway.smtp.relay import relay_message
 from gateway.smtp.submission import SubmissionHandler
 from gateway.smtp.worker import Relay, RelayWorker
 from gateway.store import MailStore
+from gateway.store.views import OutboundSubmission
 
 log = logging.getLogger("gateway.smtp")
 
@@ -53,7 +54,7 @@ class SmtpService:
             max_workers=settings.io_threads, thread_name_prefix="smtp-io"
         )
         self.worker: RelayWorker | None = None
-        self._intake: QueueIntake | None = None
+        self._intake: GroupCommit[OutboundSubmission, int] | None = None
         self._handler: SubmissionHandler | None = None
         self.hostname = settings.smtp_hostname or ""
 
@@ -79,12 +80,14 @@ class SmtpService:
             clock=self._clock,
             relay=self._relay,
         )
-        self._intake = QueueIntake(
-            self.store,
+        lifetime = timedelta(seconds=settings.smtp_queue_lifetime_seconds)
+        # Accepted messages are made durable together: one blob sync, one commit per batch.
+        self._intake = GroupCommit(
+            lambda items: self.store.enqueue_outbound_messages(
+                items=items, now=self._clock(), lifetime=lifetime
+            ),
             self._executor,
-            lifetime=timedelta(seconds=settings.smtp_queue_lifetime_seconds),
-            clock=self._clock,
-            on_queued=self.worker.wake,
+            after_flush=self.worker.wake,
         )
         self._handler = SubmissionHandler(
             self.store, self._intake, SubmissionAuthGuard(), self._executor, clock=self._clock
@@ -147,7 +150,7 @@ class SmtpService:
         for server in self._servers:
             await server.wait_closed()
         if self._intake is not None:
-            await self._intake.stop()
+            await self._intake.drain()
         if self.worker is not None:
             await self.worker.stop()
         self._executor.shutdown(wait=True)

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
+from gateway.smtp.batching import GroupCommit
 from gateway.smtp.bounce import build_bounce
 from gateway.smtp.headers import strip_bcc
 from gateway.smtp.relay import RelayError, RelayOutcome, relay_message
@@ -82,6 +83,19 @@ class RelayWorker:
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._relaying: dict[int, asyncio.Task[None]] = {}
+        # The bookkeeping after the upstream's 250 and the Sent copies are group-committed:
+        # under load one transaction serves every message relayed meanwhile.
+        self._records: GroupCommit[tuple[int, str], bool] = GroupCommit(
+            lambda relayed: self._store.record_outbound_relayed(
+                relayed=relayed, owner=self.owner, now=self._clock()
+            ),
+            executor,
+        )
+        self._copies: GroupCommit[int, None] = GroupCommit(self._file_sent_copies, executor)
+
+    def _file_sent_copies(self, outbound_ids: Sequence[int]) -> list[None]:
+        self._store.file_sent_copies(outbound_ids=outbound_ids, now=self._clock())
+        return [None] * len(outbound_ids)
 
     def wake(self) -> None:
         """New mail is queued: look now rather than at the next poll."""
@@ -91,6 +105,8 @@ class RelayWorker:
         self._task = asyncio.create_task(self._run(), name="smtp-relay")
 
     async def stop(self) -> None:
+        await self._records.drain()
+        await self._copies.drain()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -129,8 +145,11 @@ class RelayWorker:
                 # More may be due: come back as soon as a slot frees up.
                 await self._wake.wait()
                 continue
+            # asyncio.timeout, not wait_for: in 3.11 wait_for can lose a cancellation that
+            # arrives as the event is set, and stop() would wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+                async with asyncio.timeout(self._poll_seconds):
+                    await self._wake.wait()
 
     def _finished(self, queue_id: int, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
@@ -195,25 +214,20 @@ class RelayWorker:
                 permanent=error.permanent,
             )
             return
-        if outcome.delivered:
+        if outcome.delivered and not outcome.temporary:
+            # First thing after the 250: the duplicate-send window closes here.
+            recorded = await self._records.submit((claim.id, outcome.reply))
+        elif outcome.delivered:
             recorded = await self._call(
-                lambda: (
-                    self._store.record_outbound_relayed(
-                        outbound_id=claim.id,
-                        owner=self.owner,
-                        reply=outcome.reply,
-                        now=self._clock(),
-                    )
-                    if not outcome.temporary
-                    else self._store.defer_outbound_message(
-                        outbound_id=claim.id,
-                        owner=self.owner,
-                        error="; ".join(outcome.temporary.values()),
-                        next_attempt_at=self._next_attempt(claim),
-                        recipients=list(outcome.temporary),
-                    )
+                lambda: self._store.defer_outbound_message(
+                    outbound_id=claim.id,
+                    owner=self.owner,
+                    error="; ".join(outcome.temporary.values()),
+                    next_attempt_at=self._next_attempt(claim),
+                    recipients=list(outcome.temporary),
                 )
             )
+        if outcome.delivered:
             log.info(
                 "event=relayed queue_id=%d relay=%s:%d recipients=%d upstream_reply=%r recorded=%s",
                 claim.id,
@@ -353,6 +367,5 @@ class RelayWorker:
                     source.id,
                     type(error).__name__,
                 )
-        now = self._clock()
-        await self._call(lambda: self._store.file_sent_copy(outbound_id=claim.id, now=now))
+        await self._copies.submit(claim.id)
         log.info("event=sent_copy_filed queue_id=%d user_id=%d", claim.id, claim.user_id)

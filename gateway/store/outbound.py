@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from gateway.store.blobs import PendingBlob
 from gateway.store.errors import InvalidOperationError, NotFoundError
-from gateway.store.ingest import IngestOperations
+from gateway.store.ingest import IngestOperations, NewMessage
 from gateway.store.models import Mailbox, MailboxEntry, Message, OutboundMessage
 from gateway.store.views import AppendResult, OutboundInfo, OutboundSubmission
 
@@ -105,18 +105,24 @@ class OutboundOperations(IngestOperations):
         return self.blobs.read(blob_hash)
 
     def record_outbound_relayed(
-        self, *, outbound_id: int, owner: str, reply: str, now: datetime
-    ) -> bool:
-        """The upstream accepted the message: never relay it again. False if `owner` no
-        longer holds the claim (another replica took it over after the lease ran out)."""
-        return self._update_claimed(
-            outbound_id,
-            owner,
-            state=RELAYED,
-            upstream_reply=reply[:1000],
-            next_attempt_at=now,
-            last_error=None,
-        )
+        self, *, relayed: Sequence[tuple[int, str]], owner: str, now: datetime
+    ) -> list[bool]:
+        """The upstream accepted these messages ((queue id, its reply) each): never relay
+        them again. One transaction for all; per message False if `owner` no longer holds
+        the claim (another replica took it over after the lease ran out)."""
+        with self.database.write() as session:
+            return [
+                self._update_claimed(
+                    session,
+                    outbound_id,
+                    owner,
+                    state=RELAYED,
+                    upstream_reply=reply[:1000],
+                    next_attempt_at=now,
+                    last_error=None,
+                )
+                for outbound_id, reply in relayed
+            ]
 
     def defer_outbound_message(
         self,
@@ -132,7 +138,8 @@ class OutboundOperations(IngestOperations):
         values: dict[str, object] = {"next_attempt_at": next_attempt_at, "last_error": error[:1000]}
         if recipients is not None:
             values["recipients_json"] = json.dumps(list(recipients))
-        return self._update_claimed(outbound_id, owner, **values)
+        with self.database.write() as session:
+            return self._update_claimed(session, outbound_id, owner, **values)
 
     def finish_outbound_message(
         self, *, outbound_id: int, state: str, now: datetime, error: str | None = None
@@ -150,34 +157,42 @@ class OutboundOperations(IngestOperations):
                 .values(**values)
             )
 
-    def file_sent_copy(self, *, outbound_id: int, now: datetime) -> AppendResult | None:
-        """Append the message to its user's Sent mailbox (\\Seen) and mark it sent.
+    def file_sent_copies(self, *, outbound_ids: Sequence[int], now: datetime) -> int:
+        """Append each relayed message to its user's Sent mailbox (\\Seen) and mark it sent;
+        returns how many copies were appended (one blob sync and one commit for all).
 
         Idempotent: a copy already there (a crash after the append, before the state
-        change) is not appended twice. None when it was already there.
+        change) is not appended twice.
         """
+        items: list[NewMessage] = []
         with self.database.read() as session:
-            row = session.get(OutboundMessage, outbound_id)
-            if row is None:
-                raise NotFoundError(f"no such outbound message: {outbound_id}")
-            sent = self._sent_mailbox(session, row.user_id)
-            already = session.exec(
-                select(MailboxEntry.id)
-                .join(Message, col(Message.id) == col(MailboxEntry.message_id))
-                .where(MailboxEntry.mailbox_id == sent, Message.blob_hash == row.blob_hash)
-            ).first()
-            blob_hash = row.blob_hash
-        result = None
-        if already is None:
-            result = self.append_message(
-                mailbox_id=sent,
-                content=self.blobs.read(blob_hash),
-                flags=("\\Seen",),
-                internal_date=now,
-                actor="smtp",
+            rows = session.exec(
+                select(OutboundMessage).where(col(OutboundMessage.id).in_(list(outbound_ids)))
+            ).all()
+            if len(rows) != len(set(outbound_ids)):
+                raise NotFoundError(f"no such outbound message among {list(outbound_ids)}")
+            for row in rows:
+                sent = self._sent_mailbox(session, row.user_id)
+                already = session.exec(
+                    select(MailboxEntry.id)
+                    .join(Message, col(Message.id) == col(MailboxEntry.message_id))
+                    .where(MailboxEntry.mailbox_id == sent, Message.blob_hash == row.blob_hash)
+                ).first()
+                if already is None:
+                    items.append(
+                        NewMessage(
+                            sent, self.blobs.read(row.blob_hash), ("\\Seen",), internal_date=now
+                        )
+                    )
+        if items:
+            self.append_messages(items=items, actor="smtp")
+        with self.database.write() as session:
+            session.execute(
+                update(OutboundMessage)
+                .where(col(OutboundMessage.id).in_(list(outbound_ids)))
+                .values(state=SENT, finished_at=now, lease_owner=None)
             )
-        self.finish_outbound_message(outbound_id=outbound_id, state=SENT, now=now)
-        return result
+        return len(items)
 
     def deliver_bounce(self, *, user_id: int, content: bytes, now: datetime) -> AppendResult:
         """Put a delivery status notification into the user's INBOX."""
@@ -255,18 +270,18 @@ class OutboundOperations(IngestOperations):
                 )
             )
 
-    def _update_claimed(self, outbound_id: int, owner: str, **values: object) -> bool:
-        with self.database.write() as session:
-            result = session.execute(
-                update(OutboundMessage)
-                .where(
-                    col(OutboundMessage.id) == outbound_id,
-                    col(OutboundMessage.lease_owner) == owner,
-                    col(OutboundMessage.state) == QUEUED,
-                )
-                .values(**values)
+    @staticmethod
+    def _update_claimed(session: Session, outbound_id: int, owner: str, **values: object) -> bool:
+        result = session.execute(
+            update(OutboundMessage)
+            .where(
+                col(OutboundMessage.id) == outbound_id,
+                col(OutboundMessage.lease_owner) == owner,
+                col(OutboundMessage.state) == QUEUED,
             )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            .values(**values)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     @staticmethod
     def _sent_mailbox(session: Session, user_id: int) -> int:

@@ -53,8 +53,8 @@ def test_claims_are_leases_held_by_one_owner(store: MailStore) -> None:
     assert [m.id for m in claimed] == ids and all(m.attempts == 1 for m in claimed)
     assert store.claim_outbound_messages(owner="b", now=NOW, limit=10, lease=LEASE) == []
     # Only the holder may record the outcome.
-    assert not store.record_outbound_relayed(outbound_id=ids[0], owner="b", reply="250", now=NOW)
-    assert store.record_outbound_relayed(outbound_id=ids[0], owner="a", reply="250 ok", now=NOW)
+    assert store.record_outbound_relayed(relayed=[(ids[0], "250")], owner="b", now=NOW) == [False]
+    assert store.record_outbound_relayed(relayed=[(ids[0], "250 ok")], owner="a", now=NOW) == [True]
     # After the lease ran out (the holder died), another worker takes the rest over.
     later = NOW + LEASE
     retaken = store.claim_outbound_messages(owner="b", now=later, limit=10, lease=LEASE)
@@ -77,15 +77,15 @@ def test_claims_are_leases_held_by_one_owner(store: MailStore) -> None:
 
 
 def test_sent_copy_is_filed_once_and_marks_the_message_sent(store: MailStore) -> None:
-    user_id, (queue_id,) = _queue(store, 1)
-    store.claim_outbound_messages(owner="a", now=NOW, limit=1, lease=LEASE)
-    store.record_outbound_relayed(outbound_id=queue_id, owner="a", reply="250", now=NOW)
-    assert store.file_sent_copy(outbound_id=queue_id, now=NOW) is not None
+    user_id, ids = _queue(store, 3)
+    store.claim_outbound_messages(owner="a", now=NOW, limit=3, lease=LEASE)
+    store.record_outbound_relayed(relayed=[(i, "250") for i in ids], owner="a", now=NOW)
+    assert store.file_sent_copies(outbound_ids=ids[:2], now=NOW) == 2
     # Again (a crash after the append, before the state change): no second copy.
-    assert store.file_sent_copy(outbound_id=queue_id, now=NOW) is None
+    assert store.file_sent_copies(outbound_ids=ids, now=NOW) == 1
     sent = store.get_mailbox(user_id=user_id, name="Sent")
-    assert store.mailbox_status(mailbox_id=sent.id).messages == 1
-    assert store.get_outbound_message(outbound_id=queue_id).state == "sent"
+    assert store.mailbox_status(mailbox_id=sent.id).messages == 3
+    assert {store.get_outbound_message(outbound_id=i).state for i in ids} == {"sent"}
     assert store.list_outbound_messages() == []
 
 
