@@ -102,7 +102,7 @@ class Settings(BaseSettings):
         default=3600.0, gt=0, description="Longest delay between two relay attempts."
     )
     smtp_relay_concurrency: int = Field(
-        default=10, gt=0, description="Messages relayed at the same time by one process."
+        default=20, gt=0, description="Messages relayed at the same time by one process."
     )
     smtp_relay_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Timeout of each network step when relaying."

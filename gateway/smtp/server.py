@@ -53,6 +53,10 @@ class SmtpService:
         self._executor = ThreadPoolExecutor(
             max_workers=settings.io_threads, thread_name_prefix="smtp-io"
         )
+        # Every queue write goes through one thread: on SQLite, writers from several
+        # threads wait for each other in SQLite's busy handler, which sleeps up to 100 ms
+        # at a time; in one thread they queue here and follow each other at once.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-queue")
         self.worker: RelayWorker | None = None
         self._intake: GroupCommit[OutboundSubmission, int] | None = None
         self._handler: SubmissionHandler | None = None
@@ -70,6 +74,7 @@ class SmtpService:
         self.worker = RelayWorker(
             self.store,
             self._executor,
+            self._writer,
             hostname=self.hostname,
             concurrency=settings.smtp_relay_concurrency,
             timeout=settings.smtp_relay_timeout_seconds,
@@ -83,10 +88,10 @@ class SmtpService:
         lifetime = timedelta(seconds=settings.smtp_queue_lifetime_seconds)
         # Accepted messages are made durable together: one blob sync, one commit per batch.
         self._intake = GroupCommit(
-            lambda items: self.store.enqueue_outbound_messages(
+            lambda items: self.store.queue_outbound_messages(
                 items=items, now=self._clock(), lifetime=lifetime
             ),
-            self._executor,
+            self._writer,
             after_flush=self.worker.wake,
         )
         self._handler = SubmissionHandler(
@@ -154,3 +159,4 @@ class SmtpService:
         if self.worker is not None:
             await self.worker.stop()
         self._executor.shutdown(wait=True)
+        self._writer.shutdown(wait=True)

@@ -214,15 +214,20 @@ class SubmissionHandler:
                 "event=from_refused user=%s from=%s peer=%s", login.name, foreign[0], _peer(server)
             )
             return replies.FROM_NOT_OWNED
-        item = OutboundSubmission(
-            user_id=login.user_id,
-            identity_id=identity.id,
-            sender=sender,
-            recipients=tuple(envelope.rcpt_tos),
-            content=prepared.content,
-            message_id_header=prepared.message_id,
-        )
         try:
+            # The file is synced in this session's own thread (sessions sync in parallel);
+            # its row is group-committed with those of the other sessions.
+            blob = await self._call(
+                lambda: self._store.write_outbound_blob(content=prepared.content)
+            )
+            item = OutboundSubmission(
+                user_id=login.user_id,
+                identity_id=identity.id,
+                sender=sender,
+                recipients=tuple(envelope.rcpt_tos),
+                blob=blob,
+                message_id_header=prepared.message_id,
+            )
             queue_id = await self._intake.submit(item)
         except MessageTooLargeError:
             return replies.TOO_LARGE
@@ -235,7 +240,7 @@ class SubmissionHandler:
             login.name,
             sender,
             len(item.recipients),
-            len(item.content),
+            item.blob.size,
             prepared.message_id,
         )
         return replies.QUEUED.format(queue_id=queue_id)

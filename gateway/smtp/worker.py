@@ -1,10 +1,11 @@
 """The relay worker: claims due queue entries, relays them, retries, bounces, files copies.
 
-The duplicate-send window (docs/architecture.md, "Sending"): between the upstream's `250`
-to our end of DATA and the commit of `record_outbound_relayed` a crash loses the fact that
-the message left, and it is relayed again once its lease runs out. Nothing else happens in
-that window: the bookkeeping is one single-row UPDATE right after the reply, the Sent
-copies come after it.
+The duplicate-send window (docs/architecture.md, "Sending"): between the upstream taking our
+end of DATA and the commit of `record_outbound_relayed` a crash loses the fact that the
+message left, and it is relayed again once its lease runs out. The window is kept small:
+the record is the first thing done after the upstream's 250 (QUIT goes on in the background,
+the Sent copies come after), and it is one UPDATE per message, group-committed with those
+of the other messages relayed meanwhile.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ class Relay(Protocol):
     ) -> Awaitable[RelayOutcome]: ...
 
 
+# Sent copies per transaction: below the blob store's syncfs threshold (8), so a batch
+# syncs its own files, never the whole file system (other tenants' writes included).
+COPY_BATCH = 7
+
+
 def retry_delay(attempts: int, *, base: float, ceiling: float) -> float:
     """Exponential backoff after the `attempts`-th failure: base, 2x, 4x ... up to ceiling."""
     return min(base * 2.0 ** max(attempts - 1, 0), ceiling)
@@ -54,6 +60,7 @@ class RelayWorker:
         self,
         store: MailStore,
         executor: Executor,
+        writer: Executor,
         *,
         hostname: str,
         concurrency: int,
@@ -67,6 +74,7 @@ class RelayWorker:
     ) -> None:
         self._store = store
         self._executor = executor
+        self._writer = writer
         self._hostname = hostname
         self._concurrency = concurrency
         self._timeout = timeout
@@ -83,15 +91,16 @@ class RelayWorker:
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._relaying: dict[int, asyncio.Task[None]] = {}
+        self._copying: set[asyncio.Task[None]] = set()
         # The bookkeeping after the upstream's 250 and the Sent copies are group-committed:
         # under load one transaction serves every message relayed meanwhile.
         self._records: GroupCommit[tuple[int, str], bool] = GroupCommit(
-            lambda relayed: self._store.record_outbound_relayed(
-                relayed=relayed, owner=self.owner, now=self._clock()
-            ),
-            executor,
+            lambda relayed: self._store.record_outbound_relayed(relayed=relayed, owner=self.owner),
+            writer,
         )
-        self._copies: GroupCommit[int, None] = GroupCommit(self._file_sent_copies, executor)
+        self._copies: GroupCommit[int, None] = GroupCommit(
+            self._file_sent_copies, writer, max_batch=COPY_BATCH
+        )
 
     def _file_sent_copies(self, outbound_ids: Sequence[int]) -> list[None]:
         self._store.file_sent_copies(outbound_ids=outbound_ids, now=self._clock())
@@ -110,14 +119,16 @@ class RelayWorker:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for task in list(self._in_flight):
+        for task in [*self._in_flight, *self._copying]:
             task.cancel()
-        await asyncio.gather(*self._in_flight, return_exceptions=True)
+        await asyncio.gather(*self._in_flight, *self._copying, return_exceptions=True)
 
     async def run_once(self, limit: int = 1000) -> int:
-        """Claim every due message (up to `limit`) and process them; for tests and tools."""
+        """Claim every due message (up to `limit`) and process them, copies filed; for tests
+        and tools."""
         claims = await self._claim(limit)
         await asyncio.gather(*(self.process(claim) for claim in claims))
+        await asyncio.gather(*self._copying)
         return len(claims)
 
     async def _run(self) -> None:
@@ -125,7 +136,8 @@ class RelayWorker:
             self._wake.clear()
             free = self._concurrency - len(self._in_flight)
             claimed = 0
-            if free > 0:
+            # Claim in batches (half the slots) while busy: each claim is a commit.
+            if free > 0 and (free >= self._concurrency // 2 or not self._in_flight):
                 try:
                     claims = await self._claim(free)
                 except Exception:
@@ -157,11 +169,16 @@ class RelayWorker:
         self._wake.set()
 
     async def _call(self, function: Callable[[], Any]) -> Any:
+        """A read (or a network step) in the I/O threads."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+
+    async def _write(self, function: Callable[[], Any]) -> Any:
+        """A queue write, in the one writer thread (see `SmtpService`)."""
+        return await asyncio.get_running_loop().run_in_executor(self._writer, function)
 
     async def _claim(self, limit: int) -> list[OutboundInfo]:
         now = self._clock()
-        claims: list[OutboundInfo] = await self._call(
+        claims: list[OutboundInfo] = await self._write(
             lambda: self._store.claim_outbound_messages(
                 owner=self.owner, now=now, limit=limit, lease=self._lease
             )
@@ -218,7 +235,7 @@ class RelayWorker:
             # First thing after the 250: the duplicate-send window closes here.
             recorded = await self._records.submit((claim.id, outcome.reply))
         elif outcome.delivered:
-            recorded = await self._call(
+            recorded = await self._write(
                 lambda: self._store.defer_outbound_message(
                     outbound_id=claim.id,
                     owner=self.owner,
@@ -249,7 +266,18 @@ class RelayWorker:
             await self._failed(claim, target, outcome.temporary, permanent=False)
             return
         if outcome.delivered and not outcome.temporary:
+            # The copies need no relay slot: the next message may leave meanwhile. Should
+            # we stop before they are filed, the message stays "relayed" and a later claim
+            # files them.
+            task = asyncio.create_task(self._file_copies_safely(claim, target))
+            self._copying.add(task)
+            task.add_done_callback(self._copying.discard)
+
+    async def _file_copies_safely(self, claim: OutboundInfo, target: RelayTarget) -> None:
+        try:
             await self._file_copies(claim, target)
+        except Exception:
+            log.exception("event=sent_copy_failed queue_id=%d", claim.id)
 
     async def _failed(
         self,
@@ -268,7 +296,7 @@ class RelayWorker:
             return
         next_attempt = self._next_attempt(claim)
         reason = "; ".join(sorted(set(failures.values())))
-        await self._call(
+        await self._write(
             lambda: self._store.defer_outbound_message(
                 outbound_id=claim.id,
                 owner=self.owner,
@@ -312,11 +340,11 @@ class RelayWorker:
             remote_host=remote,
             expired=expired,
         )
-        await self._call(
+        await self._write(
             lambda: self._store.deliver_bounce(user_id=claim.user_id, content=report, now=now)
         )
         if final:
-            await self._call(
+            await self._write(
                 lambda: self._store.finish_outbound_message(
                     outbound_id=claim.id,
                     state="bounced",

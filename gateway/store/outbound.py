@@ -1,7 +1,9 @@
 """The durable outbound queue of the SMTP submission server (gateway/smtp).
 
-A message is accepted (the client's `250`) only once `enqueue_outbound_messages` returned:
-its blob fsynced (one syncfs for a batch of concurrent submissions) and its row committed.
+A message is accepted (the client's `250`) only once its blob is fsynced
+(`write_outbound_blob`, in the session's own thread, so concurrent sessions sync in parallel)
+and its row committed (`queue_outbound_messages`, one transaction for every message that
+arrived meanwhile).
 Relay workers claim due rows with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas never
 take the same message at once; a claim is a lease (`next_attempt_at` pushed past the relay
 timeout), so a message whose worker died is claimed again once the lease runs out.
@@ -19,11 +21,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from gateway.store.blobs import PendingBlob
 from gateway.store.errors import InvalidOperationError, NotFoundError
 from gateway.store.ingest import IngestOperations, NewMessage
 from gateway.store.models import Mailbox, MailboxEntry, Message, OutboundMessage
-from gateway.store.views import AppendResult, OutboundInfo, OutboundSubmission
+from gateway.store.views import AppendResult, OutboundInfo, OutboundSubmission, StoredBlob
 
 QUEUED, RELAYED, SENT, BOUNCED, DROPPED = "queued", "relayed", "sent", "bounced", "dropped"
 PENDING_STATES = (QUEUED, RELAYED)
@@ -31,44 +32,45 @@ STATES = (QUEUED, RELAYED, SENT, BOUNCED, DROPPED)
 
 
 class OutboundOperations(IngestOperations):
-    def enqueue_outbound_messages(
+    def write_outbound_blob(self, *, content: bytes) -> StoredBlob:
+        """Make a submitted message's bytes durable (fsync, rename, directory fsync); its
+        queue row follows with `queue_outbound_messages`. Blocking: call it from a thread.
+        Until the row commits, the garbage collector's grace period keeps the file."""
+        if len(content) > self.max_message_size:
+            raise self._too_large()
+        blob = self.blobs.begin()
+        try:
+            blob.write(content)
+            self.blobs.commit([blob])
+        except BaseException:
+            blob.discard()
+            raise
+        return StoredBlob(blob.close(), blob.size)
+
+    def queue_outbound_messages(
         self, *, items: Sequence[OutboundSubmission], now: datetime, lifetime: timedelta
     ) -> list[int]:
-        """Make every message durable and queue it; returns the queue ids in order.
+        """Queue messages whose blobs are durable, in one transaction; their queue ids.
 
-        Blocking (fsync, commit): call it from a worker thread. Several messages share one
-        filesystem sync and one commit (group commit across concurrent SMTP sessions).
+        Once this returned, the client may have its 250 (DESIGN invariant 1).
         """
         if not items:
             return []
-        pending: list[PendingBlob] = []
-        try:
-            for item in items:
-                if len(item.content) > self.max_message_size:
-                    raise self._too_large()
-                blob = self.blobs.begin()
-                pending.append(blob)
-                blob.write(item.content)
-            self.blobs.commit(pending)
-        except BaseException:
-            for blob in pending:
-                blob.discard()
-            raise
         rows = [
             OutboundMessage(
                 user_id=item.user_id,
                 identity_id=item.identity_id,
                 sender=item.sender,
                 recipients_json=json.dumps(list(item.recipients)),
-                blob_hash=blob.close(),
-                size=blob.size,
+                blob_hash=item.blob.blob_hash,
+                size=item.blob.size,
                 message_id_header=item.message_id_header,
                 state=QUEUED,
                 next_attempt_at=now,
                 expires_at=now + lifetime,
                 created_at=now,
             )
-            for item, blob in zip(items, pending, strict=True)
+            for item in items
         ]
         with self.database.write() as session:
             session.add_all(rows)
@@ -105,11 +107,12 @@ class OutboundOperations(IngestOperations):
         return self.blobs.read(blob_hash)
 
     def record_outbound_relayed(
-        self, *, relayed: Sequence[tuple[int, str]], owner: str, now: datetime
+        self, *, relayed: Sequence[tuple[int, str]], owner: str
     ) -> list[bool]:
         """The upstream accepted these messages ((queue id, its reply) each): never relay
         them again. One transaction for all; per message False if `owner` no longer holds
-        the claim (another replica took it over after the lease ran out)."""
+        the claim (another replica took it over after the lease ran out). The claim's lease
+        stays: the holder files the Sent copies now, anyone may once it has run out."""
         with self.database.write() as session:
             return [
                 self._update_claimed(
@@ -118,7 +121,6 @@ class OutboundOperations(IngestOperations):
                     owner,
                     state=RELAYED,
                     upstream_reply=reply[:1000],
-                    next_attempt_at=now,
                     last_error=None,
                 )
                 for outbound_id, reply in relayed

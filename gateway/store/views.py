@@ -53,14 +53,22 @@ class RelayTarget:
 
 
 @dataclass(frozen=True)
+class StoredBlob:
+    """A message file already durable in the blob store (`write_outbound_blob`)."""
+
+    blob_hash: str
+    size: int
+
+
+@dataclass(frozen=True)
 class OutboundSubmission:
-    """One accepted message for the outbound queue (`enqueue_outbound_messages`)."""
+    """One accepted message for the outbound queue (`queue_outbound_messages`)."""
 
     user_id: int
     identity_id: int
     sender: str
     recipients: tuple[str, ...]
-    content: bytes
+    blob: StoredBlob
     message_id_header: str
 
 

@@ -60,14 +60,16 @@ def test_queue_commands(cli_env: dict[str, str]) -> None:  # noqa: F811 - the fi
         user = store.get_user(name="alice")
         (identity,) = store.list_identities(user_id=user.id)
         later = datetime.now(UTC) + timedelta(hours=1)
-        ids = store.enqueue_outbound_messages(
+        ids = store.queue_outbound_messages(
             items=[
                 OutboundSubmission(
                     user_id=user.id,
                     identity_id=identity.id,
                     sender="alice@example.org",
                     recipients=("bob@example.net",),
-                    content=b"From: alice@example.org\r\n\r\nhi\r\n",
+                    blob=store.write_outbound_blob(
+                        content=b"From: alice@example.org\r\n\r\nhi\r\n"
+                    ),
                     message_id_header=f"<{n}@example.org>",
                 )
                 for n in range(2)

@@ -24,14 +24,14 @@ def _queue(store: MailStore, count: int, *, now: datetime = NOW) -> tuple[int, l
             identity_id=identity.id,
             sender="me@example.org",
             recipients=("a@example.net", "b@example.net"),
-            content=f"From: me@example.org\r\nSubject: {n}\r\n\r\nbody {n}\r\n".encode(),
+            blob=store.write_outbound_blob(
+                content=f"From: me@example.org\r\nSubject: {n}\r\n\r\nbody {n}\r\n".encode()
+            ),
             message_id_header=f"<{n}@example.org>",
         )
         for n in range(count)
     ]
-    return user.id, store.enqueue_outbound_messages(
-        items=items, now=now, lifetime=timedelta(days=5)
-    )
+    return user.id, store.queue_outbound_messages(items=items, now=now, lifetime=timedelta(days=5))
 
 
 def test_queued_messages_are_durable_and_readable(store: MailStore) -> None:
@@ -53,8 +53,8 @@ def test_claims_are_leases_held_by_one_owner(store: MailStore) -> None:
     assert [m.id for m in claimed] == ids and all(m.attempts == 1 for m in claimed)
     assert store.claim_outbound_messages(owner="b", now=NOW, limit=10, lease=LEASE) == []
     # Only the holder may record the outcome.
-    assert store.record_outbound_relayed(relayed=[(ids[0], "250")], owner="b", now=NOW) == [False]
-    assert store.record_outbound_relayed(relayed=[(ids[0], "250 ok")], owner="a", now=NOW) == [True]
+    assert store.record_outbound_relayed(relayed=[(ids[0], "250")], owner="b") == [False]
+    assert store.record_outbound_relayed(relayed=[(ids[0], "250 ok")], owner="a") == [True]
     # After the lease ran out (the holder died), another worker takes the rest over.
     later = NOW + LEASE
     retaken = store.claim_outbound_messages(owner="b", now=later, limit=10, lease=LEASE)
@@ -79,7 +79,7 @@ def test_claims_are_leases_held_by_one_owner(store: MailStore) -> None:
 def test_sent_copy_is_filed_once_and_marks_the_message_sent(store: MailStore) -> None:
     user_id, ids = _queue(store, 3)
     store.claim_outbound_messages(owner="a", now=NOW, limit=3, lease=LEASE)
-    store.record_outbound_relayed(relayed=[(i, "250") for i in ids], owner="a", now=NOW)
+    store.record_outbound_relayed(relayed=[(i, "250") for i in ids], owner="a")
     assert store.file_sent_copies(outbound_ids=ids[:2], now=NOW) == 2
     # Again (a crash after the append, before the state change): no second copy.
     assert store.file_sent_copies(outbound_ids=ids, now=NOW) == 1
