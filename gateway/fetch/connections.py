@@ -15,7 +15,7 @@ from gateway.fetch.tls_trust import client_tls_context, verify_pinned_certificat
 from gateway.store import SourceInfo
 
 if TYPE_CHECKING:
-    from imapclient import IMAPClient
+    from gateway.fetch.imap_client import ImapClientPeer
 
 log = logging.getLogger("gateway.fetch")
 
@@ -43,7 +43,7 @@ class PasswordAuthenticator:
         client.user(username)
         client.pass_(self._password)
 
-    def authenticate_imap(self, client: IMAPClient, *, username: str) -> None:
+    def authenticate_imap(self, client: ImapClientPeer, *, username: str) -> None:
         if any(ch in username + self._password for ch in "\r\n\0"):
             raise SyncError("auth", "user name or password contains a line break or NUL")
         client.login(username, self._password)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gateway.fetch.actors import sync_actor
+from gateway.fetch.batching import POP3_BATCHES, is_streamed, runs_of_batches, split_batches
 from gateway.fetch.connections import Authenticator, PasswordAuthenticator, open_pop3
 from gateway.fetch.errors import SyncError, server_text
 from gateway.fetch.keywords import source_keyword
@@ -43,14 +44,6 @@ from gateway.store import (
 
 log = logging.getLogger("gateway.fetch")
 
-# Messages up to this size are read into memory and group-committed in batches (their MIME
-# analysis then runs in the store's worker processes); larger ones stream to the blob alone.
-# Each streamed message stops the batch pipeline and is analysed on this thread, so the line
-# sits well above everyday attachments: at 1 MiB, the 1.8 % of a realistic corpus above it
-# halved the throughput of a first sync.
-STREAM_THRESHOLD = 8 * 1024 * 1024
-BATCH_MESSAGES = 64
-BATCH_BYTES = 8 * 1024 * 1024
 PIPELINE_DEPTH = 32
 
 ProgressCallback = Callable[[int, int], None]
@@ -228,57 +221,44 @@ class _Fetcher:
     ) -> None:
         commands = [command("RETR", number) for number in wanted]
         replies = pipelined(client, commands, depth=depth)
-        position = 0
         # The reply stream is strictly sequential: a streamed message must be fully read into
         # its blob before the next reply is touched, so each one goes through the store alone;
         # runs of small messages are group-committed, analysed by the workers while the
         # next batch is read (append_message_batches).
-        while position < len(wanted):
-            number = wanted[position]
-            if listing.sizes[number] > STREAM_THRESHOLD:
-                self._fetch_streamed(client, replies, number, listing)
-                position += 1
+        planned = split_batches(((n, listing.sizes[n]) for n in wanted), POP3_BATCHES)
+        for run in runs_of_batches(planned, lambda number: listing.sizes[number]):
+            if len(run) == 1 and len(run[0]) == 1 and is_streamed(listing.sizes[run[0][0]]):
+                self._fetch_streamed(client, replies, run[0][0], listing)
                 continue
-            end = position
-            while end < len(wanted) and listing.sizes[wanted[end]] <= STREAM_THRESHOLD:
-                end += 1
-            batches = self._small_batches(client, replies, wanted[position:end], listing)
             committed = self.store.append_message_batches(
-                batches=batches, actor=self.actor, defer_search_text=True
+                batches=self._read_batches(client, replies, run, listing),
+                actor=self.actor,
+                defer_search_text=True,
             )
             for results in committed:
                 self._account(results, self._in_flight.popleft())
-            position = end
 
-    def _small_batches(
+    def _read_batches(
         self,
         client: poplib.POP3,
         replies: Iterator[Reply],
-        numbers: Sequence[int],
+        planned: Sequence[Sequence[int]],
         listing: Listing,
     ) -> Iterator[list[NewMessage]]:
-        batch: list[NewMessage] = []
-        meta: list[tuple[str, int]] = []
-        batch_bytes = 0
-        for number in numbers:
-            if batch and batch_bytes + listing.sizes[number] > BATCH_BYTES:
-                # Closed before it would overflow: memory stays within BATCH_BYTES a batch.
+        """Each planned batch read from the reply stream (a refused RETR just leaves a
+        message out; a batch left empty is not handed to the store)."""
+        for numbers in planned:
+            batch: list[NewMessage] = []
+            meta: list[tuple[str, int]] = []
+            for number in numbers:
+                if not self._reply_ok(replies, number):
+                    continue
+                content = read_multiline(client)
+                batch.append(self._new_message(number, content, listing))
+                meta.append((listing.keys[number], len(content)))
+            if batch:
                 self._in_flight.append(meta)
                 yield batch
-                batch, meta, batch_bytes = [], [], 0
-            if not self._reply_ok(replies, number):
-                continue
-            content = read_multiline(client)
-            batch.append(self._new_message(number, content, listing))
-            meta.append((listing.keys[number], len(content)))
-            batch_bytes += len(content)
-            if len(batch) >= BATCH_MESSAGES:
-                self._in_flight.append(meta)
-                yield batch
-                batch, meta, batch_bytes = [], [], 0
-        if batch:
-            self._in_flight.append(meta)
-            yield batch
 
     def _reply_ok(self, replies: Iterator[Reply], number: int) -> bool:
         reply = next(replies)

@@ -14,23 +14,21 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from imapclient import IMAPClient
-
 from gateway.fetch.connections import PasswordAuthenticator
 from gateway.fetch.errors import SyncError, classify_error, server_text
-from gateway.fetch.imap_connection import close_quietly, open_imap
+from gateway.fetch.imap_client import ImapClientPeer
+from gateway.fetch.imap_connection import open_imap
 from gateway.store import MailStore, SourceInfo
 
 log = logging.getLogger("gateway.fetch")
 
-OpenClient = Callable[[SourceInfo], IMAPClient]
+OpenClient = Callable[[SourceInfo], ImapClientPeer]
 # RFC 3501 §7.3.1 / §7.4.1 / §7.4.2: new mail, removed mail, changed flags.
 ACTIVITY_RESPONSES = frozenset({b"EXISTS", b"EXPUNGE", b"FETCH"})
 # `idle_check` returning nothing this much before its timeout means the socket was readable
@@ -124,7 +122,7 @@ class PushWatchers:
             self._watchers.clear()
         _stop_watchers(watchers, self._timing.stop_timeout_seconds)
 
-    def _open_with_password(self, source: SourceInfo) -> IMAPClient:
+    def _open_with_password(self, source: SourceInfo) -> ImapClientPeer:
         secret = self._store.read_source_secret(source_id=source.id)
         return open_imap(source, PasswordAuthenticator(secret))
 
@@ -165,7 +163,7 @@ class _SourceWatcher:
         self._timing = timing
         self._stopping = threading.Event()
         self._client_lock = threading.Lock()
-        self._client: IMAPClient | None = None
+        self._client: ImapClientPeer | None = None
         self._connected_at: float | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"imap-push-{source.id}", daemon=True
@@ -185,7 +183,7 @@ class _SourceWatcher:
         self._stopping.set()
         with self._client_lock:
             if self._client is not None:
-                _shut_down_socket(self._client)
+                self._client.shutdown_socket()
 
     def _run(self) -> None:
         failures = 0
@@ -221,17 +219,18 @@ class _SourceWatcher:
             # The session is broken or in an unknown state: a LOGOUT could wait out the whole
             # network timeout (a server shutting down sends BYE and then stops answering).
             self._detach()
-            _drop_quietly(client)
+            with contextlib.suppress(Exception):
+                client.shutdown()
             raise
         self._detach()
-        close_quietly(client)
+        client.close()
         return keep_watching
 
     def _detach(self) -> None:
         with self._client_lock:
             self._client = None
 
-    def _watch(self, client: IMAPClient) -> bool:
+    def _watch(self, client: ImapClientPeer) -> bool:
         if not client.has_capability("IDLE"):
             log.warning(
                 "event=push_unavailable source_id=%d reason=no_idle_capability detail=%s",
@@ -239,7 +238,7 @@ class _SourceWatcher:
                 "polling only",
             )
             return False
-        client.select_folder("INBOX", readonly=True)
+        client.select_readonly("INBOX")
         self._connected_at = time.monotonic()
         log.info("event=push_watching source_id=%d folder=INBOX", self.source_id)
         # Mail may have arrived while we were not connected.
@@ -247,7 +246,7 @@ class _SourceWatcher:
         self._idle(client)
         return False
 
-    def _idle(self, client: IMAPClient) -> None:
+    def _idle(self, client: ImapClientPeer) -> None:
         client.idle()
         renew_at = time.monotonic() + self._timing.refresh_seconds
         while not self._stopping.is_set():
@@ -268,9 +267,9 @@ class _SourceWatcher:
                 continue
             self._handle_responses(responses)
 
-    def _renew_idle(self, client: IMAPClient) -> None:
+    def _renew_idle(self, client: ImapClientPeer) -> None:
         """DONE, then IDLE again (RFC 2177 §3); responses that came with DONE still count."""
-        _text, responses = client.idle_done()
+        responses = client.idle_done()
         self._handle_responses(responses)
         client.idle()
 
@@ -305,16 +304,3 @@ class _SourceWatcher:
             failure.message,
             delay,
         )
-
-
-def _drop_quietly(client: IMAPClient) -> None:
-    """Close the connection without a LOGOUT; never raises."""
-    with contextlib.suppress(Exception):
-        client.shutdown()
-
-
-def _shut_down_socket(client: IMAPClient) -> None:
-    """Wake a thread blocked reading this client: its next read sees EOF."""
-    # Already closed or never connected: then nothing is blocked on it.
-    with contextlib.suppress(OSError):
-        client.socket().shutdown(socket.SHUT_RDWR)

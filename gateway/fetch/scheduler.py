@@ -18,13 +18,13 @@ import contextlib
 import logging
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Protocol
 
-from gateway.fetch.actors import SYNC_ACTOR_PREFIX
+from gateway.fetch.actors import LocalChange
 from gateway.fetch.errors import SyncError
 from gateway.fetch.imap_reuse import ImapConnectionCache
 from gateway.fetch.runner import SourceBusyError, sync_source_once
@@ -90,7 +90,8 @@ class FetchScheduler:
         self._rerun: dict[int, str] = {}  # requested while running: run once more after
         self._not_before: dict[int, datetime] = {}
         self._jitter: dict[int, tuple[int, float]] = {}  # id -> (poll interval, offset seconds)
-        self._change_timers: dict[int, asyncio.TimerHandle] = {}
+        self._change_timers: dict[int, asyncio.TimerHandle] = {}  # per user, while debouncing
+        self._changed_mailboxes: dict[int, set[int]] = {}  # per user, while debouncing
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._rescan_requested = False
@@ -336,27 +337,44 @@ class FetchScheduler:
     # --- write-back of local changes -------------------------------------------------------
 
     def _store_changed(self, user_id: int, mailbox_id: int, modseq: int, actor: str) -> None:
-        """Store change listener (any thread): a mailbox of `user_id` changed."""
-        del mailbox_id, modseq
-        if actor.startswith(SYNC_ACTOR_PREFIX):
-            return  # a sync engine's own commit: writing it back would only echo it
-        self._call_on_loop(self._note_local_change, user_id)
+        """Store change listener (any thread): turns a device's commit into a `LocalChange`."""
+        change = LocalChange.from_store(user_id, mailbox_id, modseq, actor)
+        if change is not None:  # a sync engine's own commit: writing it back would echo it
+            self._call_on_loop(self.note_local_change, change)
 
-    def _note_local_change(self, user_id: int) -> None:
-        """Sync the user's IMAP sources about a second after a device's change (write-back);
-        a burst of changes makes one sync."""
-        if self._stopping or user_id in self._change_timers:
+    def note_local_change(self, change: LocalChange) -> None:
+        """Write a device's change back about a second later (on the loop); a burst of changes
+        to one user's mailboxes makes one `write_back` of all the mailboxes it touched."""
+        if self._stopping:
+            return
+        self._changed_mailboxes.setdefault(change.user_id, set()).add(change.mailbox_id)
+        if change.user_id in self._change_timers:
             return
         assert self._loop is not None  # noqa: S101 - listener registered in start()
-        self._change_timers[user_id] = self._loop.call_later(
-            self._change_debounce, self._write_back_changes, user_id
+        self._change_timers[change.user_id] = self._loop.call_later(
+            self._change_debounce, self._flush_local_changes, change.user_id
         )
 
-    def _write_back_changes(self, user_id: int) -> None:
+    def _flush_local_changes(self, user_id: int) -> None:
         self._change_timers.pop(user_id, None)
+        mailbox_ids = self._changed_mailboxes.pop(user_id, set())
+        if mailbox_ids and self._loop is not None and not self._stopping:
+            task = self._loop.create_task(self.write_back(mailbox_ids), name="write-back")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def write_back(self, mailbox_ids: Collection[int]) -> None:
+        """Sync the IMAP sources feeding these mailboxes, so a change made on a device reaches
+        them (DESIGN invariant 4: within one sync cycle); sources in failure backoff wait."""
+        try:
+            feeding = await asyncio.to_thread(self._store.sources_feeding, mailbox_ids=mailbox_ids)
+        except Exception:
+            log.exception("event=write_back_lookup_failed")
+            return
         now = self._clock()
-        for source in list(self._sources.values()):
-            if source.user_id != user_id or not source.enabled or source.protocol != "imap":
+        for source_id in sorted(feeding):
+            source = self._sources.get(source_id)
+            if source is None or not source.enabled or source.protocol != "imap":
                 continue
             if _in_failure_backoff(source, now):
                 # The server is failing; asking again on every flag change would only hammer it.

@@ -172,6 +172,8 @@ class MessageHandlers(SessionBase):
     # --- STORE ---------------------------------------------------------------------------------
 
     async def do_store(self, command: c.Store) -> str:
+        """STORE / UID STORE (RFC 3501 §6.4.6, RFC 7162 §3.1.3); the sources feeding the
+        mailbox get the change by write-back (`FetchScheduler.write_back`)."""
         selected = self.require_writable()
         await self.send_updates(allow_expunge=command.uid)
         indexes = self.resolve(selected, command.sequence_set, command.uid)

@@ -313,12 +313,30 @@ def test_stop_is_prompt_when_idle(sqlite_store: MailStore) -> None:
     assert asyncio.run(scenario()) < 0.5
 
 
-def test_local_change_syncs_the_users_imap_sources_once(sqlite_store: MailStore) -> None:
-    [imap_source] = add_sources(sqlite_store, 1, protocol="imap")
+def feeds(store: MailStore, source: SourceInfo, mailbox_id: int) -> None:
+    """Record that the source's INBOX feeds `mailbox_id`, as its first sync would."""
+    store.save_source_folder(
+        source_id=source.id,
+        remote_name="INBOX",
+        mailbox_id=mailbox_id,
+        uidvalidity=1,
+        last_uid=0,
+        highestmodseq=0,
+        local_modseq=0,
+    )
+
+
+def test_local_change_syncs_the_imap_sources_feeding_the_mailbox_once(
+    sqlite_store: MailStore,
+) -> None:
+    [imap_source, elsewhere] = add_sources(sqlite_store, 2, protocol="imap")
     [pop3_source] = add_sources(sqlite_store, 1, protocol="pop3")
-    for source in (imap_source, pop3_source):
+    for source in (imap_source, elsewhere, pop3_source):
         set_next_run(sqlite_store, source, timedelta(hours=1))
     inbox = sqlite_store.get_mailbox(user_id=imap_source.user_id, name="INBOX")
+    other = sqlite_store.create_mailbox(user_id=imap_source.user_id, name="Other")
+    feeds(sqlite_store, imap_source, inbox.id)
+    feeds(sqlite_store, elsewhere, other.id)  # feeds another mailbox: not synced
 
     def store_like_an_engine(source: SourceInfo) -> BaseException | None:
         # A sync's own commit notifies the change listener too; it must not cause another sync.
@@ -349,6 +367,11 @@ def test_local_change_syncs_the_users_imap_sources_once(sqlite_store: MailStore)
 
 def test_local_change_waits_for_a_failing_source_backoff(sqlite_store: MailStore) -> None:
     [imap_source] = add_sources(sqlite_store, 1, protocol="imap")
+    feeds(
+        sqlite_store,
+        imap_source,
+        sqlite_store.get_mailbox(user_id=imap_source.user_id, name="INBOX").id,
+    )
     now = datetime.now(UTC)
     sqlite_store.record_sync_failure(
         imap_source.id,
