@@ -109,6 +109,12 @@ class PushWatchers:
                     watcher.start()
         _stop_watchers(retired, self._timing.stop_timeout_seconds)
 
+    def is_idling(self, source_id: int) -> bool:
+        """Whether the source's watcher is in IDLE now: from here on, new mail is heard."""
+        with self._lock:
+            watcher = self._watchers.get(source_id)
+        return watcher is not None and watcher.idling.is_set()
+
     def watching(self) -> set[int]:
         """Ids of the sources whose watcher thread is alive (connected or reconnecting)."""
         with self._lock:
@@ -162,6 +168,7 @@ class _SourceWatcher:
         self._on_activity = on_activity
         self._timing = timing
         self._stopping = threading.Event()
+        self.idling = threading.Event()
         self._client_lock = threading.Lock()
         self._client: ImapClientPeer | None = None
         self._connected_at: float | None = None
@@ -189,6 +196,7 @@ class _SourceWatcher:
         failures = 0
         while not self._stopping.is_set():
             self._connected_at = None
+            self.idling.clear()
             try:
                 if not self._watch_once():
                     return
@@ -248,6 +256,7 @@ class _SourceWatcher:
 
     def _idle(self, client: ImapClientPeer) -> None:
         client.idle()
+        self.idling.set()
         renew_at = time.monotonic() + self._timing.refresh_seconds
         while not self._stopping.is_set():
             remaining = renew_at - time.monotonic()

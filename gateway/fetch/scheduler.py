@@ -41,6 +41,7 @@ CHANGE_DEBOUNCE_SECONDS = 1.0
 STOP_TIMEOUT_SECONDS = 10.0
 # Never sleep less than this between loop turns, so a rounding error cannot spin the loop.
 _MIN_WAIT_SECONDS = 0.05
+_SETTLE_POLL_SECONDS = 0.01
 
 
 def utc_now() -> datetime:
@@ -94,6 +95,7 @@ class FetchScheduler:
         self._changed_mailboxes: dict[int, set[int]] = {}  # per user, while debouncing
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._parked = False  # the loop waits with nothing left to start
         self._rescan_requested = False
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -104,6 +106,10 @@ class FetchScheduler:
     def attach_watchers(self, watchers: SourceWatchers) -> None:
         """Keep `watchers` in step with the sources on every rescan, and stop them with us."""
         self._watchers = watchers
+
+    @property
+    def watchers(self) -> SourceWatchers | None:
+        return self._watchers
 
     async def start(self) -> None:
         """Begin scheduling on the running loop; the first scan of sources happens at once."""
@@ -145,6 +151,29 @@ class FetchScheduler:
             self._executor.shutdown(wait=False, cancel_futures=True)
         log.info("event=scheduler_stopped")
 
+    def check_due_sources(self) -> None:
+        """Look at every source's due time now rather than at the next planned turn (after
+        the injected clock moved, or source rows changed); safe to call from any thread."""
+        self._call_on_loop(self._wake_now)
+
+    def _wake_now(self) -> None:
+        self._parked = False  # so `settled` waits for the turn this wake-up causes
+        self._wake.set()
+
+    async def settled(self) -> None:
+        """Return once nothing is queued, running, debouncing or being looked up, and the
+        loop waits for its next due time: what tests wait for instead of a guessed delay."""
+        await asyncio.sleep(0)  # callbacks already handed to the loop run first
+        while (
+            not self._parked
+            or self._queued
+            or self._running
+            or self._change_timers
+            or self._tasks
+            or self._rescan_requested
+        ):
+            await asyncio.sleep(_SETTLE_POLL_SECONDS)
+
     def request_sync(self, source_id: int, *, reason: str) -> None:
         """Sync a source soon, whatever its schedule; safe to call from any thread.
 
@@ -171,9 +200,11 @@ class FetchScheduler:
             # No await between the bookkeeping above and this clear, so no wake-up is lost.
             self._wake.clear()
             timeout = max(_MIN_WAIT_SECONDS, min(until_due, next_rescan - loop.time()))
+            self._parked = True
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
+            self._parked = False
 
     async def _rescan(self) -> None:
         try:
@@ -249,7 +280,7 @@ class FetchScheduler:
         self._running[source.id] = source
         task = self._loop.create_task(self._sync_one(source, reason), name=f"sync-{source.id}")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
 
     async def _sync_one(self, source: SourceInfo, reason: str) -> None:
         loop = asyncio.get_running_loop()
@@ -361,7 +392,7 @@ class FetchScheduler:
         if mailbox_ids and self._loop is not None and not self._stopping:
             task = self._loop.create_task(self.write_back(mailbox_ids), name="write-back")
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._task_done)
 
     async def write_back(self, mailbox_ids: Collection[int]) -> None:
         """Sync the IMAP sources feeding these mailboxes, so a change made on a device reaches
@@ -380,6 +411,10 @@ class FetchScheduler:
                 # The server is failing; asking again on every flag change would only hammer it.
                 continue
             self._enqueue(source.id, "local_change")
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._wake.set()  # the loop parks only once every task has ended (`settled`)
 
     def _call_on_loop(self, callback: Callable[..., None], *args: object) -> None:
         loop = self._loop

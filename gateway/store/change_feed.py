@@ -26,11 +26,16 @@ class ChangeFeedOperations(StoreBase):
         return not self.database.is_sqlite
 
     def listen_for_changes(
-        self, *, on_change: Callable[[int, int], None], stop: threading.Event
+        self,
+        *,
+        on_change: Callable[[int, int], None],
+        stop: threading.Event,
+        listening: threading.Event | None = None,
     ) -> None:
         """Call `on_change(mailbox_id, modseq)` for every committed change until `stop` is set.
 
-        Blocking: run it in a thread. Reconnects after a lost connection.
+        Blocking: run it in a thread. Reconnects after a lost connection. `listening` is set
+        once LISTEN is in place: from then on no commit goes unheard.
         """
         url = self.database.engine.url.set(drivername="postgresql")
         conninfo = url.render_as_string(hide_password=False)
@@ -38,6 +43,8 @@ class ChangeFeedOperations(StoreBase):
             try:
                 with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    if listening is not None:
+                        listening.set()
                     while not stop.is_set():
                         for notice in conn.notifies(timeout=1.0):
                             mailbox_id, _, modseq = notice.payload.partition(":")

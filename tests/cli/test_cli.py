@@ -314,6 +314,20 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_for_health(port: int, process: subprocess.Popen[str], timeout: float = 60) -> object:
+    """The admin's /healthz answer once the server is up (an event, not a guessed delay)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as reply:
+                return json.loads(reply.read())
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("serve never answered /healthz")
+
+
 def test_serve_first_start_creates_admin_cert_and_answers(env: dict[str, str]) -> None:
     port, imap_port, imaps_port = _free_port(), _free_port(), _free_port()
     env = {
@@ -334,15 +348,7 @@ def test_serve_first_start_creates_admin_cert_and_answers(env: dict[str, str]) -
         while "password:" not in line and time.monotonic() < deadline:
             line = process.stdout.readline()
         password = line.rsplit("password:", 1)[1].strip()
-        body = None
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    body = json.loads(r.read())
-                break
-            except OSError:
-                time.sleep(0.1)
-        assert body == {"status": "ok"}
+        assert wait_for_health(port, process) == {"status": "ok"}
         data_dir = Path(env["GATEWAY_DATA_DIR"])
         assert (data_dir / "tls" / "selfsigned.crt").is_file()
         assert (data_dir / "tls" / "selfsigned.key").stat().st_mode & 0o077 == 0
@@ -368,9 +374,12 @@ def test_serve_first_start_creates_admin_cert_and_answers(env: dict[str, str]) -
     second = subprocess.Popen(
         [GATEWAY, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    time.sleep(3)
-    second.send_signal(signal.SIGTERM)
-    out, _ = second.communicate(timeout=30)
+    try:
+        # Ready means the first-start step is long done: its output would be there by now.
+        assert wait_for_health(port, second) == {"status": "ok"}
+    finally:
+        second.send_signal(signal.SIGTERM)
+        out, _ = second.communicate(timeout=30)
     assert "password" not in out
 
 

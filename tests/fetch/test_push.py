@@ -151,7 +151,9 @@ def test_mail_appended_at_the_source_reaches_the_gateway_within_seconds(
             # The first sync (a new source) finds the mailbox empty and sets the next run an
             # interval away: what comes next arrives by push, not by polling.
             await wait_until(lambda: synced_once(sqlite_store, source.id), timeout=10)
-            await asyncio.sleep(0.5)
+            watchers = scheduler.watchers
+            assert isinstance(watchers, PushWatchers)
+            await wait_until(lambda: watchers.is_idling(source.id), timeout=10)
             started = time.monotonic()
             await asyncio.to_thread(append_to, dovecot_module, "wired", "pw-w")
             await wait_until(lambda: len(inbox_contents(sqlite_store)) == 1, timeout=5)
