@@ -28,6 +28,14 @@ def run_sync_pass(store: MailStore, *, user_name: str | None, source_name: str |
         log.warning("event=sync_nothing_to_do user=%s source=%s", user_name, source_name)
     failures = 0
     for source in sources:
+        if source.credentials_rejected:
+            log.error(
+                "event=sync_skipped source_id=%d reason=credentials_rejected detail=%s",
+                source.id,
+                "set a new password with gateway source passwd",
+            )
+            failures += 1
+            continue
         engine = SYNC_ENGINES.get(source.protocol)
         if engine is None:
             log.error(

@@ -87,7 +87,8 @@ def _connect(source: SourceInfo, timeout: float) -> poplib.POP3:
     options = source.options
     if source.security == "none" and not plaintext_allowed(options):
         raise SyncError(
-            "tls", "plaintext POP3 refused: set the source option allow_plaintext to allow it"
+            "plaintext",
+            "plaintext POP3 refused: set the source option allow_plaintext to allow it",
         )
     client: poplib.POP3 | None = None
     try:

@@ -14,6 +14,7 @@ is passed to `open_imap` in place of the password one.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging
 import re
@@ -23,9 +24,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
 from imapclient.response_parser import parse_fetch_response
 
-from gateway.fetch.errors import SyncError, server_text
+from gateway.fetch.errors import SyncError, classify_imap_reply, server_text
 from gateway.fetch.fetch_fast import FetchResult, parse_flat_fetch
 from gateway.fetch.imap_folders import RemoteFolder
 from gateway.fetch.imap_peer import (
@@ -58,7 +60,12 @@ class ImapClientPeer:
 
     def login(self, username: str, password: str) -> None:
         """LOGIN (RFC 3501 §6.2.3); capabilities are read afresh afterwards."""
-        self._client.login(username, password)
+        try:
+            self._client.login(username, password)
+        except LoginError as error:
+            # IMAPClient wraps imaplib's error as str(exception), which holds the repr of the
+            # server's bytes ("b'[AUTHENTICATIONFAILED] …'"): classify the text itself.
+            raise classify_imap_reply(_unrepr(str(error)), during_auth=True) from None
         self._capabilities = None
 
     def has_capability(self, name: str) -> bool:
@@ -278,6 +285,16 @@ def message_id_of(header_block: object) -> str | None:
             text = value.strip().decode("utf-8", "replace")
             return text or None
     return None
+
+
+def _unrepr(text: str) -> bytes | str:
+    """`b'…'` (a bytes repr inside a message) back to the bytes it shows; other text as is."""
+    if len(text) >= 3 and text[0] == "b" and text[1] in "'\"" and text[-1] == text[1]:
+        with contextlib.suppress(ValueError, SyntaxError):
+            value = ast.literal_eval(text)
+            if isinstance(value, bytes):
+                return value
+    return text
 
 
 def _text(value: object) -> str:

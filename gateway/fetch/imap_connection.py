@@ -53,7 +53,8 @@ def _connect(source: SourceInfo) -> ImapClientPeer:
     options = source.options
     if source.security == "none" and not plaintext_allowed(options):
         raise SyncError(
-            "tls", "plaintext IMAP refused: set the source option allow_plaintext to allow it"
+            "plaintext",
+            "plaintext IMAP refused: set the source option allow_plaintext to allow it",
         )
     timeout = network_timeout(options)
     client: ImapClientPeer | None = None

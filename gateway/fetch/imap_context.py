@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from gateway.fetch.actors import SourceSyncActor
 from gateway.fetch.budget import DailyBudget
-from gateway.fetch.imap_folders import FolderPlan
+from gateway.fetch.imap_folders import FolderPlan, RemoteFolder
 from gateway.fetch.imap_peer import ImapPeer
 from gateway.store import FolderKey, MailStore, SourceFolderInfo, SourceInfo
 
@@ -59,6 +59,8 @@ class SyncContext:
     # `user/source`, how log lines name the source for a person reading them.
     source_label: str
     plans: list[FolderPlan] = field(default_factory=list)
+    # Every folder the source LISTed, synced or not (where to find its Trash).
+    remote_folders: list[RemoteFolder] = field(default_factory=list)
     mailbox_of_plan: dict[str, int] = field(default_factory=dict)
     # Each folder's position as the previous sync left it, read once per sync.
     saved_folders: dict[str, SourceFolderInfo] = field(default_factory=dict)

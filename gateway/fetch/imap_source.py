@@ -143,8 +143,9 @@ def sync_imap_source(
 def _plan(sync: SyncContext) -> None:
     """LIST the source, choose the folders and find (or create) each one's local mailbox."""
     chosen = sync.source.options.get("folders")
+    sync.remote_folders = sync.peer.list_folders()
     sync.plans = plan_folders(
-        sync.peer.list_folders(),
+        sync.remote_folders,
         source_name=sync.source.name,
         chosen=[str(c) for c in chosen] if isinstance(chosen, list) else None,
     )

@@ -13,8 +13,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 
+from gateway.fetch.errors import classify_error
 from gateway.fetch.flag_merge import syncable_keywords
 from gateway.fetch.imap_context import OpenFolder
+from gateway.fetch.imap_folders import RemoteFolder, new_folder_name, special_use_of
 from gateway.fetch.imap_wire import sequence_set
 from gateway.store import FolderKey, RemotePair
 from gateway.store.flags import flag_names
@@ -54,11 +56,12 @@ def delete_at_source(folder: OpenFolder, pairs: Sequence[RemotePair]) -> None:
     """Apply the source's `delete_policy` to messages deleted on a device."""
     sync = folder.sync
     policy = str(sync.source.options.get("delete_policy", "trash"))
-    trash = sync.special_folder("\\Trash")
     uids = [p.remote_uid for p in pairs]
-    if policy == "trash" and trash is not None and trash != folder.name:
-        move_at_source(folder, pairs, trash)
-        return
+    if policy == "trash":
+        trash = find_or_create_trash(folder)
+        if trash is not None and trash != folder.name:
+            move_at_source(folder, pairs, trash)
+            return
     if policy == "expunge" and "UIDPLUS" in sync.capabilities:
         uid_set = sequence_set(uids)
         folder.peer.store_flags(uid_set, "+FLAGS", ["\\Deleted"])
@@ -70,13 +73,47 @@ def delete_at_source(folder: OpenFolder, pairs: Sequence[RemotePair]) -> None:
         return
     # keep, or nowhere safe to put it: the source keeps its copy, we stop following it.
     sync.store.detach_remote_messages(folder.key, remote_uids=uids)
-    log.info(
-        "event=imap_removal_not_propagated source=%s folder=%r count=%d policy=%s",
+    if policy == "keep":
+        return
+    # The user asked for the deletion to reach the source and it could not: say so where
+    # they look (`source list`, the API), not only in a log line.
+    sync.store.record_unpropagated_removals(source_id=sync.source.id, count=len(uids))
+    sync.report.removals_not_propagated += len(uids)
+    log.warning(
+        "event=imap_removal_not_propagated source=%s folder=%r count=%d policy=%s reason=%s",
         sync.source_label,
         folder.name,
         len(uids),
         policy,
+        "no_trash_folder" if policy == "trash" else "no_uidplus",
     )
+
+
+def find_or_create_trash(folder: OpenFolder) -> str | None:
+    """The source's Trash: the synced special folder, else a LISTed one marked `\\Trash`
+    (RFC 6154) or with a usual name, else one created now, as mail clients do. None when
+    the server refuses to create it."""
+    sync = folder.sync
+    synced = sync.special_folder("\\Trash")
+    if synced is not None:
+        return synced
+    listed = next((f.name for f in sync.remote_folders if special_use_of(f) == "\\Trash"), None)
+    if listed is not None:
+        return listed
+    name = new_folder_name("Trash", sync.remote_folders)
+    try:
+        folder.peer.create_folder(name)
+    except Exception as error:  # a server may forbid new folders; the caller reports it
+        log.warning(
+            "event=imap_trash_create_failed source=%s folder=%r error=%s",
+            sync.source_label,
+            name,
+            classify_error(error).message,
+        )
+        return None
+    sync.remote_folders.append(RemoteFolder(name, None, frozenset()))
+    log.info("event=imap_trash_created source=%s folder=%r", sync.source_label, name)
+    return name
 
 
 def upload_to_source(folder: OpenFolder, local_uids: set[int]) -> None:

@@ -48,6 +48,7 @@ class PushTiming:
     # so a server that accepts and then drops us is not hammered.
     stable_seconds: float = 60.0
     stop_timeout_seconds: float = 2.0
+    auth_retry_seconds: float = 30 * 60
 
 
 def wants_push(source: SourceInfo) -> bool:
@@ -55,6 +56,7 @@ def wants_push(source: SourceInfo) -> bool:
     connection cap (`max_connections`, default 2) leaves room for the sync alone."""
     return (
         source.enabled
+        and not source.credentials_rejected
         and source.protocol == "imap"
         and source.options.get("push") is not False
         and source.options.get("max_connections", 2) >= 2
@@ -209,6 +211,10 @@ class _SourceWatcher:
                     self._timing.backoff_cap_seconds,
                     self._timing.backoff_initial_seconds * 2 ** min(failures, 16),
                 )
+                if classify_error(error).error_class == "auth":
+                    # A refused login is not retried every few seconds (providers lock such
+                    # accounts); the scheduled syncs decide when the source stops.
+                    delay = max(delay, self._timing.auth_retry_seconds)
                 failures += 1
                 self._log_failure(error, delay)
                 if self._stopping.wait(delay):

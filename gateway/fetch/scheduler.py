@@ -38,6 +38,9 @@ Clock = Callable[[], datetime]
 JITTER_FRACTION = 0.1
 MAX_JITTER_SECONDS = 30.0
 CHANGE_DEBOUNCE_SECONDS = 1.0
+# How often the sources revision is read: a source added, edited or given a new password by
+# `gateway source …` or another replica syncs within this, not at the next rescan.
+SOURCE_WATCH_SECONDS = 1.0
 STOP_TIMEOUT_SECONDS = 10.0
 # Never sleep less than this between loop turns, so a rounding error cannot spin the loop.
 _MIN_WAIT_SECONDS = 0.05
@@ -70,6 +73,7 @@ class FetchScheduler:
         change_debounce_seconds: float = CHANGE_DEBOUNCE_SECONDS,
         stop_timeout: float = STOP_TIMEOUT_SECONDS,
         rng: random.Random | None = None,
+        source_watch_seconds: float = SOURCE_WATCH_SECONDS,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -102,6 +106,8 @@ class FetchScheduler:
         self._main: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._watchers: SourceWatchers | None = None
+        self._source_watch_seconds = source_watch_seconds
+        self._source_watch: asyncio.Task[None] | None = None
 
     def attach_watchers(self, watchers: SourceWatchers) -> None:
         """Keep `watchers` in step with the sources on every rescan, and stop them with us."""
@@ -119,6 +125,9 @@ class FetchScheduler:
         )
         self._store.add_change_listener(self._store_changed)
         self._main = self._loop.create_task(self._run(), name="fetch-scheduler")
+        self._source_watch = self._loop.create_task(
+            self._watch_source_changes(), name="fetch-source-watch"
+        )
         log.info(
             "event=scheduler_started concurrency=%d rescan_seconds=%s",
             self._concurrency,
@@ -130,6 +139,9 @@ class FetchScheduler:
         if self._main is None or self._stopping:
             return
         self._stopping = True
+        if self._source_watch is not None:
+            self._source_watch.cancel()
+            await asyncio.gather(self._source_watch, return_exceptions=True)
         with contextlib.suppress(ValueError):
             self._store.remove_change_listener(self._store_changed)
         for handle in self._change_timers.values():
@@ -206,6 +218,23 @@ class FetchScheduler:
                     await self._wake.wait()
             self._parked = False
 
+    async def _watch_source_changes(self) -> None:
+        """Rescan at once when any source was added, changed or removed (in this process,
+        another `gateway` command or another replica: the revision lives in the database)."""
+        seen: int | None = None
+        while not self._stopping:
+            try:
+                revision: int | None = await asyncio.to_thread(self._store.sources_revision)
+            except Exception:
+                log.exception("event=source_watch_failed")
+                revision = seen
+            if seen is not None and revision != seen:
+                log.info("event=sources_changed action=rescan")
+                self._rescan_requested = True
+                self._wake_now()
+            seen = revision
+            await asyncio.sleep(self._source_watch_seconds)
+
     async def _rescan(self) -> None:
         try:
             sources = await asyncio.to_thread(self._store.list_sources)
@@ -213,6 +242,11 @@ class FetchScheduler:
             log.exception("event=scheduler_rescan_failed")
             return
         self._sources = {source.id: source for source in sources}
+        for source in sources:
+            if source.next_run_at is None:
+                # Never run, or just changed (`update_source`, a new password): due now, not
+                # an interval after the sync it had before.
+                self._not_before.pop(source.id, None)
         for table in (self._not_before, self._jitter):
             for source_id in set(table) - set(self._sources):
                 del table[source_id]
@@ -231,6 +265,8 @@ class FetchScheduler:
         for source in self._sources.values():
             if not source.enabled or source.id in self._running or source.id in self._queued:
                 continue
+            if source.credentials_rejected:
+                continue  # stopped until its password changes (a rescan then sees it)
             due_at = self._due_at(source)
             if due_at is None or due_at <= now:
                 self._queued[source.id] = "schedule"
@@ -265,12 +301,14 @@ class FetchScheduler:
             if source is None and self._rescan_requested:
                 continue  # requested before we saw it; the next rescan will know it
             reason = self._queued.pop(source_id)
-            if source is None or not source.enabled:
+            if source is None or not source.enabled or source.credentials_rejected:
                 log.info(
                     "event=sync_request_dropped source_id=%d reason=%s why=%s",
                     source_id,
                     reason,
-                    "unknown_source" if source is None else "disabled",
+                    "unknown_source"
+                    if source is None
+                    else ("disabled" if not source.enabled else "credentials_rejected"),
                 )
                 continue
             self._launch(source, reason)
@@ -407,7 +445,7 @@ class FetchScheduler:
             source = self._sources.get(source_id)
             if source is None or not source.enabled or source.protocol != "imap":
                 continue
-            if _in_failure_backoff(source, now):
+            if source.credentials_rejected or _in_failure_backoff(source, now):
                 # The server is failing; asking again on every flag change would only hammer it.
                 continue
             self._enqueue(source.id, "local_change")

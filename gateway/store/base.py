@@ -357,6 +357,7 @@ def source_view(source: Source) -> SourceInfo:
         next_run_at=source.next_run_at,
         messages_fetched=source.messages_fetched,
         bytes_fetched=source.bytes_fetched,
+        removals_not_propagated=source.removals_not_propagated,
     )
 
 

@@ -61,6 +61,11 @@ class ServerState(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     # RFC 3501 §2.3.1.1: a re-created mailbox must get a UIDVALIDITY it never had before.
     next_uidvalidity: int = Field(sa_type=BigInteger)
+    # Bumped by every change to any source (add, edit, password, remove): schedulers on every
+    # replica watch it to pick a change up at once instead of at their next rescan.
+    sources_revision: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
 
 
 class User(SQLModel, table=True):
@@ -94,7 +99,8 @@ class Source(SQLModel, table=True):
     """An external POP3/IMAP account, its encrypted secret and its sync state."""
 
     __tablename__ = "sources"
-    __table_args__ = (UniqueConstraint("user_id", "name"),)
+    # AUTOINCREMENT: a removed source's id is never given to a new one (migration 0009).
+    __table_args__ = (UniqueConstraint("user_id", "name"), {"sqlite_autoincrement": True})
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(
         sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
@@ -122,6 +128,11 @@ class Source(SQLModel, table=True):
     messages_fetched: int = Field(default=0, sa_type=BigInteger)
     bytes_fetched: int = Field(default=0, sa_type=BigInteger)
     sync_state_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    # Local deletions the source could not be made to carry out (no Trash and none creatable,
+    # expunge without UIDPLUS): the source still holds those messages.
+    removals_not_propagated: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
 
 
 class Mailbox(SQLModel, table=True):

@@ -8,6 +8,9 @@ from typing import Any, NamedTuple
 
 from gateway.store.flags import flag_names
 
+# Logins refused in a row after which a source stops syncing until its password changes.
+AUTH_ATTEMPTS_BEFORE_STOP = 3
+
 
 @dataclass(frozen=True)
 class UserInfo:
@@ -51,6 +54,16 @@ class SourceInfo:
     next_run_at: datetime | None
     messages_fetched: int
     bytes_fetched: int
+    removals_not_propagated: int = 0
+
+    @property
+    def credentials_rejected(self) -> bool:
+        """Login refused often enough in a row that syncing stops until the password
+        changes: providers lock accounts that keep retrying a wrong one."""
+        return (
+            self.last_error_class == "auth"
+            and self.consecutive_failures >= AUTH_ATTEMPTS_BEFORE_STOP
+        )
 
 
 @dataclass(frozen=True)
