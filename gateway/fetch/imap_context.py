@@ -31,6 +31,7 @@ class ImapSyncReport:
     fetched: int = 0
     bytes: int = 0
     adopted: int = 0
+    adopted_bytes: int = 0
     flags_pulled: int = 0
     flags_pushed: int = 0
     expunged_locally: int = 0

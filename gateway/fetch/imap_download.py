@@ -16,6 +16,7 @@ from gateway.fetch.errors import SyncError
 from gateway.fetch.imap_context import OpenFolder
 from gateway.fetch.imap_peer import RemoteMessage
 from gateway.fetch.imap_wire import sequence_set
+from gateway.fetch.keywords import tag_adopted
 from gateway.fetch.prefetch import Prefetcher
 from gateway.store import AdoptRule, AppendResult, LinkedMessage, NewMessage, OriginKey
 from gateway.store.flags import split_flags
@@ -135,16 +136,27 @@ class NewMailDownload:
         """A batch is durable: count it, spend the budget, move the resume point."""
         report = self.sync.report
         stored = 0
+        joined: list[int] = []
         for uid, result in zip(batch, results, strict=True):
             size = listing[uid].size
             self.sync.budget.spend(size)
             if result.adopted:
                 self.adopted.add(uid)
                 report.adopted += 1
+                report.adopted_bytes += size
+                joined.append(result.uid)
             elif not result.duplicate:
                 stored += 1
                 report.fetched += 1
                 report.bytes += size
+        if self.adopt == "message-id":  # another account's copy: tag it as this one's too
+            tag_adopted(
+                self.sync.store,
+                self.folder.mailbox_id,
+                joined,
+                self.sync.keyword,
+                str(self.sync.actor),
+            )
         self.folder.save_resume_point(max(batch))
         if self.sync.on_progress is not None:
             self.sync.on_progress(stored, sum(listing[u].size for u in batch))

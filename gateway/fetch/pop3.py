@@ -21,7 +21,7 @@ from gateway.fetch.actors import sync_actor
 from gateway.fetch.batching import POP3_BATCHES, is_streamed, runs_of_batches, split_batches
 from gateway.fetch.connections import Authenticator, PasswordAuthenticator, open_pop3
 from gateway.fetch.errors import SyncError, server_text
-from gateway.fetch.keywords import source_keyword
+from gateway.fetch.keywords import source_keyword, tag_adopted
 from gateway.fetch.pop3_listing import Listing, content_hash_of, list_messages
 from gateway.fetch.pop3_wire import (
     Reply,
@@ -57,6 +57,9 @@ class SyncReport:
     listed: int
     fetched: int
     bytes: int
+    # Messages the user already had through another account, now also this source's.
+    adopted: int
+    adopted_bytes: int
     deleted: int
     already_stored: int
     skipped_too_large: int
@@ -69,6 +72,8 @@ class SyncReport:
 class _Progress:
     fetched: int = 0
     bytes: int = 0
+    adopted: int = 0
+    adopted_bytes: int = 0
     duplicates: int = 0
     stored_keys: set[str] = field(default_factory=set)
 
@@ -140,6 +145,8 @@ def sync_pop3_source(
         listed=len(listing.sizes),
         fetched=fetcher.progress.fetched,
         bytes=fetcher.progress.bytes,
+        adopted=fetcher.progress.adopted,
+        adopted_bytes=fetcher.progress.adopted_bytes,
         deleted=len(doomed),
         already_stored=len(listing.sizes) - len(wanted) - too_large + fetcher.progress.duplicates,
         skipped_too_large=too_large,
@@ -148,11 +155,14 @@ def sync_pop3_source(
         seconds=time.monotonic() - started,
     )
     log.info(
-        "event=pop3_sync_done source_id=%d listed=%d fetched=%d bytes=%d deleted=%d seconds=%.2f",
+        "event=pop3_sync_done source=%s source_id=%d listed=%d fetched=%d bytes=%d adopted=%d "
+        "deleted=%d seconds=%.2f",
+        fetcher.label,
         source.id,
         report.listed,
         report.fetched,
         report.bytes,
+        report.adopted,
         report.deleted,
         report.seconds,
     )
@@ -209,7 +219,9 @@ class _Fetcher:
         self.actor = sync_actor(source.id)
         self.on_progress = on_progress
         # A message already in INBOX through another account (a CC to both) is not copied.
-        dedupe = store.get_user_by_id(user_id=source.user_id).dedupe_across_sources
+        user = store.get_user_by_id(user_id=source.user_id)
+        self.label = f"{user.name}/{source.name}"
+        dedupe = user.dedupe_across_sources
         self.adopt: AdoptRule | None = "message-id" if dedupe else None
         self.progress = _Progress()
         # (origin key, size) of each batch handed to the store, oldest first: results come
@@ -302,13 +314,20 @@ class _Fetcher:
     def _account(self, results: list[AppendResult], meta: list[tuple[str, int]]) -> None:
         """Count a durable batch: from here on its keys may be deleted at the source."""
         progress = self.progress
+        joined: list[int] = []
         for result, (key, size) in zip(results, meta, strict=True):
             progress.stored_keys.add(key)
-            if result.duplicate:
+            if result.adopted:
+                # Already there through another account: it is this source's message too.
+                progress.adopted += 1
+                progress.adopted_bytes += size
+                joined.append(result.uid)
+            elif result.duplicate:
                 progress.duplicates += 1
             else:
                 progress.fetched += 1
                 progress.bytes += size
+        tag_adopted(self.store, self.mailbox_id, joined, self.flags[0], self.actor)
         log.info(
             "event=pop3_batch_stored source_id=%d fetched=%d bytes=%d",
             self.source.id,

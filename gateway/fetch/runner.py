@@ -43,6 +43,12 @@ class SyncOutcome(Protocol):
     @property
     def bytes(self) -> int: ...
 
+    @property
+    def adopted(self) -> int: ...
+
+    @property
+    def adopted_bytes(self) -> int: ...
+
 
 def next_run_after_failure(
     source: SourceInfo, now: datetime, error: SyncError | None = None
@@ -165,10 +171,12 @@ def _sync_and_record(
             )
         raise
     finished = datetime.now(UTC)
+    # Messages the user already had through another account count as this source's too:
+    # `source list` must not show 0 messages for an account that holds them.
     store.record_sync_success(
         source.id,
-        fetched=report.fetched,
-        bytes=report.bytes,
+        fetched=report.fetched + report.adopted,
+        bytes=report.bytes + report.adopted_bytes,
         now=finished,
         next_run_at=finished + timedelta(seconds=source.poll_interval),
     )

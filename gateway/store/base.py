@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, update
+from sqlalchemy import bindparam, delete, text, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
@@ -127,6 +127,11 @@ class StoreBase:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None
+
+    def check_database(self) -> None:
+        """Raise unless the database answers a trivial query (readiness probes)."""
+        with self.database.read() as session:
+            session.execute(text("SELECT 1"))
 
     def add_change_listener(self, listener: ChangeListener) -> None:
         """Register a callback run after every commit that changes a mailbox (IDLE wake-ups)."""

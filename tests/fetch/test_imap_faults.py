@@ -411,7 +411,9 @@ def test_starttls_not_offered_and_plaintext_not_allowed_send_no_password(
         sessions = proxy.sessions
         with pytest.raises(SyncError) as refused:
             run_source_sync(sqlite_store, plaintext)
-        assert refused.value.error_class == "plaintext" and "allow_plaintext" in refused.value.message
+        assert (
+            refused.value.error_class == "plaintext" and "allow_plaintext" in refused.value.message
+        )
         assert proxy.sessions == sessions, "not even connected"
         assert proxy.logins == 0
 
