@@ -12,8 +12,6 @@ import logging
 import threading
 from collections.abc import Callable
 
-import psycopg
-
 from gateway.store.base import StoreBase
 from gateway.store.notices import CHANNEL
 
@@ -37,6 +35,8 @@ class ChangeFeedOperations(StoreBase):
         Blocking: run it in a thread. Reconnects after a lost connection. `listening` is set
         once LISTEN is in place: from then on no commit goes unheard.
         """
+        import psycopg  # late: only PostgreSQL servers listen, and it costs CLI start-up
+
         url = self.database.engine.url.set(drivername="postgresql")
         conninfo = url.render_as_string(hide_password=False)
         while not stop.is_set():
