@@ -75,7 +75,8 @@ def open_pop3(source: SourceInfo, authenticator: Authenticator) -> poplib.POP3:
         client.close()
         raise
     log.info(
-        "event=pop3_logged_in source_id=%d host=%s security=%s",
+        "event=pop3_logged_in source=%s source_id=%d host=%s security=%s",
+        source.label,
         source.id,
         source.host,
         source.security,

@@ -41,7 +41,8 @@ def open_imap(source: SourceInfo, authenticator: ImapAuthenticator) -> ImapClien
         client.close()
         raise
     log.info(
-        "event=imap_logged_in source_id=%d host=%s security=%s",
+        "event=imap_logged_in source=%s source_id=%d host=%s security=%s",
+        source.label,
         source.id,
         source.host,
         source.security,

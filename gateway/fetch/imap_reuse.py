@@ -67,7 +67,12 @@ class ImapConnectionCache:
         try:
             kept.client.noop()
         except Exception as error:
-            log.info("event=imap_connection_stale source_id=%d error=%r", source.id, error)
+            log.info(
+                "event=imap_connection_stale source=%s source_id=%d error=%r",
+                source.label,
+                source.id,
+                error,
+            )
             with contextlib.suppress(Exception):
                 kept.client.shutdown()
             return None

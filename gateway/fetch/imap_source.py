@@ -86,10 +86,9 @@ def sync_imap_source(
             real = open_imap(source, authenticator)
         peer = real
     succeeded = False
-    label = f"user_id={source.user_id}/{source.name}"
+    label = source.label
     try:
         user = store.get_user_by_id(user_id=source.user_id)
-        label = f"{user.name}/{source.name}"
         capabilities = peer.capabilities
         if fresh and "CONDSTORE" in capabilities and "ENABLE" in capabilities:
             peer.enable("CONDSTORE")

@@ -112,7 +112,7 @@ def sync_pop3_source(
         depth = PIPELINE_DEPTH if "PIPELINING" in _capabilities(client) else 1
         listing = list_messages(client, depth=depth)
         known = store.known_uidls(source_id=source.id)
-        wanted, too_large = _select_new(listing, known, store.max_message_size, source.id)
+        wanted, too_large = _select_new(listing, known, store.max_message_size, source.label)
         store.warm_ingest_workers(len(wanted))
         fetcher.fetch(client, wanted, listing, depth=depth)
         stored = known | fetcher.progress.stored_keys
@@ -181,7 +181,7 @@ def _capabilities(client: poplib.POP3) -> dict[str, list[str]]:
 
 
 def _select_new(
-    listing: Listing, known: set[str], max_size: int, source_id: int
+    listing: Listing, known: set[str], max_size: int, label: str
 ) -> tuple[list[int], int]:
     wanted: list[int] = []
     too_large = 0
@@ -192,8 +192,8 @@ def _select_new(
             # Left on the server (never deleted: it was never stored) and reported.
             too_large += 1
             log.warning(
-                "event=pop3_message_too_large source_id=%d size=%d limit=%d",
-                source_id,
+                "event=pop3_message_too_large source=%s size=%d limit=%d",
+                label,
                 listing.sizes[number],
                 max_size,
             )
@@ -219,9 +219,8 @@ class _Fetcher:
         self.actor = sync_actor(source.id)
         self.on_progress = on_progress
         # A message already in INBOX through another account (a CC to both) is not copied.
-        user = store.get_user_by_id(user_id=source.user_id)
-        self.label = f"{user.name}/{source.name}"
-        dedupe = user.dedupe_across_sources
+        self.label = source.label
+        dedupe = store.get_user_by_id(user_id=source.user_id).dedupe_across_sources
         self.adopt: AdoptRule | None = "message-id" if dedupe else None
         self.progress = _Progress()
         # (origin key, size) of each batch handed to the store, oldest first: results come
@@ -278,8 +277,8 @@ class _Fetcher:
             # Gone since LIST (deleted by another session on a lenient server): nothing to
             # fetch, and nothing to delete either.
             log.warning(
-                "event=pop3_retr_refused source_id=%d number=%d reply=%s",
-                self.source.id,
+                "event=pop3_retr_refused source=%s number=%d reply=%s",
+                self.label,
                 number,
                 server_text(reply.status),
             )
@@ -329,8 +328,8 @@ class _Fetcher:
                 progress.bytes += size
         tag_adopted(self.store, self.mailbox_id, joined, self.flags[0], self.actor)
         log.info(
-            "event=pop3_batch_stored source_id=%d fetched=%d bytes=%d",
-            self.source.id,
+            "event=pop3_batch_stored source=%s fetched=%d bytes=%d",
+            self.label,
             progress.fetched,
             progress.bytes,
         )

@@ -149,7 +149,7 @@ def _stop_watchers(watchers: Sequence[_SourceWatcher], timeout: float) -> None:
         watcher.join(max(0.0, deadline - time.monotonic()))
         if watcher.is_alive():
             # Daemon thread, most likely inside a connect; it ends when that returns.
-            log.warning("event=push_stop_slow source_id=%d", watcher.source_id)
+            log.warning("event=push_stop_slow source=%s", watcher.label)
 
 
 class _SourceWatcher:
@@ -164,6 +164,7 @@ class _SourceWatcher:
         timing: PushTiming,
     ) -> None:
         self.source_id = source.id
+        self.label = source.label
         self.connection_key = connection_key(source)
         self._source = source
         self._open_client = open_client
@@ -247,14 +248,14 @@ class _SourceWatcher:
     def _watch(self, client: ImapClientPeer) -> bool:
         if not client.has_capability("IDLE"):
             log.warning(
-                "event=push_unavailable source_id=%d reason=no_idle_capability detail=%s",
-                self.source_id,
+                "event=push_unavailable source=%s reason=no_idle_capability detail=%s",
+                self.label,
                 "polling only",
             )
             return False
         client.select_readonly("INBOX")
         self._connected_at = time.monotonic()
-        log.info("event=push_watching source_id=%d folder=INBOX", self.source_id)
+        log.info("event=push_watching source=%s folder=INBOX", self.label)
         # Mail may have arrived while we were not connected.
         self._report_activity("connected")
         self._idle(client)
@@ -297,11 +298,11 @@ class _SourceWatcher:
                 raise SyncError("connect", f"server ended the session: {server_text(text)}")
 
     def _report_activity(self, cause: str) -> None:
-        log.info("event=push_activity source_id=%d cause=%s", self.source_id, cause)
+        log.info("event=push_activity source=%s cause=%s", self.label, cause)
         try:
             self._on_activity(self.source_id)
         except Exception:
-            log.exception("event=push_callback_failed source_id=%d", self.source_id)
+            log.exception("event=push_callback_failed source=%s", self.label)
 
     def _stayed_up(self) -> bool:
         connected_at = self._connected_at
@@ -313,8 +314,8 @@ class _SourceWatcher:
     def _log_failure(self, error: Exception, delay: float) -> None:
         failure = classify_error(error)
         log.warning(
-            "event=push_disconnected source_id=%d error_class=%s message=%r retry_seconds=%.1f",
-            self.source_id,
+            "event=push_disconnected source=%s error_class=%s message=%r retry_seconds=%.1f",
+            self.label,
             failure.error_class,
             failure.message,
             delay,

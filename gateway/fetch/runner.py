@@ -107,7 +107,11 @@ def _acquire(store: MailStore, source: SourceInfo, owner: str) -> None:
             source.id, stale_owner=holder, owner=owner, ttl_seconds=LEASE_TTL_SECONDS, now=now
         )
     ):
-        log.info("event=lease_taken_over source_id=%d reason=holder_gone", source.id)
+        log.info(
+            "event=lease_taken_over source=%s source_id=%d reason=holder_gone",
+            source.label,
+            source.id,
+        )
         return
     raise SourceBusyError("throttled", "another gateway process is syncing this source")
 
@@ -153,7 +157,7 @@ def _sync_and_record(
         )
         log.warning(
             "event=sync_failed source=%s source_id=%d error_class=%s message=%r",
-            source_label(store, source),
+            source.label,
             source.id,
             error.error_class,
             error.message,
@@ -165,7 +169,7 @@ def _sync_and_record(
             log.warning(
                 "event=source_credentials_rejected source=%s source_id=%d attempts=%d "
                 "action=stopped_until_password_changes",
-                source_label(store, source),
+                source.label,
                 source.id,
                 source.consecutive_failures + 1,
             )
@@ -181,11 +185,3 @@ def _sync_and_record(
         next_run_at=finished + timedelta(seconds=source.poll_interval),
     )
     return report
-
-
-def source_label(store: MailStore, source: SourceInfo) -> str:
-    """`user/source`, how log lines name a source for the person reading them."""
-    try:
-        return f"{store.get_user_by_id(user_id=source.user_id).name}/{source.name}"
-    except Exception:  # a log line must not fail the sync it reports on
-        return f"?/{source.name}"

@@ -324,7 +324,8 @@ class FetchScheduler:
         loop = asyncio.get_running_loop()
         started = loop.time()
         log.info(
-            "event=sync_started source_id=%d user_id=%d protocol=%s reason=%s",
+            "event=sync_started source=%s source_id=%d user_id=%d protocol=%s reason=%s",
+            source.label,
             source.id,
             source.user_id,
             source.protocol,
@@ -340,11 +341,12 @@ class FetchScheduler:
             outcome = f"failed error_class={error.error_class}"
         except Exception:
             outcome = "crashed"
-            log.exception("event=sync_crashed source_id=%d", source.id)
+            log.exception("event=sync_crashed source=%s source_id=%d", source.label, source.id)
         finally:
             self._finish(source)
         log.info(
-            "event=sync_finished source_id=%d outcome=%s seconds=%.2f",
+            "event=sync_finished source=%s source_id=%d outcome=%s seconds=%.2f",
+            source.label,
             source.id,
             outcome,
             loop.time() - started,

@@ -340,9 +340,10 @@ def entry_view(entry: MailboxEntry) -> EntryInfo:
     return entry_info(entry.uid, entry.message_id, entry.flags, entry.keywords, entry.modseq)
 
 
-def source_view(source: Source) -> SourceInfo:
+def source_view(source: Source, user_name: str) -> SourceInfo:
     assert source.id is not None  # noqa: S101
     return SourceInfo(
+        user_name=user_name,
         id=source.id,
         user_id=source.user_id,
         name=source.name,

@@ -78,7 +78,7 @@ class SourceOperations(StoreBase):
                 session.add(source)
                 session.flush()
                 _bump_sources_revision(session)
-                return source_view(source)
+                return source_view(source, _owner_name(session, user_id))
         except IntegrityError as error:
             raise AlreadyExistsError(f"source already exists: {name}") from error
 
@@ -132,7 +132,7 @@ class SourceOperations(StoreBase):
                 session.add(source)
                 session.flush()
                 _bump_sources_revision(session)
-                return source_view(source)
+                return source_view(source, _owner_name(session, source.user_id))
         except IntegrityError as error:
             raise AlreadyExistsError(f"source already exists: {name}") from error
 
@@ -149,7 +149,7 @@ class SourceOperations(StoreBase):
             session.add(source)
             session.flush()
             _bump_sources_revision(session)
-            return source_view(source)
+            return source_view(source, _owner_name(session, source.user_id))
 
     def sources_revision(self) -> int:
         """A number that changes whenever any source is added, changed or removed."""
@@ -168,10 +168,14 @@ class SourceOperations(StoreBase):
 
     def list_sources(self, *, user_id: int | None = None) -> list[SourceInfo]:
         with self.database.read() as session:
-            query = select(Source).order_by(col(Source.user_id), col(Source.name))
+            query = (
+                select(Source, User.name)
+                .join(User, col(User.id) == col(Source.user_id))
+                .order_by(col(Source.user_id), col(Source.name))
+            )
             if user_id is not None:
                 query = query.where(Source.user_id == user_id)
-            return [source_view(source) for source in session.exec(query)]
+            return [source_view(source, owner) for source, owner in session.exec(query)]
 
     def get_source(self, *, user_name: str, name: str) -> SourceInfo:
         with self.database.read() as session:
@@ -182,7 +186,7 @@ class SourceOperations(StoreBase):
             ).first()
             if source is None:
                 raise NotFoundError(f"no such source: {user_name}/{name}")
-            return source_view(source)
+            return source_view(source, user_name)
 
     def read_source_secret(self, *, source_id: int) -> str:
         """Decrypt a source's secret for the fetcher; never log or return it to clients."""
@@ -232,3 +236,8 @@ def _bump_sources_revision(session: Session) -> None:
     session.execute(
         update(ServerState).values(sources_revision=col(ServerState.sources_revision) + 1)
     )
+
+
+def _owner_name(session: Session, user_id: int) -> str:
+    owner = session.get(User, user_id)
+    return owner.name if owner is not None else ""

@@ -55,6 +55,13 @@ class SourceInfo:
     messages_fetched: int
     bytes_fetched: int
     removals_not_propagated: int = 0
+    # The owner's name, so a log line can say `user/source` (`label`).
+    user_name: str = ""
+
+    @property
+    def label(self) -> str:
+        """`user/source`: how log lines and the CLI name a source for a person."""
+        return f"{self.user_name or self.user_id}/{self.name}"
 
     @property
     def credentials_rejected(self) -> bool:
