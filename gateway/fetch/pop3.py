@@ -148,7 +148,11 @@ def sync_pop3_source(
         adopted=fetcher.progress.adopted,
         adopted_bytes=fetcher.progress.adopted_bytes,
         deleted=len(doomed),
-        already_stored=len(listing.sizes) - len(wanted) - too_large + fetcher.progress.duplicates,
+        already_stored=len(listing.sizes)
+        - len(wanted)
+        - too_large
+        + fetcher.progress.duplicates
+        + fetcher.progress.adopted,
         skipped_too_large=too_large,
         content_keyed=listing.content_keyed,
         pipelined=depth > 1,
