@@ -10,6 +10,7 @@ import threading
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 
+from gateway.auth_throttle import AuthThrottle, policy_from_settings
 from gateway.imap.change_hub import ChangeHub
 from gateway.imap.connection import ImapConnection
 from gateway.imap.context import ServerContext
@@ -48,6 +49,7 @@ class ImapServer:
             ),
             hub=hub,
             tls_context=self.tls_context,
+            throttle=AuthThrottle(self.store, policy_from_settings(self.settings)),
         )
         self.store.add_change_listener(hub.store_changed)
         context = self._context

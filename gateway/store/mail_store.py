@@ -8,6 +8,7 @@ from gateway.store.change_feed import ChangeFeedOperations
 from gateway.store.database import Database, create_database_engine
 from gateway.store.fetch_data import FetchDataOperations
 from gateway.store.ingest import IngestOperations
+from gateway.store.login_failures import LoginFailureOperations
 from gateway.store.mailbox_sync import MailboxSyncOperations
 from gateway.store.mailboxes import MailboxOperations
 from gateway.store.messages import MessageOperations
@@ -34,6 +35,7 @@ class MailStore(
     SearchIndexOperations,
     ChangeFeedOperations,
     SyncStateOperations,
+    LoginFailureOperations,
 ):
     """Users, sources, mailboxes and messages, with durable ingest and a change log."""
 
