@@ -14,6 +14,7 @@ from gateway.auth_throttle import AuthThrottle
 from gateway.imap.change_hub import ChangeHub
 from gateway.imap.limits import ConnectionLimits
 from gateway.imap.recent import RecentTracker
+from gateway.imap.search_limits import SearchSlots
 from gateway.imap.snapshot_cache import SnapshotCache
 from gateway.settings import Settings
 from gateway.store import MailStore
@@ -30,6 +31,7 @@ class ServerContext:
     hub: ChangeHub
     tls_context: ssl.SSLContext | None
     throttle: AuthThrottle
+    search_slots: SearchSlots
     recent: RecentTracker = field(default_factory=RecentTracker)
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     snapshots: SnapshotCache = field(default_factory=SnapshotCache)

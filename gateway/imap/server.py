@@ -15,6 +15,7 @@ from gateway.imap.change_hub import ChangeHub
 from gateway.imap.connection import ImapConnection
 from gateway.imap.context import ServerContext
 from gateway.imap.protocol import responses
+from gateway.imap.search_limits import SearchSlots
 from gateway.settings import Settings
 from gateway.store import MailStore
 
@@ -52,6 +53,10 @@ class ImapServer:
             hub=hub,
             tls_context=self.tls_context,
             throttle=AuthThrottle(self.store, policy_from_settings(self.settings)),
+            search_slots=SearchSlots(
+                per_user=self.settings.imap_searches_per_user,
+                io_threads=self.settings.io_threads,
+            ),
         )
         self.store.add_change_listener(hub.store_changed)
         context = self._context
