@@ -7,23 +7,29 @@ checked; an attempt during the wait is refused without looking at the password, 
 parallel connections guess no faster than one. Only the user's own successful login clears
 the user name's count; an address's count is forgotten after a quiet window, never by a
 success (one account of their own must not let someone guess another's password freely).
+An address the user logged in from lately is spared the user name's slow-down (its own
+address count still applies), so a stranger's guessing does not lock the user out.
 
 Use, around the password check of any protocol::
 
-    wait = await throttle.wait_turn(address=peer, username=name, patience=20)
-    if wait:
-        refuse ("too many failed logins, try again in {ceil(wait)} s")
-    elif password is right:
-        await throttle.record_success(address=peer, username=name)
-    else:
-        await throttle.record_failure(address=peer, username=name)
+    async with throttle.attempt(address=peer, username=name, patience=20) as wait:
+        if wait:
+            refuse ("too many failed logins, try again in {ceil(wait)} s")
+        elif password is right:
+            await throttle.record_success(address=peer, username=name)
+        else:
+            await throttle.record_failure(address=peer, username=name)
+
+Within one process `attempt` lets one check per address and per user name run at a time, so
+a burst of parallel guesses is counted one by one; replicas share the counts in the store.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from gateway.settings import Settings
@@ -33,7 +39,9 @@ __all__ = ["AuthThrottle", "LoginThrottlePolicy", "policy_from_settings"]
 
 T = TypeVar("T")
 # Longer names are cut: the key column holds 320 characters.
-_MAX_KEY_TEXT = 300
+_MAX_KEY_TEXT = 150
+# How long an address the user logged in from is spared the user name's slow-down.
+TRUSTED_ADDRESS_DAYS = 30
 
 
 def policy_from_settings(settings: Settings) -> LoginThrottlePolicy:
@@ -63,15 +71,40 @@ class AuthThrottle:
         self.policy = policy
         self._run = run_blocking or _to_thread
         self._clock = clock
+        self._turns = _KeyLocks()
+
+    @asynccontextmanager
+    async def attempt(
+        self, *, address: str, username: str, patience: float
+    ) -> AsyncIterator[float]:
+        """This process's turn for `address` and `username` while one password is checked.
+
+        Yields 0.0 once the password may be checked (record the outcome inside the block),
+        or the seconds still to wait if that is longer than `patience` (refuse then).
+        """
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + patience
+        async with self._turns.holding(_keys(address, username), timeout=patience) as held:
+            if not held:
+                yield patience
+                return
+            yield await self.wait_turn(
+                address=address, username=username, patience=give_up_at - loop.time()
+            )
 
     async def check(self, *, address: str, username: str) -> float:
         """0.0: verify the password now. Otherwise refuse this attempt; the value is the
         seconds until the address or user name may try again (for the refusal's text)."""
-        keys = _keys(address, username)
         now = self._clock()
-        wait = await self._run(
-            lambda: self.store.claim_login_attempt(keys=keys, now=now, policy=self.policy)
-        )
+        trusted = _trusted_key(address, username)
+
+        def claim() -> float:
+            keys = _keys(address, username)
+            if self.store.is_login_trusted(key=trusted, now=now):
+                keys = keys[:1]  # guesses from elsewhere do not lock the user out here
+            return self.store.claim_login_attempt(keys=keys, now=now, policy=self.policy)
+
+        wait = await self._run(claim)
         assert isinstance(wait, float)  # noqa: S101
         return wait
 
@@ -98,15 +131,63 @@ class AuthThrottle:
         )
 
     async def record_success(self, *, address: str, username: str) -> None:
-        """The user logged in: their name's failures are forgotten, the address's are not."""
-        del address
+        """The user logged in: their name's failures are forgotten, the address's are not,
+        and the address is trusted for this user for TRUSTED_ADDRESS_DAYS."""
         keys = [_user_key(username)]
-        await self._run(lambda: self.store.clear_login_failures(keys=keys))
+        trusted = _trusted_key(address, username)
+        now = self._clock()
+        until = now + timedelta(days=TRUSTED_ADDRESS_DAYS)
+
+        def record() -> None:
+            self.store.clear_login_failures(keys=keys)
+            self.store.trust_login(key=trusted, now=now, until=until)
+
+        await self._run(record)
 
 
 def _user_key(username: str) -> str:
     return "user:" + username.strip().casefold()[:_MAX_KEY_TEXT]
 
 
+def _trusted_key(address: str, username: str) -> str:
+    return "trusted:" + _user_key(username)[5:] + "|" + address[:_MAX_KEY_TEXT]
+
+
 def _keys(address: str, username: str) -> list[str]:
     return ["address:" + address[:_MAX_KEY_TEXT], _user_key(username)]
+
+
+class _KeyLocks:
+    """One asyncio lock per key, created on demand and dropped when nobody holds or wants it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def holding(self, keys: list[str], *, timeout: float) -> AsyncIterator[bool]:
+        """Hold every lock of `keys` (taken in sorted order: no deadlock); False on timeout."""
+        ordered = sorted(set(keys))
+        for key in ordered:
+            lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        acquired: list[asyncio.Lock] = []
+        try:
+            try:
+                async with asyncio.timeout(timeout):
+                    for key in ordered:
+                        lock = self._locks[key][0]
+                        await lock.acquire()
+                        acquired.append(lock)
+            except TimeoutError:
+                yield False
+                return
+            yield True
+        finally:
+            for lock in acquired:
+                lock.release()
+            for key in ordered:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)

@@ -112,34 +112,35 @@ class GeneralHandlers(SessionBase):
         context = self.context
         throttle = context.throttle
         # A client that mistyped waits for its turn; one that keeps guessing is refused.
-        wait = await throttle.wait_turn(
+        async with throttle.attempt(
             address=self.peer, username=name, patience=LOGIN_WAIT_PATIENCE_SECONDS
-        )
-        if wait:
-            log.warning(
-                "event=imap_login_throttled session=%s peer=%s user=%s wait=%.0f",
-                self.session_id,
-                self.peer,
-                name[:64],
-                wait,
+        ) as wait:
+            if wait:
+                log.warning(
+                    "event=imap_login_throttled session=%s peer=%s user=%s wait=%.0f",
+                    self.session_id,
+                    self.peer,
+                    name[:64],
+                    wait,
+                )
+                # RFC 5530 UNAVAILABLE: try again later; the password was not looked at.
+                raise no(
+                    f"too many failed logins, try again in {math.ceil(wait)} seconds",
+                    "UNAVAILABLE",
+                )
+            user: UserInfo | None = await context.call(
+                context.store.authenticate_user, name=name, password=password
             )
-            # RFC 5530 UNAVAILABLE: try again later; the password was not looked at.
-            raise no(
-                f"too many failed logins, try again in {math.ceil(wait)} seconds", "UNAVAILABLE"
-            )
-        user: UserInfo | None = await context.call(
-            context.store.authenticate_user, name=name, password=password
-        )
-        if user is None:
-            await throttle.record_failure(address=self.peer, username=name)
-            log.warning(
-                "event=imap_login_failed session=%s peer=%s user=%s",
-                self.session_id,
-                self.peer,
-                name[:64],
-            )
-            raise no("invalid credentials", "AUTHENTICATIONFAILED")
-        await throttle.record_success(address=self.peer, username=name)
+            if user is None:
+                await throttle.record_failure(address=self.peer, username=name)
+                log.warning(
+                    "event=imap_login_failed session=%s peer=%s user=%s",
+                    self.session_id,
+                    self.peer,
+                    name[:64],
+                )
+                raise no("invalid credentials", "AUTHENTICATIONFAILED")
+            await throttle.record_success(address=self.peer, username=name)
         if not context.limits.open_session(user.id, context.settings.imap_sessions_per_user):
             raise no("too many sessions for this user", "LIMIT")
         self.user = user

@@ -6,6 +6,7 @@ The policy (how many failures are free, how long a key waits after more) is the 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -78,6 +79,28 @@ class LoginFailureOperations(StoreBase):
                 # Two replicas inserted the same new key at once; the second pass updates it.
                 if attempt:
                     raise
+
+    def is_login_trusted(self, *, key: str, now: datetime) -> bool:
+        """Whether `key` was marked by `trust_login` and the mark has not run out."""
+        with self.database.read() as session:
+            row = session.get(LoginFailure, key)
+            return row is not None and row.blocked_until is not None and row.blocked_until > now
+
+    def trust_login(self, *, key: str, now: datetime, until: datetime) -> None:
+        """Mark `key` trusted until `until` (rewritten only when half the time is used up)."""
+        with self.database.read() as session:
+            row = session.get(LoginFailure, key)
+            expires = row.blocked_until if row is not None else None
+            if expires is not None and expires - now > (until - now) / 2:
+                return
+        # IntegrityError: another replica marked it meanwhile, which is as good.
+        with contextlib.suppress(IntegrityError), self.database.write() as session:
+            row = session.get(LoginFailure, key, with_for_update=True)
+            if row is None:
+                row = LoginFailure(key=key, failures=0, last_failure_at=now)
+            row.last_failure_at = now
+            row.blocked_until = until
+            session.add(row)
 
     def clear_login_failures(self, *, keys: Sequence[str]) -> None:
         """Forget the failures of `keys` (a successful login of that user)."""

@@ -314,7 +314,8 @@ class LoginFailure(SQLModel, table=True):
     """Recent failed logins of one address or one user name, shared by every replica.
 
     `key` is "address:<ip>" or "user:<name>"; `blocked_until` is when the next attempt on
-    that key may be checked (gateway/auth_throttle.py).
+    that key may be checked (gateway/auth_throttle.py). A "trusted:<name>|<ip>" row marks an
+    address the user logged in from; its `blocked_until` is when that trust ends.
     """
 
     __tablename__ = "login_failures"
