@@ -86,7 +86,7 @@ class AuthThrottle:
         give_up_at = loop.time() + patience
         async with self._turns.holding(_keys(address, username), timeout=patience) as held:
             if not held:
-                yield patience
+                yield max(patience, 1.0)  # others hold the turn past our patience
                 return
             yield await self.wait_turn(
                 address=address, username=username, patience=give_up_at - loop.time()
