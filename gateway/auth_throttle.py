@@ -84,39 +84,48 @@ class AuthThrottle:
         """
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + patience
-        async with self._turns.holding(_keys(address, username), timeout=patience) as held:
+        keys = await self._throttled_keys(address, username)
+        async with self._turns.holding(keys, timeout=patience) as held:
             if not held:
                 yield max(patience, 1.0)  # others hold the turn past our patience
                 return
-            yield await self.wait_turn(
-                address=address, username=username, patience=give_up_at - loop.time()
-            )
+            yield await self._wait_for_slot(keys, give_up_at)
 
     async def check(self, *, address: str, username: str) -> float:
         """0.0: verify the password now. Otherwise refuse this attempt; the value is the
         seconds until the address or user name may try again (for the refusal's text)."""
-        now = self._clock()
-        trusted = _trusted_key(address, username)
-
-        def claim() -> float:
-            keys = _keys(address, username)
-            if self.store.is_login_trusted(key=trusted, now=now):
-                keys = keys[:1]  # guesses from elsewhere do not lock the user out here
-            return self.store.claim_login_attempt(keys=keys, now=now, policy=self.policy)
-
-        wait = await self._run(claim)
-        assert isinstance(wait, float)  # noqa: S101
-        return wait
+        return await self._claim(await self._throttled_keys(address, username))
 
     async def wait_turn(self, *, address: str, username: str, patience: float) -> float:
         """Wait (up to `patience` seconds) until an attempt may be checked: 0.0 then.
 
         Otherwise the attempt is refused and the value is the wait still ahead. Parallel
-        waiters are let through one slot at a time, as `check` claims each slot.
+        waiters are let through one slot at a time, as each check claims its slot.
         """
         loop = asyncio.get_running_loop()
-        give_up_at = loop.time() + patience
-        while (wait := await self.check(address=address, username=username)) > 0:
+        keys = await self._throttled_keys(address, username)
+        return await self._wait_for_slot(keys, loop.time() + patience)
+
+    async def _throttled_keys(self, address: str, username: str) -> list[str]:
+        """The keys that slow this attempt: the address, and the user name unless the user
+        logged in from this address lately (guesses elsewhere do not lock them out here)."""
+        keys = _keys(address, username)
+        trusted, now = _trusted_key(address, username), self._clock()
+        if await self._run(lambda: self.store.is_login_trusted(key=trusted, now=now)):
+            return keys[:1]
+        return keys
+
+    async def _claim(self, keys: list[str]) -> float:
+        now = self._clock()
+        wait = await self._run(
+            lambda: self.store.claim_login_attempt(keys=keys, now=now, policy=self.policy)
+        )
+        assert isinstance(wait, float)  # noqa: S101
+        return wait
+
+    async def _wait_for_slot(self, keys: list[str], give_up_at: float) -> float:
+        loop = asyncio.get_running_loop()
+        while (wait := await self._claim(keys)) > 0:
             if loop.time() + wait > give_up_at:
                 return wait
             await asyncio.sleep(wait)
