@@ -17,6 +17,7 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from gateway.fetch.errors import classify_error
 from gateway.fetch.imap_client import ImapClientPeer
 from gateway.store import SourceInfo
 
@@ -67,11 +68,12 @@ class ImapConnectionCache:
         try:
             kept.client.noop()
         except Exception as error:
+            # The classified message: a server's reply is cut and sanitised before logging.
             log.info(
                 "event=imap_connection_stale source=%s source_id=%d error=%r",
                 source.label,
                 source.id,
-                error,
+                classify_error(error).message,
             )
             with contextlib.suppress(Exception):
                 kept.client.shutdown()

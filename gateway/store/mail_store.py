@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.settings import Settings
@@ -12,7 +14,9 @@ from gateway.store.blobs import BlobStore
 from gateway.store.change_feed import ChangeFeedOperations
 from gateway.store.database import Database, create_database_engine
 from gateway.store.fetch_data import FetchDataOperations
+from gateway.store.file_modes import make_private_dir, make_private_sqlite_file
 from gateway.store.ingest import IngestOperations
+from gateway.store.login_failures import LoginFailureOperations
 from gateway.store.mailbox_sync import MailboxSyncOperations
 from gateway.store.mailboxes import MailboxOperations
 from gateway.store.messages import MessageOperations
@@ -41,6 +45,7 @@ class MailStore(
     SearchIndexOperations,
     ChangeFeedOperations,
     SyncStateOperations,
+    LoginFailureOperations,
 ):
     """Users, sources, mailboxes and messages, with durable ingest and a change log."""
 
@@ -56,8 +61,12 @@ def open_store(settings: Settings, *, migrate: bool = True) -> MailStore:
     Migrating costs nothing when the schema is already at the newest revision: that is read
     from the database before Alembic is even imported.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
+    make_private_dir(settings.blob_dir)
     url = settings.resolved_database_url()
+    sqlite_file = sqlite_path(url)
+    if sqlite_file is not None:
+        make_private_sqlite_file(sqlite_file)
     engine = create_database_engine(url, pool_size=settings.io_threads)
     if migrate and not _schema_is_current(engine):
         log.info("event=schema_upgrade target=%s", head_revision() or "head")
@@ -81,3 +90,13 @@ def _schema_is_current(engine: Engine) -> bool:
     except SQLAlchemyError:
         return False  # no schema yet
     return [row[0] for row in found] == [head]
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for other databases and in-memory SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database)
