@@ -11,6 +11,7 @@ from gateway.imap.mailbox_list import (
 )
 from gateway.imap.protocol import commands as c
 from gateway.imap.protocol import responses
+from gateway.imap.protocol.codes import ResponseCode
 from gateway.imap.session_base import SessionBase
 from gateway.store.errors import StoreError
 from gateway.store.views import AppendResult, MailboxInfo, MailboxStatus
@@ -185,7 +186,7 @@ class MailboxHandlers(SessionBase):
         try:
             mailbox, result = await self.context.call(look_up_and_append)
         except StoreError as error:
-            raise from_store_error(error, missing_code="TRYCREATE") from error
+            raise from_store_error(error, missing_code=ResponseCode.TRYCREATE) from error
         if self.selected is not None and self.selected.mailbox_id == mailbox.id:
             await self.send_updates(allow_expunge=False, force=True)
-        return f"[APPENDUID {result.uidvalidity} {result.uid}] Append completed"
+        return f"[{ResponseCode.APPENDUID} {result.uidvalidity} {result.uid}] Append completed"

@@ -12,6 +12,7 @@ from gateway.imap.channel import Channel
 from gateway.imap.context import ServerContext
 from gateway.imap.errors import CommandFailedError, SessionEndedError, bad, from_store_error
 from gateway.imap.protocol import responses
+from gateway.imap.protocol.codes import ResponseCode
 from gateway.imap.selected import SelectedMailbox
 from gateway.imap.snapshot_cache import CachedMailbox
 from gateway.store.errors import NotFoundError, StoreError
@@ -79,12 +80,14 @@ class SessionBase:
     def require_writable(self) -> SelectedMailbox:
         selected = self.require_selected()
         if selected.read_only:
-            raise CommandFailedError("NO", "mailbox is read-only", "READ-ONLY")
+            raise CommandFailedError("NO", "mailbox is read-only", ResponseCode.READ_ONLY)
         return selected
 
     # --- store helpers ----------------------------------------------------------------------
 
-    async def find_mailbox(self, name: str, *, missing_code: str = "NONEXISTENT") -> MailboxInfo:
+    async def find_mailbox(
+        self, name: str, *, missing_code: ResponseCode = ResponseCode.NONEXISTENT
+    ) -> MailboxInfo:
         try:
             return await self.context.call(self.store.get_mailbox, user_id=self.user_id, name=name)
         except StoreError as error:
