@@ -1,37 +1,58 @@
-"""Failed-AUTH throttling for submission, per client address and per login name.
+"""SMTP AUTH behind the shared login throttle (`gateway/auth_throttle.py`).
 
-The one place that names the throttle implementation: the IMAP server's in-process
-`AuthThrottle` until the protocol-agnostic, store-backed throttle lands; switching is a
-change to `SubmissionAuthGuard.__init__` only.
+Failures count per client address and per user name, in the store, like IMAP logins; during
+a wait the password is not even checked. The one place the submission server meets the
+throttle.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from gateway.imap.limits import AuthThrottle
+from gateway.auth_throttle import AuthThrottle
+from gateway.store import UserInfo
 
 log = logging.getLogger("gateway.smtp")
 
+# How long an AUTH waits for its turn before it is refused (as IMAP LOGIN does).
+PATIENCE_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class GuardedLogin:
+    """The user when the password was right; `wait` > 0 when the throttle refused the
+    attempt without checking it (seconds until the next may be checked)."""
+
+    user: UserInfo | None
+    wait: float = 0.0
+
 
 class SubmissionAuthGuard:
-    """Delays the answer to a failed AUTH the more failures an address or a user has had."""
+    def __init__(self, throttle: AuthThrottle) -> None:
+        self._throttle = throttle
 
-    def __init__(self) -> None:
-        self._by_address = AuthThrottle()
-        self._by_user = AuthThrottle()
-
-    async def failed(self, *, peer: str, login: str) -> None:
-        """Record a failure and wait out its penalty before the client hears of it."""
-        delay = max(
-            self._by_address.delay_after_failure(peer),
-            self._by_user.delay_after_failure(login.lower()),
-        )
-        log.warning("event=auth_failed service=submission peer=%s delay=%.1f", peer, delay)
-        if delay:
-            await asyncio.sleep(delay)
-
-    def succeeded(self, *, peer: str) -> None:
-        # Per user failures stay: a guesser who also knows one password must not reset them.
-        self._by_address.forget(peer)
+    async def log_in(
+        self, *, peer: str, name: str, check: Callable[[], Awaitable[UserInfo | None]]
+    ) -> GuardedLogin:
+        """Run `check` (the password verification) when the throttle lets this attempt
+        through, and record its outcome."""
+        async with self._throttle.attempt(
+            address=peer, username=name, patience=PATIENCE_SECONDS
+        ) as wait:
+            if wait:
+                log.warning(
+                    "event=auth_throttled service=submission peer=%s user=%s wait=%.0f",
+                    peer,
+                    name[:64],
+                    wait,
+                )
+                return GuardedLogin(None, wait)
+            user = await check()
+            if user is None:
+                await self._throttle.record_failure(address=peer, username=name)
+                log.warning("event=auth_failed service=submission peer=%s user=%s", peer, name[:64])
+                return GuardedLogin(None)
+            await self._throttle.record_success(address=peer, username=name)
+            return GuardedLogin(user)

@@ -10,6 +10,8 @@ SENDER_OK = "250 2.1.0 Sender OK"
 RECIPIENT_OK = "250 2.1.5 Recipient OK"
 AUTH_SUCCESS = "235 2.7.0 Authentication successful"
 AUTH_INVALID = "535 5.7.8 Authentication credentials invalid"
+# RFC 4954 §6: 454 4.7.0, temporary authentication failure.
+AUTH_THROTTLED = "454 4.7.0 Too many failed logins, try again in {seconds} seconds"
 AUTH_MALFORMED = "501 5.5.2 Cannot decode the authentication data"
 # RFC 6409 §6.1: the submission server may refuse a sender the user does not own.
 SENDER_NOT_OWNED = "553 5.7.1 Sender address is not one of your identities"

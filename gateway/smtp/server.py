@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+from gateway.auth_throttle import AuthThrottle, policy_from_settings
 from gateway.settings import Settings
 from gateway.smtp.auth_guard import SubmissionAuthGuard
 from gateway.smtp.batching import GroupCommit
@@ -95,7 +96,11 @@ class SmtpService:
             after_flush=self.worker.wake,
         )
         self._handler = SubmissionHandler(
-            self.store, self._intake, SubmissionAuthGuard(), self._executor, clock=self._clock
+            self.store,
+            self._intake,
+            SubmissionAuthGuard(AuthThrottle(self.store, policy_from_settings(settings))),
+            self._executor,
+            clock=self._clock,
         )
         if submission_port is not None:
             await self._listen("submission", submission_port, implicit_tls=False)

@@ -1,35 +1,40 @@
 """Append a relayed message to the IMAP source's own Sent folder (blocking: run in a thread).
 
 For providers that do not file submitted mail themselves. The folder is the one the source
-marks `\\Sent` (RFC 6154), else `Sent` (created if missing).
+marks `\\Sent` (RFC 6154), else `Sent` (created if missing). Through the fetchers' typed IMAP
+peer, like every other conversation with a source.
 """
 
 from __future__ import annotations
 
-from imapclient import IMAPClient
+from datetime import datetime
 
 from gateway.fetch.connections import PasswordAuthenticator
-from gateway.fetch.imap_connection import close_quietly, open_imap
+from gateway.fetch.imap_client import ImapClientPeer
+from gateway.fetch.imap_connection import open_imap
 from gateway.store.views import SourceInfo
 
-SEEN = b"\\Seen"
+SENT_FOLDER = "Sent"
 
 
-def append_to_source_sent(source: SourceInfo, secret: str, content: bytes) -> str:
+def append_to_source_sent(
+    source: SourceInfo, secret: str, content: bytes, *, sent_at: datetime
+) -> str:
     """APPEND `content` (\\Seen) to the source's Sent folder; returns the folder's name."""
-    client = open_imap(source, PasswordAuthenticator(secret))
+    peer = open_imap(source, PasswordAuthenticator(secret))
     try:
-        folder = _sent_folder(client)
-        client.append(folder, content, flags=(SEEN,))
+        folder = _sent_folder(peer)
+        peer.append(folder, content, flags=("\\Seen",), internal_date=sent_at)
         return folder
     finally:
-        close_quietly(client)
+        peer.close()
 
 
-def _sent_folder(client: IMAPClient) -> str:
-    found = client.find_special_folder(b"\\Sent")
-    if found:
-        return str(found)
-    if not client.folder_exists("Sent"):
-        client.create_folder("Sent")
-    return "Sent"
+def _sent_folder(peer: ImapClientPeer) -> str:
+    folders = peer.list_folders()
+    for folder in folders:
+        if "\\Sent" in folder.attributes:
+            return folder.name
+    if not any(folder.name == SENT_FOLDER for folder in folders):
+        peer.create_folder(SENT_FOLDER)
+    return SENT_FOLDER

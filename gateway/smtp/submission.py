@@ -13,6 +13,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import math
 import re
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -27,7 +28,7 @@ from gateway.smtp.auth_guard import SubmissionAuthGuard
 from gateway.smtp.batching import GroupCommit
 from gateway.smtp.headers import prepare_submission
 from gateway.store import MailStore, MessageTooLargeError
-from gateway.store.views import IdentityInfo, OutboundSubmission
+from gateway.store.views import IdentityInfo, OutboundSubmission, UserInfo
 
 log = logging.getLogger("gateway.smtp")
 
@@ -98,8 +99,8 @@ class SubmissionHandler:
             return AuthResult(success=False, handled=True)
         authzid, login, password = parts
         if authzid and authzid != login:
-            # Acting as another user is not offered.
-            return await self._refuse(server, login)
+            # Acting as another user is not offered (RFC 4954 §4: 535 5.7.8 will do).
+            return AuthResult(success=False, handled=False, message=replies.AUTH_INVALID)
         return await self._check(server, login, password)
 
     async def auth_LOGIN(self, server: Any, args: list[str]) -> AuthResult:  # noqa: N802
@@ -119,16 +120,26 @@ class SubmissionHandler:
 
     async def _check(self, server: Any, login: bytes, password: bytes) -> AuthResult:
         name = login.decode("utf-8", "replace")
-        async with self._password_checks:
-            user = await self._call(
-                lambda: self._store.authenticate_user(
-                    name=name, password=password.decode("utf-8", "replace")
+        secret = password.decode("utf-8", "replace")
+
+        async def verify() -> UserInfo | None:
+            async with self._password_checks:
+                user: UserInfo | None = await self._call(
+                    lambda: self._store.authenticate_user(name=name, password=secret)
                 )
+                return user
+
+        outcome = await self._guard.log_in(peer=_peer(server), name=name, check=verify)
+        if outcome.wait:
+            return AuthResult(
+                success=False,
+                handled=False,
+                message=replies.AUTH_THROTTLED.format(seconds=math.ceil(outcome.wait)),
             )
+        user = outcome.user
         if user is None:
-            return await self._refuse(server, login)
+            return AuthResult(success=False, handled=False, message=replies.AUTH_INVALID)
         identities = await self._call(lambda: self._store.list_identities(user_id=user.id))
-        self._guard.succeeded(peer=_peer(server))
         log.info("event=auth_ok service=submission user=%s peer=%s", user.name, _peer(server))
         return AuthResult(
             success=True,
@@ -137,10 +148,6 @@ class SubmissionHandler:
             ),
             message=replies.AUTH_SUCCESS,
         )
-
-    async def _refuse(self, server: Any, login: bytes) -> AuthResult:
-        await self._guard.failed(peer=_peer(server), login=login.decode("utf-8", "replace"))
-        return AuthResult(success=False, handled=False, message=replies.AUTH_INVALID)
 
     # --- the transaction ---------------------------------------------------------------
 

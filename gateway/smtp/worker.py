@@ -380,7 +380,10 @@ class RelayWorker:
                 content: bytes = await self._call(
                     lambda: self._store.read_outbound_content(blob_hash=claim.blob_hash)
                 )
-                folder = await self._call(lambda: append_to_source_sent(source, secret, content))
+                sent_at = self._clock()
+                folder = await self._call(
+                    lambda: append_to_source_sent(source, secret, content, sent_at=sent_at)
+                )
                 log.info(
                     "event=source_sent_copy queue_id=%d source_id=%d folder=%s",
                     claim.id,

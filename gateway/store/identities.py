@@ -177,7 +177,7 @@ class IdentityOperations(StoreBase):
                 secret = ""
             assert identity.id is not None  # noqa: S101
             sent_copy = (
-                source_view(source)
+                source_view(source, "")
                 if source is not None and identity.save_to_source_sent and source.protocol == "imap"
                 else None
             )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import smtplib
 import time
+from pathlib import Path
 
 import pytest
 
@@ -112,17 +113,29 @@ def test_routing_tricks_in_recipients_are_refused(
     _nothing_relayed(smtp_gateway, upstream)
 
 
-def test_failed_auth_is_throttled_per_address_and_user(smtp_gateway: SmtpGateway) -> None:
+def test_failed_auth_is_throttled_per_address_and_user(
+    tmp_path: Path, upstream: UpstreamSmtp
+) -> None:
+    """The shared login throttle (gateway/auth_throttle.py): after the free failures each
+    attempt waits 1, 2 ... s for its turn; past the patience it is refused unchecked."""
     wrong = base64.b64encode(f"\0{USER}\0wrong".encode()).decode()
+    right = base64.b64encode(f"\0{USER}\0{PASSWORD}".encode()).decode()
     delays = []
-    with smtplib.SMTP("127.0.0.1", smtp_gateway.submission_port, timeout=60) as client:
-        client.starttls(context=smtp_gateway.client_tls_context())
+    with (
+        SmtpGateway(tmp_path / "data", allow_plaintext=False, auth_free_failures=3) as gateway,
+        smtplib.SMTP("127.0.0.1", gateway.submission_port, timeout=60) as client,
+    ):
+        gateway.add_user()
+        client.starttls(context=gateway.client_tls_context())
         client.ehlo("client.test")
-        for _ in range(5):
+        for _ in range(6):
             started = time.monotonic()
             code, reply = client.docmd("AUTH", f"PLAIN {wrong}")
             delays.append(time.monotonic() - started)
             assert code == 535 and reply.startswith(b"5.7.8"), reply
-    # Three failures are free, then 1 s, then 2 s (plus the password check's own time).
-    free = min(delays[:3])
-    assert delays[3] >= free + 0.9 and delays[4] >= free + 1.9, delays
+        # Three failures are free; the fourth sets a wait of 1 s before the fifth is checked,
+        # the fifth one of 2 s (each delay here also holds the password check's own time).
+        free = min(delays[:4])
+        assert delays[4] >= free + 0.9 and delays[5] >= free + 1.9, delays
+        code, _ = client.docmd("AUTH", f"PLAIN {right}")
+        assert code == 235
