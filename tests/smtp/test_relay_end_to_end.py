@@ -140,3 +140,23 @@ def test_an_identity_may_send_as_any_of_its_users_addresses(
     )
     smtp_gateway.wait_for(lambda: len(upstream.messages()) == 1)
     assert upstream.messages()[0].sender == "ALIAS@example.org"
+
+
+def test_smtputf8_and_8bit_mail_is_relayed_as_such(
+    smtp_gateway: SmtpGateway, upstream: UpstreamSmtp
+) -> None:
+    content = (
+        f"From: Alice <{ADDRESS}>\r\nTo: Jörg <jörg@exämple.org>\r\nSubject: Grüße\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        "Schöne Grüße, 日本語も\r\n"
+    ).encode()
+    with smtplib.SMTP("127.0.0.1", smtp_gateway.submission_port, timeout=30) as client:
+        client.starttls(context=smtp_gateway.client_tls_context())
+        client.login(USER, PASSWORD)
+        client.sendmail(
+            ADDRESS, ["jörg@exämple.org"], content, mail_options=["SMTPUTF8", "BODY=8BITMIME"]
+        )
+    smtp_gateway.wait_for(lambda: len(upstream.messages()) == 1)
+    got = upstream.messages()[0]
+    assert got.recipients == ["jörg@exämple.org"]
+    assert "Schöne Grüße, 日本語も".encode() in got.content
