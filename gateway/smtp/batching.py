@@ -29,9 +29,7 @@ class GroupCommit(Generic[Item, Result]):
         executor: Executor,
         *,
         after_flush: Callable[[], None] | None = None,
-        max_batch: int = MAX_BATCH,
     ) -> None:
-        self._max_batch = max_batch
         self._flush_items = flush
         self._executor = executor
         self._after_flush = after_flush
@@ -49,10 +47,7 @@ class GroupCommit(Generic[Item, Result]):
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
         while self._waiting:
-            batch, self._waiting = (
-                self._waiting[: self._max_batch],
-                self._waiting[self._max_batch :],
-            )
+            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             items = [item for item, _ in batch]
             try:
                 results = await loop.run_in_executor(self._executor, self._flush_items, items)

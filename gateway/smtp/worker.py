@@ -45,11 +45,6 @@ class Relay(Protocol):
     ) -> Awaitable[RelayOutcome]: ...
 
 
-# Sent copies per transaction: below the blob store's syncfs threshold (8), so a batch
-# syncs its own files, never the whole file system (other tenants' writes included).
-COPY_BATCH = 7
-
-
 def retry_delay(attempts: int, *, base: float, ceiling: float) -> float:
     """Exponential backoff after the `attempts`-th failure: base, 2x, 4x ... up to ceiling."""
     return min(base * 2.0 ** max(attempts - 1, 0), ceiling)
@@ -98,9 +93,9 @@ class RelayWorker:
             lambda relayed: self._store.record_outbound_relayed(relayed=relayed, owner=self.owner),
             writer,
         )
-        self._copies: GroupCommit[int, None] = GroupCommit(
-            self._file_sent_copies, writer, max_batch=COPY_BATCH
-        )
+        # Batches of copies are analysed by the store's worker processes (8 or more) and
+        # synced together, like any bulk ingest.
+        self._copies: GroupCommit[int, None] = GroupCommit(self._file_sent_copies, writer)
 
     def _file_sent_copies(self, outbound_ids: Sequence[int]) -> list[None]:
         self._store.file_sent_copies(outbound_ids=outbound_ids, now=self._clock())
