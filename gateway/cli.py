@@ -17,7 +17,11 @@ from typing import Annotated, Any
 
 import typer
 
-from gateway.fetch.source_options import InvalidSourceOptionError, validate_source_options
+from gateway.fetch.source_options import (
+    InvalidSourceOptionError,
+    options_help,
+    validate_source_options,
+)
 from gateway.logging_setup import configure_logging
 from gateway.settings import Settings
 from gateway.store import MailStore, StoreError, open_store
@@ -184,14 +188,7 @@ def source_add(
     interval: Annotated[int, typer.Option(help="Seconds between polls (min 10).")] = 60,
     option: Annotated[
         list[str] | None,
-        typer.Option(
-            help="Source option KEY=VALUE, repeatable. Both: allow_plaintext=true, "
-            "timeout_seconds=N, tls_ca_file=PATH, tls_fingerprint_sha256=HEX, "
-            "daily_budget_mb=N (0: no limit). POP3: retention=keep|delete_after_download|"
-            'delete_after_days, retention_days=N. IMAP: folders=\'["INBOX","Work"]\', '
-            "delete_policy=trash|expunge|keep, move_policy=follow|keep, push=false, "
-            "max_connections=N."
-        ),
+        typer.Option(help="Source option KEY=VALUE, repeatable. " + options_help()),
     ] = None,
 ) -> None:
     """Add an external account; its password is read from stdin and stored encrypted."""

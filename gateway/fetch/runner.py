@@ -107,6 +107,7 @@ def _sync_and_record(
     connections: ImapConnectionCache | None,
 ) -> SyncOutcome:
     last_renewal = time.monotonic()
+    started = datetime.now(UTC)
 
     def renew(_fetched: int, _bytes: int) -> None:
         nonlocal last_renewal
@@ -137,6 +138,7 @@ def _sync_and_record(
             next_run_at=next_run_after_failure(source, finished, error),
             fetched=partial.fetched if partial else 0,
             bytes=partial.bytes_stored if partial else 0,
+            started_at=started,
         )
         log.warning(
             "event=sync_failed source_id=%d error_class=%s message=%r",
@@ -152,5 +154,6 @@ def _sync_and_record(
         bytes=report.bytes,
         now=finished,
         next_run_at=finished + timedelta(seconds=source.poll_interval),
+        started_at=started,
     )
     return report

@@ -13,6 +13,7 @@ from gateway.store.ingest import AdoptRule, NewMessage, OriginKey
 from gateway.store.mail_store import MailStore, open_store
 from gateway.store.source_sync import FolderKey, LinkedMessage, RemotePair, SourceFolderInfo
 from gateway.store.views import (
+    ApiTokenInfo,
     AppendResult,
     ChangeInfo,
     CopyResult,
@@ -23,12 +24,14 @@ from gateway.store.views import (
     MailboxStatus,
     MessageInfo,
     SourceInfo,
+    SyncRunInfo,
     UserInfo,
 )
 
 __all__ = [
     "AdoptRule",
     "AlreadyExistsError",
+    "ApiTokenInfo",
     "AppendResult",
     "ChangeInfo",
     "CopyResult",
@@ -50,6 +53,7 @@ __all__ = [
     "SourceFolderInfo",
     "SourceInfo",
     "StoreError",
+    "SyncRunInfo",
     "UserInfo",
     "open_store",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.settings import Settings
+from gateway.store.admin_access import AdminAccessOperations
 from gateway.store.blobs import BlobStore
 from gateway.store.change_feed import ChangeFeedOperations
 from gateway.store.database import Database, create_database_engine
@@ -34,6 +35,7 @@ class MailStore(
     SearchIndexOperations,
     ChangeFeedOperations,
     SyncStateOperations,
+    AdminAccessOperations,
 ):
     """Users, sources, mailboxes and messages, with durable ingest and a change log."""
 

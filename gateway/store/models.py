@@ -304,3 +304,46 @@ class Change(SQLModel, table=True):
     # Who made the change ("imap", "smtp", "source:<id>", "cli"): write-back skips its own echoes.
     actor: str = Field(default="", max_length=64)
     created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+
+
+class AdminSession(SQLModel, table=True):
+    """A browser's login to the admin panel; only the SHA-256 of its cookie is kept."""
+
+    __tablename__ = "admin_sessions"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+    expires_at: datetime = Field(sa_column=_timestamp())
+
+
+class ApiToken(SQLModel, table=True):
+    """A script's credential for the admin API; only the SHA-256 of the token is kept."""
+
+    __tablename__ = "api_tokens"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    name: str = Field(max_length=100)
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+    last_used_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+
+
+class SyncRun(SQLModel, table=True):
+    """One finished sync of a source, kept for a couple of days for the panel's charts."""
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (Index("ix_sync_runs_source_finished", "source_id", "finished_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(
+        sa_column=Column(ForeignKey("sources.id", ondelete="CASCADE"), nullable=False)
+    )
+    finished_at: datetime = Field(sa_column=_timestamp())
+    seconds: float
+    fetched: int = Field(default=0, sa_type=BigInteger)
+    bytes: int = Field(default=0, sa_type=BigInteger)
+    error_class: str | None = Field(default=None, max_length=32)
