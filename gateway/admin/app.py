@@ -1,35 +1,59 @@
-"""The FastAPI application: health and readiness probes for operators and Kubernetes."""
+"""The FastAPI application: JSON API under /api, probes, /metrics, the web panel at /.
+
+Everything it works with is injected by whoever builds it (`gateway serve`, tests): no
+settings, stores or schedulers are created at import time.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from importlib.resources import files
+from pathlib import Path
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
+from gateway.admin.deps import AdminServices, StoreDep, SyncRequester, get_store
+from gateway.admin.login_throttle import LoginThrottle
+from gateway.admin.metrics import GatewayMetrics
+from gateway.admin.routes import auth, health, identities, sources, suggest, tokens, users
+from gateway.mail_settings.suggest import SettingsSuggester
+from gateway.settings import Settings
 from gateway.store import MailStore
 
-
-def get_store(request: Request) -> MailStore:
-    store: MailStore = request.app.state.store
-    return store
+__all__ = ["StoreDep", "create_app", "get_store", "web_directory"]
 
 
-StoreDep = Annotated[MailStore, Depends(get_store)]
+def web_directory() -> Path:
+    """The panel's files, shipped inside the package (`web/` in the source tree)."""
+    return Path(str(files("gateway.web")))
 
 
-def create_app(store: MailStore) -> FastAPI:
-    """Build the app around an injected store (no globals, so tests build their own)."""
-    app = FastAPI(title="Mail gateway admin", version="0.1.0")
-    app.state.store = store
-
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    def readyz(store: StoreDep) -> dict[str, object]:
-        """Readiness: the database answers."""
-        return {"status": "ok", "users": len(store.list_users())}
-
+def create_app(
+    store: MailStore,
+    settings: Settings,
+    *,
+    scheduler: SyncRequester | None = None,
+    metrics: GatewayMetrics | None = None,
+    suggester: SettingsSuggester | None = None,
+    throttle: LoginThrottle | None = None,
+) -> FastAPI:
+    """Build the app around injected services (so tests build their own)."""
+    app = FastAPI(
+        title="Mail gateway admin",
+        version="0.1.0",
+        description="Manage users, sources (external POP3/IMAP accounts), identities and API "
+        "tokens. Log in with POST /api/login (cookie + X-CSRF-Token) or send "
+        "`Authorization: Bearer <API token>`.",
+    )
+    app.state.services = AdminServices(
+        store=store,
+        settings=settings,
+        scheduler=scheduler,
+        throttle=throttle or LoginThrottle(),
+        metrics=metrics or GatewayMetrics(store),
+        suggester=suggester or SettingsSuggester(),
+    )
+    for module in (health, auth, users, sources, suggest, identities, tokens):
+        app.include_router(module.router)
+    app.mount("/", StaticFiles(directory=web_directory(), html=True), name="web")
     return app

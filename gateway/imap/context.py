@@ -31,6 +31,8 @@ class ServerContext:
     throttle: AuthThrottle = field(default_factory=AuthThrottle)
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     snapshots: SnapshotCache = field(default_factory=SnapshotCache)
+    # Told (command name, seconds) after each command: the /metrics latency histogram.
+    command_observer: Callable[[str, float], None] | None = None
 
     async def call(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run blocking store work on the I/O thread pool (the event loop never blocks)."""

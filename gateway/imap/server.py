@@ -7,7 +7,7 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 
 from gateway.imap.change_hub import ChangeHub
@@ -24,9 +24,15 @@ class ImapServer:
     """Start with `await start(...)`; `ports` then holds what each listener is bound to."""
 
     def __init__(
-        self, store: MailStore, settings: Settings, tls_context: ssl.SSLContext | None
+        self,
+        store: MailStore,
+        settings: Settings,
+        tls_context: ssl.SSLContext | None,
+        *,
+        command_observer: Callable[[str, float], None] | None = None,
     ) -> None:
         self.store = store
+        self._command_observer = command_observer
         self.settings = settings
         self.tls_context = tls_context
         self.ports: dict[str, int] = {}
@@ -48,6 +54,7 @@ class ImapServer:
             ),
             hub=hub,
             tls_context=self.tls_context,
+            command_observer=self._command_observer,
         )
         self.store.add_change_listener(hub.store_changed)
         context = self._context
@@ -119,6 +126,12 @@ class ImapServer:
         finally:
             context.limits.close_connection(peer)
             self._connections.discard(task)
+
+    def session_count(self) -> int:
+        """Logged-in IMAP sessions right now (a metric)."""
+        if self._context is None:
+            return 0
+        return sum(self._context.limits.per_user.values())
 
     async def stop(self) -> None:
         for server in self._servers:

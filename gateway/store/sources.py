@@ -98,6 +98,60 @@ class SourceOperations(StoreBase):
                 raise NotFoundError(f"no such source: {user_name}/{name}")
             return source_view(source)
 
+    def get_source_by_id(self, *, source_id: int) -> SourceInfo:
+        with self.database.read() as session:
+            source = session.get(Source, source_id)
+            if source is None:
+                raise NotFoundError(f"no such source id: {source_id}")
+            return source_view(source)
+
+    def update_source(
+        self,
+        *,
+        source_id: int,
+        host: str | None = None,
+        port: int | None = None,
+        security: str | None = None,
+        username: str | None = None,
+        secret: str | None = None,
+        poll_interval: int | None = None,
+        enabled: bool | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> SourceInfo:
+        """Change the given settings of a source (None: unchanged); the secret re-encrypted."""
+        with self.database.write() as session:
+            source = session.get(Source, source_id)
+            if source is None:
+                raise NotFoundError(f"no such source id: {source_id}")
+            _validate_source(
+                name=source.name,
+                protocol=source.protocol,
+                host=source.host if host is None else host,
+                port=source.port if port is None else port,
+                security=source.security if security is None else security,
+                interval=source.poll_interval if poll_interval is None else poll_interval,
+            )
+            changes: dict[str, Any] = {
+                "host": host,
+                "port": port,
+                "security": security,
+                "username": username,
+                "poll_interval": poll_interval,
+                "enabled": enabled,
+            }
+            for name, value in changes.items():
+                if value is not None:
+                    setattr(source, name, value)
+            if secret is not None:
+                source.secret_ciphertext = self._secrets.encrypt(secret)
+            if options is not None:
+                source.options_json = json.dumps(options, sort_keys=True)
+            # Changed settings deserve a sync soon, not after the failure backoff.
+            source.next_run_at = None
+            session.add(source)
+            session.flush()
+            return source_view(source)
+
     def read_source_secret(self, *, source_id: int) -> str:
         """Decrypt a source's secret for the fetcher; never log or return it to clients."""
         with self.database.read() as session:
