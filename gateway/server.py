@@ -51,7 +51,6 @@ async def serve(settings: Settings) -> None:
         cert,
     )
     metrics = GatewayMetrics(store)
-    store.add_sync_listener(metrics.observe_sync)
     imap = ImapServer(
         store,
         settings,

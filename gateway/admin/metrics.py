@@ -60,6 +60,7 @@ class GatewayMetrics:
         self._protocols: dict[int, str] = {}
         self._state = _StateCollector(store)
         self.registry.register(self._state)
+        store.add_sync_listener(self.observe_sync)
 
     def watch_imap_sessions(self, count: Callable[[], int]) -> None:
         """Report `count()` as the number of logged-in IMAP sessions."""
