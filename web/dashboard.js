@@ -11,10 +11,10 @@ function row(label, value) {
   return [h("dt", {}, label), h("dd", {}, value ?? t("never"))];
 }
 
-function sourceCard(source, history, refresh) {
+// `result` outlives the card: the card is rebuilt on every refresh, a test's outcome stays.
+function sourceCard(source, history, refresh, result) {
   const s = source.status;
   const state = s.syncing ? t("syncing") : t(`state.${s.state}`);
-  const result = h("p", { class: "result", role: "status", "aria-live": "polite" });
   const test = async () => {
     result.textContent = t("test.running");
     try {
@@ -84,16 +84,12 @@ export function showDashboard(main) {
       const sources = await api("GET", "/api/sources");
       const histories = await Promise.all(sources.map((s) => api("GET", `/api/sources/${s.id}/history`)));
       if (stopped) return;
-      // Keep each card's last test result across refreshes.
-      for (const card of list.querySelectorAll("article")) results.set(card.dataset.source, card.querySelector(".result"));
       const focused = document.activeElement?.closest("article")?.dataset.source;
       const focusedText = document.activeElement?.textContent;
       list.replaceChildren(...(sources.length
         ? sources.map((source, i) => {
-          const card = sourceCard(source, histories[i], refresh);
-          const previous = results.get(source.name);
-          if (previous) card.querySelector(".result").replaceWith(previous);
-          return card;
+          if (!results.has(source.id)) results.set(source.id, h("p", { class: "result", role: "status", "aria-live": "polite" }));
+          return sourceCard(source, histories[i], refresh, results.get(source.id));
         })
         : [h("p", {}, t("sources.none"), " ", h("a", { href: "#/add" }, t("nav.add")))]));
       if (focused) {

@@ -1,0 +1,144 @@
+"""The web panel in a real headless Chromium (Debian `chromium`) driven by Playwright, against
+`gateway serve` and a real Dovecot: log in, suggest, add, test, sync, errors, Japanese,
+accessibility (axe-core), and the README's screenshots.
+
+Regenerate the screenshots with `sh scripts/screenshots.sh` (sets GATEWAY_SCREENSHOT_DIR).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.support.dovecot import DovecotServer
+from tests.support.fixtures_dovecot import DOVECOT_PASSWORD, DOVECOT_USER
+from tests.support.served_gateway import ServedGateway
+
+pytestmark = [pytest.mark.system, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+PASSWORD = "panel-Secret-pw-1"
+SERIOUS = {"serious", "critical"}
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    if not os.access(CHROMIUM, os.X_OK):
+        raise RuntimeError(f"{CHROMIUM} missing: install the Debian package chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def _message(number: int) -> bytes:
+    return f"Subject: panel test {number}\r\nFrom: a@example.com\r\n\r\nbody {number}\r\n".encode()
+
+
+def _assert_accessible(page: Page, where: str) -> None:
+    results = Axe().run(page)
+    serious = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in results.response["violations"]
+        if v["impact"] in SERIOUS
+    ]
+    assert serious == [], f"{where}: {serious}"
+
+
+def test_panel_end_to_end(browser: Browser, dovecot: DovecotServer, tmp_path: Path) -> None:
+    shots = Path(os.environ.get("GATEWAY_SCREENSHOT_DIR") or tmp_path / "shots")
+    shots.mkdir(parents=True, exist_ok=True)
+    dovecot.load_maildir(DOVECOT_USER, "INBOX", [_message(n) for n in range(3)])
+    users = {"alice": (PASSWORD, True)}
+    with ServedGateway(tmp_path / "data", users) as served:
+        context = browser.new_context(locale="en-US", viewport={"width": 1200, "height": 900})
+        page = context.new_page()
+        page.goto(served.base_url)
+
+        # Log in: a wrong password is a clear error, the right one opens the dashboard.
+        page.get_by_label("User name").fill("alice")
+        page.get_by_label("Password").fill("wrong")
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("alert")).to_have_text("Wrong user name or password.")
+        _assert_accessible(page, "login")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("heading", name="Sources")).to_be_visible()
+
+        # Add a source: suggest settings from the address, then point it at the test Dovecot.
+        nav = page.get_by_role("navigation", name="Main")
+        nav.get_by_role("link", name="Add source").click()
+        page.get_by_label("Email address").fill("tester@gmail.com")
+        page.get_by_role("button", name="Suggest settings").click()
+        expect(page.get_by_label("Server", exact=True)).to_have_value("imap.gmail.com")
+        expect(page.get_by_text("Settings found (provider)")).to_be_visible()
+        page.get_by_label("Name (e.g. work)").fill("work")
+        page.get_by_label("Server", exact=True).fill("127.0.0.1")
+        page.get_by_label("Security").select_option("none")
+        page.get_by_label("Port").fill(str(dovecot.imap_port))
+        page.get_by_label("Allow sending the password unencrypted").check()
+        page.get_by_label("User name at the server").fill(DOVECOT_USER)
+        page.get_by_label("Password", exact=True).fill("not-the-password")
+        page.get_by_role("button", name="Test").click()
+        result = page.locator("#test-result")
+        expect(result).to_contain_text("Failed at step “login (user name or password)”")
+        page.get_by_label("Password", exact=True).fill(DOVECOT_PASSWORD)
+        page.get_by_role("button", name="Test").click()
+        expect(result).to_contain_text("Connection OK. Folders:")
+        expect(result).to_contain_text("INBOX")
+        _assert_accessible(page, "add source")
+        page.screenshot(path=str(shots / "add-source.png"), full_page=True)
+        page.get_by_role("button", name="Save").click()
+
+        # The dashboard shows the first sync without a reload; Sync now fetches new mail.
+        card = page.locator("article[data-source='work']")
+        messages = card.get_by_test_id("messages")
+        expect(messages).to_have_text("3", timeout=30_000)
+        expect(card.get_by_test_id("state")).to_have_text("OK")
+        dovecot.load_maildir(DOVECOT_USER, "INBOX", [_message(n) for n in range(3, 5)])
+        card.get_by_role("button", name="Sync now").click()
+        expect(messages).to_have_text("5", timeout=30_000)
+        # One bar per sync of the last day (the first sync, push and write-back add more).
+        expect(card.locator("svg.chart rect").nth(1)).to_be_attached(timeout=10_000)
+        card.get_by_role("button", name="Test").click()
+        expect(card.locator(".result")).to_have_text("Connection OK.")
+        _assert_accessible(page, "dashboard")
+        page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
+
+        # Keyboard only: Tab reaches the navigation and Enter follows a link.
+        page.keyboard.press("Tab")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(re.compile(r"#/$"))
+
+        # Japanese, chosen in the menu, kept across a reload.
+        page.get_by_label("Language").select_option("ja")
+        expect(page.get_by_role("heading", name="取得元")).to_be_visible()
+        expect(card.get_by_role("button", name="今すぐ同期")).to_be_visible()
+        page.reload()
+        expect(nav.get_by_role("link", name="取得元を追加")).to_be_visible()
+        _assert_accessible(page, "dashboard (ja)")
+        context.close()
+
+        # A browser asking for Japanese gets Japanese from the start; small screens work.
+        phone = browser.new_context(locale="ja-JP", viewport={"width": 390, "height": 800})
+        small = phone.new_page()
+        small.goto(served.base_url)
+        expect(small.get_by_role("heading", name="ログイン")).to_be_visible()
+        phone.close()
+    assert PASSWORD not in served.log() and DOVECOT_PASSWORD not in served.log()
