@@ -245,6 +245,35 @@ def source_remove(
         typer.echo(f"removed source {user}/{name}")
 
 
+# --- `gateway source test` (admin issue 19): the panel's connection test, from a terminal ---
+
+
+@source_app.command("test")
+def source_test(
+    user: Annotated[str, typer.Option(help="Owner of the source.")],
+    name: Annotated[str, typer.Option(help="Name of the source.")],
+    deadline: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 20.0,
+) -> None:
+    """Connect, secure, log in and list (IMAP) or count (POP3); say which step failed."""
+    from gateway.fetch.connection_check import check_connection
+
+    with _store() as store:
+        source = store.get_source(user_name=user, name=name)
+        password = store.read_source_secret(source_id=source.id)
+    result = asyncio.run(check_connection(source, password, deadline_seconds=deadline))
+    for step in result.passed:
+        typer.echo(f"ok\t{step.step}\t{step.seconds:.3f}s")
+    if not result.ok:
+        typer.echo(f"FAILED\t{result.failed_step}\t{result.message}", err=True)
+        raise typer.Exit(1)
+    detail = (
+        f"{result.messages} messages on the server"
+        if result.messages is not None
+        else f"folders: {', '.join(result.folders)}"
+    )
+    typer.echo(f"connection OK; {detail}")
+
+
 @app.command()
 def sync(
     user: Annotated[str | None, typer.Option(help="Only this user's sources.")] = None,

@@ -1,8 +1,11 @@
-// A small inline SVG chart of one source's last day: messages per sync as bars, sync time as
-// a line. No library: a few dozen points need none.
+// A small inline SVG chart of one source's last day, in 24 hourly columns: messages fetched
+// as bars (red when a sync in that hour failed), the longest sync time as a line. No library:
+// two dozen points need none.
 const NS = "http://www.w3.org/2000/svg";
 const WIDTH = 240;
 const HEIGHT = 48;
+const HOURS = 24;
+const HOUR_MS = 3600 * 1000;
 
 function svg(tag, attributes) {
   const node = document.createElementNS(NS, tag);
@@ -10,25 +13,43 @@ function svg(tag, attributes) {
   return node;
 }
 
+function hourly(runs, now) {
+  const buckets = Array.from({ length: HOURS }, () => ({ fetched: 0, seconds: 0, failed: false, runs: 0 }));
+  for (const run of runs) {
+    const age = Math.floor((now - new Date(run.finished_at).getTime()) / HOUR_MS);
+    if (age < 0 || age >= HOURS) continue;
+    const bucket = buckets[HOURS - 1 - age];
+    bucket.fetched += run.fetched;
+    bucket.seconds = Math.max(bucket.seconds, run.seconds);
+    bucket.failed ||= run.error_class !== null;
+    bucket.runs += 1;
+  }
+  return buckets;
+}
+
 export function syncChart(runs, label) {
   const chart = svg("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: "chart", role: "img", "aria-label": label });
   const title = svg("title", {});
   title.textContent = label;
   chart.append(title);
-  const dayStart = Date.now() - 24 * 3600 * 1000;
-  const x = (run) => ((new Date(run.finished_at).getTime() - dayStart) / (24 * 3600 * 1000)) * (WIDTH - 4) + 2;
-  const maxFetched = Math.max(1, ...runs.map((r) => r.fetched));
-  const maxSeconds = Math.max(0.001, ...runs.map((r) => r.seconds));
-  for (const run of runs) {
-    const height = (run.fetched / maxFetched) * (HEIGHT - 4);
+  const buckets = hourly(runs, Date.now());
+  const step = WIDTH / HOURS;
+  const maxFetched = Math.max(1, ...buckets.map((b) => b.fetched));
+  const maxSeconds = Math.max(0.001, ...buckets.map((b) => b.seconds));
+  const points = [];
+  buckets.forEach((bucket, i) => {
+    if (!bucket.runs) return;
+    const height = Math.max(1, (bucket.fetched / maxFetched) * (HEIGHT - 6));
     chart.append(svg("rect", {
-      x: x(run) - 1, y: HEIGHT - height - 1, width: 2, height: Math.max(height, 0.5),
-      class: run.error_class ? "bar error" : "bar",
+      x: i * step + 1, y: HEIGHT - height, width: step - 2, height,
+      class: bucket.failed ? "bar error" : "bar",
     }));
-  }
-  if (runs.length > 1) {
-    const points = runs.map((r) => `${x(r).toFixed(1)},${(HEIGHT - 2 - (r.seconds / maxSeconds) * (HEIGHT - 6)).toFixed(1)}`);
-    chart.append(svg("polyline", { points: points.join(" "), class: "line" }));
+    points.push(`${(i * step + step / 2).toFixed(1)},${(HEIGHT - 3 - (bucket.seconds / maxSeconds) * (HEIGHT - 8)).toFixed(1)}`);
+  });
+  if (points.length > 1) chart.append(svg("polyline", { points: points.join(" "), class: "line" }));
+  else if (points.length === 1) {
+    const [cx, cy] = points[0].split(",");
+    chart.append(svg("circle", { cx, cy, r: 2, class: "point" }));
   }
   return chart;
 }
