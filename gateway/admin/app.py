@@ -9,16 +9,23 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from gateway.admin.deps import AdminServices, StoreDep, SyncRequester, get_store
+from gateway.admin.deps import (
+    AdminServices,
+    StoreDep,
+    SyncRequester,
+    get_store,
+    unprocessable,
+)
 from gateway.admin.login_throttle import LoginThrottle
 from gateway.admin.metrics import GatewayMetrics
 from gateway.admin.routes import auth, health, identities, sources, suggest, tokens, users
 from gateway.mail_settings.suggest import SettingsSuggester
 from gateway.settings import Settings
-from gateway.store import MailStore
+from gateway.store import InvalidOperationError, MailStore
 
 __all__ = ["StoreDep", "create_app", "get_store", "web_directory"]
 
@@ -55,5 +62,12 @@ def create_app(
     )
     for module in (health, auth, users, sources, suggest, identities, tokens):
         app.include_router(module.router)
+
+    @app.exception_handler(InvalidOperationError)
+    async def refused_by_the_store(request: Request, error: InvalidOperationError) -> Response:
+        """What the store refuses (a name it does not allow…) is the client's mistake: 422."""
+        exception = unprocessable(str(error))
+        return JSONResponse({"detail": exception.detail}, status_code=exception.status_code)
+
     app.mount("/", StaticFiles(directory=web_directory(), html=True), name="web")
     return app

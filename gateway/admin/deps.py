@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Protocol
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 
 from gateway.admin.login_throttle import LoginThrottle
 from gateway.admin.metrics import GatewayMetrics
@@ -21,6 +21,9 @@ from gateway.admin.sessions import (
 from gateway.mail_settings.suggest import SettingsSuggester
 from gateway.settings import Settings
 from gateway.store import MailStore, NotFoundError, SourceInfo, UserInfo
+
+# Row ids in paths: positive and within a 64-bit SQL integer.
+ResourceId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 class SyncRequester(Protocol):
@@ -52,6 +55,14 @@ def get_store(request: Request) -> MailStore:
 
 ServicesDep = Annotated[AdminServices, Depends(get_services)]
 StoreDep = Annotated[MailStore, Depends(get_store)]
+
+
+def unprocessable(message: str, *location: str) -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors (so it matches the schema)."""
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        [{"loc": ["body", *location], "msg": message, "type": "value_error"}],
+    )
 
 
 def _unauthorized(detail: str) -> HTTPException:
@@ -95,7 +106,7 @@ def admin_user(user: CurrentUser) -> UserInfo:
 AdminUser = Annotated[UserInfo, Depends(admin_user)]
 
 
-def owned_source(source_id: int, user: CurrentUser, store: StoreDep) -> SourceInfo:
+def owned_source(source_id: ResourceId, user: CurrentUser, store: StoreDep) -> SourceInfo:
     """The caller's source; another user's is 'not found', never 'forbidden' (no probing)."""
     try:
         source = store.get_source_by_id(source_id=source_id)

@@ -45,7 +45,7 @@ class PasswordChange(Model):
 
 
 class UserBase(Model):
-    name: str = Field(min_length=1, max_length=255, pattern=r"^[^\s]+$")
+    name: str = Field(min_length=1, max_length=255, pattern=r"^[^\s\x00-\x1f\x7f]+$")
     is_admin: bool = False
 
 

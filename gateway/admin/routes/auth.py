@@ -43,7 +43,7 @@ def login(
     address = client_address(request)
     wait = services.throttle.retry_after(address=address, user=body.username)
     if wait:
-        log.warning("event=admin_login_throttled address=%s user=%s", address, body.username)
+        log.warning("event=admin_login_throttled address=%s user=%r", address, body.username)
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             f"too many failed logins; try again in {wait} s",
@@ -54,7 +54,7 @@ def login(
     )
     if user is None:
         services.throttle.failed(address=address, user=body.username)
-        log.warning("event=admin_login_failed address=%s user=%s", address, body.username)
+        log.warning("event=admin_login_failed address=%s user=%r", address, body.username)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password")
     services.throttle.succeeded(address=address, user=body.username)
     token = new_session_token()

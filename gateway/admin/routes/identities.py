@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
 
-from gateway.admin.deps import CurrentUser, StoreDep
+from gateway.admin.deps import CurrentUser, ResourceId, StoreDep
 from gateway.admin.schemas import IdentityCreate, IdentityPublic
 from gateway.store import AlreadyExistsError, IdentityInfo, NotFoundError
 
@@ -41,7 +41,7 @@ def add_identity(body: IdentityCreate, user: CurrentUser, store: StoreDep) -> Id
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"description": "No such identity"}},
 )
-def remove_identity(identity_id: int, user: CurrentUser, store: StoreDep) -> None:
+def remove_identity(identity_id: ResourceId, user: CurrentUser, store: StoreDep) -> None:
     try:
         store.remove_identity(user_id=user.id, identity_id=identity_id)
     except NotFoundError:

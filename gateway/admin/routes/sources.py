@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from fastapi.concurrency import run_in_threadpool
 
-from gateway.admin.deps import CurrentUser, OwnedSource, ServicesDep, StoreDep
+from gateway.admin.deps import CurrentUser, OwnedSource, ServicesDep, StoreDep, unprocessable
 from gateway.admin.schemas import (
     ConnectionTestResult,
     SourceCreate,
@@ -172,22 +172,10 @@ def update_source(
         try:
             options = stored_options(parse_source_options(source.protocol, body.options))
         except InvalidSourceOptionError as error:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                [{"loc": ["body", "options"], "msg": str(error), "type": "value_error"}],
-            ) from None
+            raise unprocessable(str(error), "options") from None
     allow_plaintext = (options if options is not None else source.options).get("allow_plaintext")
     if (body.security or source.security) == "none" and allow_plaintext is not True:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [
-                {
-                    "loc": ["body", "security"],
-                    "msg": "security none needs options.allow_plaintext true",
-                    "type": "value_error",
-                }
-            ],
-        )
+        raise unprocessable("security none needs options.allow_plaintext true", "security")
     try:
         updated = store.update_source(
             source_id=source.id,
@@ -201,7 +189,7 @@ def update_source(
             options=options,
         )
     except InvalidOperationError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+        raise unprocessable(str(error)) from None
     log.info("event=admin_source_changed user_id=%d source_id=%d", user.id, source.id)
     return _one_public(store, updated)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 
-from gateway.admin.deps import CurrentUser, ServicesDep
+from gateway.admin.deps import CurrentUser, ServicesDep, unprocessable
 from gateway.admin.schemas import ServerSettingPublic, SuggestionPublic
 from gateway.mail_settings.suggest import InvalidAddressError
 
@@ -23,7 +23,7 @@ async def suggest_settings(
     try:
         suggestion = await services.suggester.suggest(address)
     except InvalidAddressError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+        raise unprocessable(str(error), "address") from None
     return SuggestionPublic(
         address=suggestion.address,
         origin=suggestion.origin,

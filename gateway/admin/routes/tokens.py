@@ -6,7 +6,7 @@ import logging
 
 from fastapi import APIRouter, HTTPException, status
 
-from gateway.admin.deps import CurrentUser, StoreDep
+from gateway.admin.deps import CurrentUser, ResourceId, StoreDep
 from gateway.admin.schemas import TokenCreate, TokenCreated, TokenPublic
 from gateway.admin.sessions import new_api_token
 from gateway.store import ApiTokenInfo, NotFoundError
@@ -40,7 +40,7 @@ def create_token(body: TokenCreate, user: CurrentUser, store: StoreDep) -> Token
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"description": "No such token"}},
 )
-def revoke_token(token_id: int, user: CurrentUser, store: StoreDep) -> None:
+def revoke_token(token_id: ResourceId, user: CurrentUser, store: StoreDep) -> None:
     try:
         store.revoke_api_token(user_id=user.id, token_id=token_id)
     except NotFoundError:

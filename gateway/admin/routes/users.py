@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
 
-from gateway.admin.deps import AdminUser, StoreDep
+from gateway.admin.deps import AdminUser, ResourceId, StoreDep
 from gateway.admin.routes.auth import user_public
 from gateway.admin.schemas import UserCreate, UserPublic, UserUpdate
 from gateway.store import AlreadyExistsError, NotFoundError, UserInfo
@@ -47,7 +47,9 @@ def create_user(body: UserCreate, admin: AdminUser, store: StoreDep) -> UserPubl
 
 
 @router.patch("/{user_id}", responses=NOT_FOUND)
-def update_user(user_id: int, body: UserUpdate, admin: AdminUser, store: StoreDep) -> UserPublic:
+def update_user(
+    user_id: ResourceId, body: UserUpdate, admin: AdminUser, store: StoreDep
+) -> UserPublic:
     """Set a user's password."""
     user = _user(store, user_id)
     store.set_user_password(name=user.name, password=body.password.get_secret_value())
@@ -60,7 +62,7 @@ def update_user(user_id: int, body: UserUpdate, admin: AdminUser, store: StoreDe
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**NOT_FOUND, 409: {"description": "Cannot delete yourself"}},
 )
-def delete_user(user_id: int, admin: AdminUser, store: StoreDep) -> None:
+def delete_user(user_id: ResourceId, admin: AdminUser, store: StoreDep) -> None:
     """Delete a user with their mailboxes and sources."""
     user = _user(store, user_id)
     if user.id == admin.id:
