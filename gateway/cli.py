@@ -23,6 +23,7 @@ from gateway.fetch.source_options import (
     validate_source_options,
 )
 from gateway.logging_setup import configure_logging
+from gateway.progress import terminal_progress
 from gateway.settings import Settings
 from gateway.store import MailStore, StoreError, open_store
 
@@ -282,8 +283,8 @@ def sync(
     """Run one sync pass over the selected sources now, then exit (non-zero on any failure)."""
     from gateway.sync_pass import run_sync_pass
 
-    with _store() as store:
-        failures = run_sync_pass(store, user_name=user, source_name=source)
+    with _store() as store, terminal_progress("sync", "sources") as progress:
+        failures = run_sync_pass(store, user_name=user, source_name=source, progress=progress)
     raise typer.Exit(1 if failures else 0)
 
 
@@ -302,7 +303,8 @@ def export_command(
         owner = store.get_user(name=user)
         directory.mkdir(parents=True, exist_ok=True)
         exporter = export_maildir if format is ExportFormat.maildir else export_mbox
-        count = exporter(store, user_id=owner.id, directory=directory)
+        with terminal_progress("export", "messages") as progress:
+            count = exporter(store, user_id=owner.id, directory=directory, progress=progress)
         typer.echo(f"exported {count} messages to {directory}")
 
 
@@ -319,7 +321,10 @@ def import_command(
 
     with _store() as store:
         owner = store.get_user(name=user)
-        count = import_path(store, user_id=owner.id, path=path, mailbox_name=mailbox)
+        with terminal_progress("import", "messages") as progress:
+            count = import_path(
+                store, user_id=owner.id, path=path, mailbox_name=mailbox, progress=progress
+            )
         typer.echo(f"imported {count} messages from {path}")
 
 
