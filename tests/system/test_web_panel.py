@@ -7,8 +7,10 @@ Regenerate the screenshots with `sh scripts/screenshots.sh` (sets GATEWAY_SCREEN
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +46,25 @@ def browser() -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
+
+
+def served_source(served: ServedGateway, name: str, *, token: str | None = None) -> dict:
+    """A source as the API shows it, read with a fresh login (or the given token)."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    headers = {"Content-Type": "application/json"}
+    if token is None:
+        login = urllib.request.Request(  # noqa: S310 - http to our own test server
+            f"{served.base_url}/api/login",
+            data=json.dumps({"username": "alice", "password": PASSWORD}).encode(),
+            headers=headers,
+        )
+        opener.open(login, timeout=10).read()
+    else:
+        headers["Authorization"] = f"Bearer {token}"
+    url = f"{served.base_url}/api/sources"
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - our test server
+    sources = json.loads(opener.open(request, timeout=10).read())
+    return next(source for source in sources if source["name"] == name)
 
 
 def _message(number: int) -> bytes:
@@ -101,8 +122,16 @@ def test_panel_end_to_end(browser: Browser, dovecot: DovecotServer, tmp_path: Pa
         page.get_by_role("button", name="Test").click()
         expect(result).to_contain_text("Connection OK. Folders:")
         expect(result).to_contain_text("INBOX")
+        # POP3 shows the retention choices, each explained (the screenshot shows them too).
+        page.get_by_label("Protocol").select_option("pop3")
+        expect(page.get_by_text("Other devices reading this account")).to_be_visible()
+        expect(page.get_by_label("Port")).to_have_value("110")
+        page.get_by_label("Deleted right after downloading").check()
         _assert_accessible(page, "add source")
         page.screenshot(path=str(shots / "add-source.png"), full_page=True)
+        page.get_by_label("Protocol").select_option("imap")
+        page.get_by_label("Port").fill(str(dovecot.imap_port))
+        expect(page.get_by_role("group")).to_be_hidden()
         page.get_by_role("button", name="Save").click()
 
         # The dashboard shows the first sync without a reload; Sync now fetches new mail.
@@ -120,7 +149,31 @@ def test_panel_end_to_end(browser: Browser, dovecot: DovecotServer, tmp_path: Pa
         _assert_accessible(page, "dashboard")
         page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
 
-        # Keyboard only: Tab reaches the navigation and Enter follows a link.
+        # Edit: a changed interval is saved without retyping the password.
+        card.get_by_role("link", name="Edit").click()
+        page.get_by_label("Check every (seconds)").fill("120")
+        page.get_by_role("button", name="Save").click()
+        expect(card).to_be_visible()
+        assert served_source(served, "work")["poll_interval"] == 120
+
+        # Identities and API tokens: a token is shown once, then works for scripts.
+        nav.get_by_role("link", name="Identities").click()
+        page.get_by_label("Address").fill("tester@example.com")
+        page.get_by_role("button", name="Add").click()
+        expect(page.get_by_text("tester@example.com")).to_be_visible()
+        nav.get_by_role("link", name="API tokens").click()
+        page.get_by_label("Token name").fill("backup")
+        page.get_by_role("button", name="Add").click()
+        token = page.locator("code.secret").inner_text()
+        assert token.startswith("gwt_")
+        expect(page.get_by_role("listitem").filter(has_text="backup")).to_be_visible()
+        assert served_source(served, "work", token=token)["name"] == "work"
+        _assert_accessible(page, "tokens")
+
+        # Keyboard only: from the top of a fresh page, Tab passes the skip link to the
+        # navigation and Enter follows a link.
+        page.reload()
+        expect(page.get_by_role("heading", name="API tokens")).to_be_visible()
         page.keyboard.press("Tab")
         page.keyboard.press("Tab")
         page.keyboard.press("Enter")

@@ -59,9 +59,9 @@ def login(
     services.throttle.succeeded(address=address, user=body.username)
     token = new_session_token()
     lifetime = timedelta(hours=services.settings.admin_session_hours)
-    services.store.create_admin_session(
-        user_id=user.id, token=token, expires_at=datetime.now(UTC) + lifetime
-    )
+    now = datetime.now(UTC)
+    services.store.delete_expired_admin_sessions(now=now)  # logins are rare: tidy up here
+    services.store.create_admin_session(user_id=user.id, token=token, expires_at=now + lifetime)
     set_session_cookie(response, request, token, lifetime)
     log.info("event=admin_login user_id=%d address=%s", user.id, address)
     return SessionPublic(user=user_public(user), csrf_token=csrf_token(token))
