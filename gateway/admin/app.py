@@ -20,9 +20,9 @@ from gateway.admin.deps import (
     get_store,
     unprocessable,
 )
-from gateway.admin.login_throttle import LoginThrottle
 from gateway.admin.metrics import GatewayMetrics
 from gateway.admin.routes import auth, health, identities, sources, suggest, tokens, users
+from gateway.auth_throttle import AuthThrottle, policy_from_settings
 from gateway.mail_settings.suggest import SettingsSuggester
 from gateway.settings import Settings
 from gateway.store import InvalidOperationError, MailStore
@@ -42,7 +42,7 @@ def create_app(
     scheduler: SyncRequester | None = None,
     metrics: GatewayMetrics | None = None,
     suggester: SettingsSuggester | None = None,
-    throttle: LoginThrottle | None = None,
+    throttle: AuthThrottle | None = None,
 ) -> FastAPI:
     """Build the app around injected services (so tests build their own)."""
     app = FastAPI(
@@ -56,7 +56,7 @@ def create_app(
         store=store,
         settings=settings,
         scheduler=scheduler,
-        throttle=throttle or LoginThrottle(),
+        throttle=throttle or AuthThrottle(store, policy_from_settings(settings)),
         metrics=metrics or GatewayMetrics(store),
         suggester=suggester or SettingsSuggester(),
     )

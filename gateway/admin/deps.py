@@ -9,7 +9,6 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, HTTPException, Path, Request, status
 
-from gateway.admin.login_throttle import LoginThrottle
 from gateway.admin.metrics import GatewayMetrics
 from gateway.admin.sessions import (
     API_TOKEN_PREFIX,
@@ -18,6 +17,7 @@ from gateway.admin.sessions import (
     SESSION_COOKIE,
     csrf_matches,
 )
+from gateway.auth_throttle import AuthThrottle
 from gateway.mail_settings.suggest import SettingsSuggester
 from gateway.settings import Settings
 from gateway.store import MailStore, NotFoundError, SourceInfo, UserInfo
@@ -39,7 +39,7 @@ class AdminServices:
     store: MailStore
     settings: Settings
     scheduler: SyncRequester | None
-    throttle: LoginThrottle
+    throttle: AuthThrottle
     metrics: GatewayMetrics
     suggester: SettingsSuggester
 

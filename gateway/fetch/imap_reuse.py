@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from imapclient import IMAPClient
 
+from gateway.fetch.errors import classify_error
 from gateway.fetch.imap_connection import close_quietly
 from gateway.store import SourceInfo
 
@@ -69,7 +70,12 @@ class ImapConnectionCache:
         try:
             kept.client.noop()
         except Exception as error:
-            log.info("event=imap_connection_stale source_id=%d error=%r", source.id, error)
+            # The classified message: a server's reply is cut and sanitised before logging.
+            log.info(
+                "event=imap_connection_stale source_id=%d error=%r",
+                source.id,
+                classify_error(error).message,
+            )
             with contextlib.suppress(Exception):
                 kept.client.shutdown()
             return None

@@ -10,10 +10,12 @@ import threading
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 
+from gateway.auth_throttle import AuthThrottle, policy_from_settings
 from gateway.imap.change_hub import ChangeHub
 from gateway.imap.connection import ImapConnection
 from gateway.imap.context import ServerContext
 from gateway.imap.protocol import responses
+from gateway.imap.search_limits import SearchSlots
 from gateway.settings import Settings
 from gateway.store import MailStore
 
@@ -39,6 +41,7 @@ class ImapServer:
         self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
         self._context: ServerContext | None = None
+        self._handshakes: asyncio.Semaphore | None = None
         self._feed_stop = threading.Event()
         self._feed_thread: threading.Thread | None = None
 
@@ -46,6 +49,7 @@ class ImapServer:
         """Listen on each port that is not None (0 picks a free port)."""
         loop = asyncio.get_running_loop()
         hub = ChangeHub(loop)
+        self._handshakes = asyncio.Semaphore(self.settings.imap_tls_handshakes)
         self._context = ServerContext(
             store=self.store,
             settings=self.settings,
@@ -55,6 +59,11 @@ class ImapServer:
             hub=hub,
             tls_context=self.tls_context,
             command_observer=self._command_observer,
+            throttle=AuthThrottle(self.store, policy_from_settings(self.settings)),
+            search_slots=SearchSlots(
+                per_user=self.settings.imap_searches_per_user,
+                io_threads=self.settings.io_threads,
+            ),
         )
         self.store.add_change_listener(hub.store_changed)
         context = self._context
@@ -85,14 +94,11 @@ class ImapServer:
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await self._serve(reader, writer, implicit_tls=implicit_tls)
 
+        # Implicit TLS is started in _serve, after the connection is counted against its
+        # address: asyncio's own handshake would run before any limit applies (3,000 silent
+        # connections held 1 GB for the 30 s handshake timeout).
         server = await asyncio.start_server(
-            accept,
-            host=self.settings.bind,
-            port=port,
-            ssl=self.tls_context if implicit_tls else None,
-            backlog=1024,
-            reuse_address=True,
-            ssl_handshake_timeout=30 if implicit_tls else None,
+            accept, host=self.settings.bind, port=port, backlog=1024, reuse_address=True
         )
         self._servers.append(server)
         bound = server.sockets[0].getsockname()
@@ -117,6 +123,8 @@ class ImapServer:
             return
         self._connections.add(task)
         try:
+            if implicit_tls and not await self._handshake(writer, peer):
+                return
             await ImapConnection(
                 context, reader, writer, implicit_tls=implicit_tls, peer=peer
             ).run()
@@ -132,6 +140,21 @@ class ImapServer:
         if self._context is None:
             return 0
         return sum(self._context.limits.per_user.values())
+
+    async def _handshake(self, writer: asyncio.StreamWriter, peer: str) -> bool:
+        """Implicit TLS within bounds: so many handshakes at once, each so long."""
+        assert self.tls_context is not None and self._handshakes is not None  # noqa: S101
+        timeout = self.settings.imap_tls_handshake_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                # Waiting for a slot counts against the same time as the handshake.
+                async with self._handshakes:
+                    await writer.start_tls(self.tls_context, ssl_handshake_timeout=timeout)
+        except (TimeoutError, ssl.SSLError, ConnectionError, OSError) as error:
+            log.info("event=imaps_handshake_failed peer=%s error=%s", peer, type(error).__name__)
+            writer.transport.abort()
+            return False
+        return True
 
     async def stop(self) -> None:
         for server in self._servers:

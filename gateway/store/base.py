@@ -316,6 +316,7 @@ def mailbox_view(mailbox: Mailbox) -> MailboxInfo:
         uidnext=mailbox.uidnext,
         highestmodseq=mailbox.highestmodseq,
         subscribed=mailbox.subscribed,
+        noselect=mailbox.noselect,
     )
 
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
 from gateway.settings import Settings
 from gateway.store.admin_access import AdminAccessOperations
 from gateway.store.blobs import BlobStore
 from gateway.store.change_feed import ChangeFeedOperations
 from gateway.store.database import Database, create_database_engine
 from gateway.store.fetch_data import FetchDataOperations
+from gateway.store.file_modes import make_private_dir, make_private_sqlite_file
 from gateway.store.ingest import IngestOperations
+from gateway.store.login_failures import LoginFailureOperations
 from gateway.store.mailbox_sync import MailboxSyncOperations
 from gateway.store.mailboxes import MailboxOperations
 from gateway.store.messages import MessageOperations
@@ -36,6 +42,7 @@ class MailStore(
     ChangeFeedOperations,
     SyncStateOperations,
     AdminAccessOperations,
+    LoginFailureOperations,
 ):
     """Users, sources, mailboxes and messages, with durable ingest and a change log."""
 
@@ -47,8 +54,12 @@ class MailStore(
 
 def open_store(settings: Settings, *, migrate: bool = True) -> MailStore:
     """Open (and by default migrate) the store described by `settings`."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
+    make_private_dir(settings.blob_dir)
     url = settings.resolved_database_url()
+    sqlite_file = sqlite_path(url)
+    if sqlite_file is not None:
+        make_private_sqlite_file(sqlite_file)
     if migrate:
         upgrade_database(url)
     engine = create_database_engine(url, pool_size=settings.io_threads)
@@ -59,3 +70,13 @@ def open_store(settings: Settings, *, migrate: bool = True) -> MailStore:
         max_message_size=settings.max_message_size,
         ingest_workers=settings.resolved_ingest_workers(),
     )
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for other databases and in-memory SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database)

@@ -138,6 +138,10 @@ class Mailbox(SQLModel, table=True):
     uidnext: int = Field(default=1, sa_type=BigInteger)
     highestmodseq: int = Field(default=1, sa_type=BigInteger)
     subscribed: bool = True
+    # RFC 3501 §6.3.4: a deleted mailbox that still has inferiors stays as a \Noselect name.
+    noselect: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
     created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
 
 
@@ -347,3 +351,18 @@ class SyncRun(SQLModel, table=True):
     fetched: int = Field(default=0, sa_type=BigInteger)
     bytes: int = Field(default=0, sa_type=BigInteger)
     error_class: str | None = Field(default=None, max_length=32)
+
+
+class LoginFailure(SQLModel, table=True):
+    """Recent failed logins of one address or one user name, shared by every replica.
+
+    `key` is "address:<ip>" or "user:<name>"; `blocked_until` is when the next attempt on
+    that key may be checked (gateway/auth_throttle.py). A "trusted:<name>|<ip>" row marks an
+    address the user logged in from; its `blocked_until` is when that trust ends.
+    """
+
+    __tablename__ = "login_failures"
+    key: str = Field(primary_key=True, max_length=320)
+    failures: int = Field(default=0)
+    last_failure_at: datetime = Field(sa_column=_timestamp())
+    blocked_until: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))

@@ -63,6 +63,7 @@ class MailboxInfo:
     uidnext: int
     highestmodseq: int
     subscribed: bool
+    noselect: bool = False  # RFC 3501 §6.3.4: a deleted parent kept for its inferiors
 
 
 @dataclass(frozen=True)

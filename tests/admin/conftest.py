@@ -37,8 +37,8 @@ class AdminHarness:
     scheduler: RecordingScheduler
     client_for: object
 
-    def client(self) -> TestClient:
-        return self.client_for()  # type: ignore[operator, no-any-return]
+    def client(self, address: str = "testclient") -> TestClient:
+        return self.client_for(address)  # type: ignore[operator, no-any-return]
 
     def login(self, name: str, password: str) -> TestClient:
         """A client logged in as `name`, sending the CSRF header like the panel does."""
@@ -60,8 +60,8 @@ def admin_harness(tmp_path: Path) -> Iterator[AdminHarness]:
     app = create_app(store, settings, scheduler=scheduler)
     clients: list[TestClient] = []
 
-    def make_client() -> TestClient:
-        client = TestClient(app, base_url="http://127.0.0.1")
+    def make_client(address: str) -> TestClient:
+        client = TestClient(app, base_url="http://127.0.0.1", client=(address, 50000))
         client.__enter__()
         clients.append(client)
         return client
