@@ -7,6 +7,13 @@ import { t } from "./i18n.js";
 
 const REFRESH_MS = 3000;
 
+// The server's warning text is English; the panel shows its own words for each warning code.
+function warningText(warning) {
+  const key = `warning.${warning.code}`;
+  const text = t(key);
+  return text === key ? warning.message : text;
+}
+
 function row(label, value) {
   return [h("dt", {}, label), h("dd", {}, value ?? t("never"))];
 }
@@ -54,7 +61,7 @@ function sourceCard(source, history, refresh, result) {
       h("span", { class: `badge ${s.state}`, "data-testid": "state" }, state)),
     h("p", { class: "muted" }, `${source.protocol.toUpperCase()} · ${source.username} @ ${source.host}:${source.port}`),
     source.warnings.length
-      ? h("ul", { class: "warnings" }, source.warnings.map((w) => h("li", { "data-code": w.code }, w.message)))
+      ? h("ul", { class: "warnings" }, source.warnings.map((w) => h("li", { "data-code": w.code, title: w.message }, warningText(w))))
       : null,
     h("dl", {},
       row(t("status.messages"), h("span", { "data-testid": "messages" }, String(s.messages_fetched))),

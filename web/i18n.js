@@ -49,6 +49,11 @@ const TEXT = {
     "tokens.none": "No tokens.", "tokens.lastUsed": "last used",
     "users.title": "Users", "users.name": "User name", "users.password": "Password",
     "users.admin": "Administrator", "users.none": "No users.",
+    "warning.pop3_deletes_while_read_elsewhere": "This POP3 source deletes mail from the server after downloading it: phones, webmail or IMAP clients reading the same account lose their copy.",
+    "warning.no_tls": "No TLS: the password and mail cross the network readable.",
+    "warning.same_account_twice": "The same account is added twice: its mail is fetched by both sources.",
+    "warning.failing_over_a_day": "This source has been failing for more than a day.",
+    "warning.budget_nearly_used": "Today's download budget is nearly used; fetching pauses until midnight UTC when it is spent.",
   },
   ja: {
     skip: "本文へ移動", title: "メールゲートウェイ", language: "言語", logout: "ログアウト",
@@ -99,6 +104,11 @@ const TEXT = {
     "tokens.none": "トークンはありません。", "tokens.lastUsed": "最終使用",
     "users.title": "ユーザー", "users.name": "ユーザー名", "users.password": "パスワード",
     "users.admin": "管理者", "users.none": "ユーザーはいません。",
+    "warning.pop3_deletes_while_read_elsewhere": "このPOP3取得元はダウンロード後にサーバーからメールを削除します。同じアカウントを読むスマートフォン、Webメール、IMAPクライアントからはメールが消えます。",
+    "warning.no_tls": "TLSなし：パスワードとメールが暗号化されずにネットワークを通ります。",
+    "warning.same_account_twice": "同じアカウントが2回追加されています。メールは両方の取得元で取得されます。",
+    "warning.failing_over_a_day": "この取得元は1日以上エラーが続いています。",
+    "warning.budget_nearly_used": "本日のダウンロード上限にほぼ達しています。上限に達すると、UTCの午前0時まで取得を停止します。",
   },
 };
 

@@ -10,7 +10,8 @@ from importlib.resources import files
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from gateway.admin.deps import (
@@ -35,6 +36,23 @@ def web_directory() -> Path:
     return Path(str(files("gateway.web")))
 
 
+def _serve_api_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from files installed with the package (swagger-ui-py ships them),
+    not from a CDN: the admin port must work offline."""
+    assets = Path(str(files("swagger_ui"))) / "static"
+    app.mount("/docs/assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Mail gateway admin API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="data:,",
+        )
+
+
 def create_app(
     store: MailStore,
     settings: Settings,
@@ -46,6 +64,8 @@ def create_app(
 ) -> FastAPI:
     """Build the app around injected services (so tests build their own)."""
     app = FastAPI(
+        docs_url=None,
+        redoc_url=None,
         title="Mail gateway admin",
         version="0.1.0",
         description="Manage users, sources (external POP3/IMAP accounts), identities and API "
@@ -69,5 +89,6 @@ def create_app(
         exception = unprocessable(str(error))
         return JSONResponse({"detail": exception.detail}, status_code=exception.status_code)
 
+    _serve_api_docs(app)
     app.mount("/", StaticFiles(directory=web_directory(), html=True), name="web")
     return app

@@ -200,7 +200,9 @@ def test_probes_and_docs(admin_harness: AdminHarness) -> None:
     client = admin_harness.client()
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json()["users"] == 3
-    assert "swagger" in client.get("/docs").text.lower()
+    docs = client.get("/docs").text
+    assert "/docs/assets/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
+    assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
     schema = client.get("/openapi.json").json()
     password = schema["components"]["schemas"]["LoginRequest"]["properties"]["password"]
     assert password["writeOnly"] is True

@@ -183,9 +183,13 @@ def test_panel_end_to_end(browser: Browser, dovecot: DovecotServer, tmp_path: Pa
         page.get_by_label("Language").select_option("ja")
         expect(page.get_by_role("heading", name="取得元")).to_be_visible()
         expect(card.get_by_role("button", name="今すぐ同期")).to_be_visible()
+        expect(card.locator("[data-code=no_tls]")).to_contain_text("TLSなし")
         page.reload()
         expect(nav.get_by_role("link", name="取得元を追加")).to_be_visible()
         _assert_accessible(page, "dashboard (ja)")
+        # The API's documentation renders from files shipped with the package (no CDN).
+        page.goto(f"{served.base_url}/docs")
+        expect(page.get_by_text("/api/sources/{source_id}/test").first).to_be_visible()
         context.close()
 
         # A browser asking for Japanese gets Japanese from the start; small screens work.
