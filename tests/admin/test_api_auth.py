@@ -200,6 +200,10 @@ def test_probes_and_docs(admin_harness: AdminHarness) -> None:
     client = admin_harness.client()
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json()["users"] == 3
+    panel = client.get("/")
+    assert "app.js" in panel.text
+    assert "script-src 'self'" in panel.headers["content-security-policy"]
+    assert panel.headers["x-frame-options"] == "DENY"
     docs = client.get("/docs").text
     assert "/docs/assets/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
     assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
