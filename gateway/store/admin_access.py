@@ -53,6 +53,14 @@ class AdminAccessOperations(StoreBase):
                 delete(AdminSession).where(col(AdminSession.token_hash) == credential_hash(token))
             )
 
+    def delete_user_admin_sessions(self, *, user_id: int, keep_token: str | None = None) -> None:
+        """End a user's browser sessions (after a password change), except `keep_token`'s."""
+        with self.database.write() as session:
+            query = delete(AdminSession).where(col(AdminSession.user_id) == user_id)
+            if keep_token is not None:
+                query = query.where(col(AdminSession.token_hash) != credential_hash(keep_token))
+            session.execute(query)
+
     def delete_expired_admin_sessions(self, *, now: datetime) -> None:
         with self.database.write() as session:
             session.execute(delete(AdminSession).where(col(AdminSession.expires_at) <= now))

@@ -123,7 +123,9 @@ def test_only_admins_manage_users(admin_harness: AdminHarness) -> None:
     assert created.status_code == 201 and "password" not in created.json()
     assert root.post("/api/users", json={"name": "carol", "password": "x"}).status_code == 409
     carol_id = created.json()["id"]
+    carol = admin_harness.login("carol", "carol-pw")
     assert root.patch(f"/api/users/{carol_id}", json={"password": "new-pw"}).status_code == 200
+    assert carol.get("/api/session").status_code == 401
     admin_harness.login("carol", "new-pw")
     me = root.get("/api/session").json()["user"]["id"]
     assert root.delete(f"/api/users/{me}").status_code == 409
@@ -133,6 +135,7 @@ def test_only_admins_manage_users(admin_harness: AdminHarness) -> None:
 
 def test_users_change_their_own_password(admin_harness: AdminHarness) -> None:
     alice = admin_harness.login("alice", ALICE_PASSWORD)
+    other_browser = admin_harness.login("alice", ALICE_PASSWORD)
     wrong = alice.post(
         "/api/session/password", json={"current_password": "no", "new_password": "n3w"}
     )
@@ -142,6 +145,8 @@ def test_users_change_their_own_password(admin_harness: AdminHarness) -> None:
         json={"current_password": ALICE_PASSWORD, "new_password": "n3w-password"},
     )
     assert done.status_code == 204
+    assert alice.get("/api/session").status_code == 200  # this session goes on
+    assert other_browser.get("/api/session").status_code == 401  # the others end
     admin_harness.login("alice", "n3w-password")
 
 

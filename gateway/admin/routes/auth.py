@@ -104,10 +104,16 @@ def current_session(request: Request, user: CurrentUser) -> SessionPublic:
     status_code=status.HTTP_204_NO_CONTENT,
     responses={403: {"description": "Current password wrong"}},
 )
-def change_own_password(body: PasswordChange, user: CurrentUser, store: StoreDep) -> None:
-    """Change one's own password (the current one is asked again)."""
+def change_own_password(
+    body: PasswordChange, request: Request, user: CurrentUser, store: StoreDep
+) -> None:
+    """Change one's own password (the current one is asked again); other browser sessions
+    of the user end."""
     current = body.current_password.get_secret_value()
     if store.authenticate_user(name=user.name, password=current) is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the current password is wrong")
     store.set_user_password(name=user.name, password=body.new_password.get_secret_value())
+    store.delete_user_admin_sessions(
+        user_id=user.id, keep_token=request.cookies.get(SESSION_COOKIE)
+    )
     log.info("event=admin_password_changed user_id=%d", user.id)

@@ -50,9 +50,10 @@ def create_user(body: UserCreate, admin: AdminUser, store: StoreDep) -> UserPubl
 def update_user(
     user_id: ResourceId, body: UserUpdate, admin: AdminUser, store: StoreDep
 ) -> UserPublic:
-    """Set a user's password."""
+    """Set a user's password; their browser sessions end."""
     user = _user(store, user_id)
     store.set_user_password(name=user.name, password=body.password.get_secret_value())
+    store.delete_user_admin_sessions(user_id=user.id)
     log.info("event=admin_user_password_set by=%d user_id=%d", admin.id, user.id)
     return user_public(user)
 
