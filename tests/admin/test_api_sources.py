@@ -3,6 +3,7 @@ connection test by step, sync now, status, warnings, history, metrics."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from datetime import UTC, datetime, timedelta
 
@@ -234,3 +235,42 @@ def test_warnings_for_risky_setups(admin_harness: AdminHarness, dovecot: Dovecot
     )
     warned = alice.get(f"/api/sources/{twice['id']}").json()["warnings"]
     assert {"failing_over_a_day", "budget_nearly_used"} <= {w["code"] for w in warned}
+
+
+def test_an_untrusted_certificate_is_the_certificate_step(admin_harness: AdminHarness) -> None:
+    """A TLS server with a self-signed certificate: the handshake fails on trust, and the
+    test says so (the fix is a CA file or a pin, not a different password)."""
+    import threading
+
+    from gateway.tls import ensure_certificate, server_context
+
+    cert, key = ensure_certificate(admin_harness.settings)
+    context = server_context(cert, key)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(5)
+
+        def serve() -> None:
+            for _ in range(2):  # the TCP step's probe, then the TLS attempt
+                connection, _ = listener.accept()
+                with connection, contextlib.suppress(OSError):
+                    context.wrap_socket(connection, server_side=True)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        alice = admin_harness.login("alice", ALICE_PASSWORD)
+        result = alice.post(
+            "/api/sources/test",
+            json={
+                "name": "selfsigned",
+                "protocol": "pop3",
+                "host": "127.0.0.1",
+                "port": listener.getsockname()[1],
+                "security": "tls",
+                "username": "x",
+                "password": "y",
+            },
+        ).json()
+        thread.join(timeout=10)
+    assert result["failed_step"] == "certificate", result
+    assert [s["step"] for s in result["steps"]] == ["dns", "tcp"]
