@@ -59,6 +59,15 @@ export async function showSourceForm(main, sourceId) {
   });
   const [intervalField, interval] = field(t("form.interval"), { name: "poll_interval", type: "number", min: 10, value: existing?.poll_interval ?? 60 });
   const [foldersField, folders] = field(t("form.folders"), { name: "folders", value: (options.folders ?? []).join(", ") });
+  const [deleteField, deletePolicy] = select(t("delete.label"), "delete_policy", [
+    ["trash", t("delete.trash")], ["keep", t("delete.keep")], ["expunge", t("delete.expunge")],
+  ], options.delete_policy ?? "trash");
+  const deleteHelp = h("small", { id: "delete-help" });
+  deletePolicy.setAttribute("aria-describedby", "delete-help");
+  deleteField.append(deleteHelp);
+  const explainDelete = () => { deleteHelp.textContent = t(`delete.${deletePolicy.value}Help`); };
+  deletePolicy.addEventListener("change", explainDelete);
+  explainDelete();
   const retention = retentionChoices(options);
   const testResult = h("p", { class: "result", role: "status", "aria-live": "polite", id: "test-result" });
   const saveError = h("p", { class: "error", role: "alert" });
@@ -67,6 +76,7 @@ export async function showSourceForm(main, sourceId) {
     plainField.hidden = security.value !== "none";
     retention.hidden = protocol.value !== "pop3";
     foldersField.hidden = protocol.value !== "imap";
+    deleteField.hidden = protocol.value !== "imap";
   };
   const adjustPort = () => { port.value = DEFAULT_PORTS[protocol.value][security.value]; };
   protocol.addEventListener("change", () => { adjustPort(); sync(); });
@@ -101,7 +111,8 @@ export async function showSourceForm(main, sourceId) {
     if (protocol.value === "imap") {
       const names = folders.value.split(",").map((f) => f.trim()).filter(Boolean);
       if (names.length) chosen.folders = names;
-      for (const key of ["delete_policy", "move_policy", "push", "max_connections"]) if (key in options) chosen[key] = options[key];
+      if (deletePolicy.value !== "trash" || "delete_policy" in options) chosen.delete_policy = deletePolicy.value;
+      for (const key of ["move_policy", "push", "max_connections"]) if (key in options) chosen[key] = options[key];
     } else {
       const mode = retention.querySelector("input[name=retention]:checked")?.value ?? "keep";
       if (mode !== "keep") chosen.retention = mode;
@@ -148,7 +159,7 @@ export async function showSourceForm(main, sourceId) {
     h("h2", { id: "form-title" }, existing ? t("form.editTitle", { name: existing.name }) : t("form.addTitle")),
     existing ? null : h("div", { class: "suggest" }, addressField, suggestButton, suggestResult),
     h("div", { class: "columns" }, nameField, protocolField, hostField, securityField, portField, plainField,
-      userField, passwordField, intervalField, foldersField),
+      userField, passwordField, intervalField, foldersField, deleteField),
     retention,
     h("div", { class: "actions" }, testButton, h("button", { type: "submit", class: "primary" }, t("action.save")),
       h("a", { class: "button", href: "#/" }, t("action.cancel"))),

@@ -131,6 +131,8 @@ def test_panel_end_to_end(browser: Browser, dovecot: DovecotServer, tmp_path: Pa
         page.screenshot(path=str(shots / "add-source.png"), full_page=True)
         page.get_by_label("Protocol").select_option("imap")
         page.get_by_label("Port").fill(str(dovecot.imap_port))
+        page.get_by_label("When you delete a message here").select_option("keep")
+        expect(page.get_by_text("never touches the server")).to_be_visible()
         expect(page.get_by_role("group")).to_be_hidden()
         page.get_by_role("button", name="Save").click()
 
@@ -154,7 +156,8 @@ def test_panel_end_to_end(browser: Browser, dovecot: DovecotServer, tmp_path: Pa
         page.get_by_label("Check every (seconds)").fill("120")
         page.get_by_role("button", name="Save").click()
         expect(card).to_be_visible()
-        assert served_source(served, "work")["poll_interval"] == 120
+        saved = served_source(served, "work")
+        assert saved["poll_interval"] == 120 and saved["options"]["delete_policy"] == "keep"
 
         # Identities and API tokens: a token is shown once, then works for scripts.
         nav.get_by_role("link", name="Identities").click()
