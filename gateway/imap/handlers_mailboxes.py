@@ -45,11 +45,12 @@ class MailboxHandlers(SessionBase):
                 raise no("unsupported special use", "USEATTR")
             special_use = command.special_use[0]
         try:
-            await self.context.call(
+            created = await self.context.call(
                 self.store.create_mailbox, user_id=self.user_id, name=name, special_use=special_use
             )
         except StoreError as error:
             raise from_store_error(error) from error
+        self.context.recent.note_added((created.id, created.uidvalidity), 1)
         return "Create completed"
 
     async def do_delete(self, command: c.Delete) -> str:
@@ -166,6 +167,7 @@ class MailboxHandlers(SessionBase):
             mailbox, result = await self.context.call(look_up_and_append)
         except StoreError as error:
             raise from_store_error(error, missing_code="TRYCREATE") from error
+        self.context.recent.note_added((mailbox.id, mailbox.uidvalidity), result.uid)
         if self.selected is not None and self.selected.mailbox_id == mailbox.id:
             await self.send_updates(allow_expunge=False, force=True)
         return f"[APPENDUID {result.uidvalidity} {result.uid}] Append completed"

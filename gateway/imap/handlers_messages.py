@@ -268,6 +268,8 @@ class MessageHandlers(SessionBase):
             raise from_store_error(error) from error
         code = ""
         if result.uid_pairs:
+            first_copy = min(pair[1] for pair in result.uid_pairs)
+            self.context.recent.note_added((target.id, target.uidvalidity), first_copy)
             sources = responses.sequence_set_text(pair[0] for pair in result.uid_pairs)
             copies = responses.sequence_set_text(pair[1] for pair in result.uid_pairs)
             code = f"[COPYUID {result.uidvalidity} {sources} {copies}] "

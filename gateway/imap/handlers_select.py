@@ -22,8 +22,8 @@ class SelectHandlers(SessionBase):
                 # RFC 7162 §3.2.11: mark where the old mailbox's responses end.
                 self.untagged("OK [CLOSED] Previous mailbox closed")
         mailbox = await self.find_mailbox(command.mailbox)
-        cached = await self.context.snapshots.load(self.context, mailbox.id)
-        recent = self.context.recent.claim(mailbox.id, cached.uids)
+        cached = await self.context.snapshots.load(self.context, mailbox)
+        recent = self.context.recent.claim((mailbox.id, mailbox.uidvalidity), cached.uids)
         selected = SelectedMailbox(
             cached.snapshot,
             read_only=command.read_only,

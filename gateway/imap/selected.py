@@ -78,6 +78,11 @@ class SelectedMailbox:
     def uidvalidity(self) -> int:
         return self.mailbox.uidvalidity
 
+    @property
+    def key(self) -> tuple[int, int]:
+        """(id, UIDVALIDITY): what tells this mailbox from one that reused its id."""
+        return (self.mailbox.id, self.mailbox.uidvalidity)
+
     def __len__(self) -> int:
         return len(self.entries)
 

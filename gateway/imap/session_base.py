@@ -124,7 +124,7 @@ class SessionBase:
             )
             if self.selected is not selected:
                 return
-            claim = partial(self.context.recent.claim, selected.mailbox_id)
+            claim = partial(self.context.recent.claim, selected.key)
             self.write_lines(
                 selected.apply_delta(delta, condstore=self.condstore, claim_recent=claim)
             )
