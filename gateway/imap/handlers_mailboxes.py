@@ -140,9 +140,20 @@ class MailboxHandlers(SessionBase):
         }
         if self.selected is not None and self.selected.mailbox_id == mailbox.id:
             values["RECENT"] = len(self.selected.recent)
+        elif "RECENT" in items:
+            values["RECENT"] = await self.count_recent(status.mailbox)
         body = " ".join(f"{item} {values[item]}" for item in items)
         name = responses.mailbox_name(mailbox.name).decode("ascii")
         self.untagged(f"STATUS {name} ({body})")
+
+    async def count_recent(self, mailbox: MailboxInfo) -> int:
+        """Messages no session has seen yet, without taking \\Recent from them (RFC 3501
+        §6.3.10: STATUS leaves the mailbox as it was)."""
+        key = (mailbox.id, mailbox.uidvalidity)
+        if not self.context.recent.may_have_recent(key, mailbox.uidnext):
+            return 0
+        cached = await self.context.snapshots.load(self.context, mailbox)
+        return len(self.context.recent.peek(key, cached.uids))
 
     async def do_append(self, command: c.Append) -> str:
         user_id, actor = self.user_id, self.actor

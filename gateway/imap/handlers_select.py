@@ -7,9 +7,6 @@ from gateway.imap.protocol import commands as c
 from gateway.imap.protocol import responses
 from gateway.imap.selected import SelectedMailbox
 from gateway.imap.session_base import SessionBase
-from gateway.store.flags import SYSTEM_FLAG_BITS
-
-_SYSTEM_FLAGS = " ".join(SYSTEM_FLAG_BITS)
 
 
 class SelectHandlers(SessionBase):
@@ -23,7 +20,9 @@ class SelectHandlers(SessionBase):
                 self.untagged("OK [CLOSED] Previous mailbox closed")
         mailbox = await self.find_mailbox(command.mailbox)
         cached = await self.context.snapshots.load(self.context, mailbox)
-        recent = self.context.recent.claim((mailbox.id, mailbox.uidvalidity), cached.uids)
+        tracker = self.context.recent
+        see_recent = tracker.peek if command.read_only else tracker.claim
+        recent = see_recent((mailbox.id, mailbox.uidvalidity), cached.uids)
         selected = SelectedMailbox(
             cached.snapshot,
             read_only=command.read_only,
@@ -36,10 +35,7 @@ class SelectHandlers(SessionBase):
         self.selected_snapshot = cached
         if command.condstore or command.qresync is not None:
             self.condstore = True
-        keywords = "".join(f" {keyword}" for keyword in sorted(selected.keywords))
-        lines = [responses.untagged(f"FLAGS ({_SYSTEM_FLAGS}{keywords})")]
-        permanent = "" if command.read_only else f"{_SYSTEM_FLAGS}{keywords} \\*"
-        lines.append(responses.untagged(f"OK [PERMANENTFLAGS ({permanent})] Flags permitted"))
+        lines = selected.flags_lines()
         lines.append(responses.untagged(f"{len(selected)} EXISTS"))
         lines.append(responses.untagged(f"{len(selected.recent)} RECENT"))
         first_unseen = selected.first_unseen()

@@ -32,6 +32,19 @@ class RecentTracker:
         self._claimed[mailbox] = uids[-1]
         return set(uids[bisect_right(uids, highest) :])
 
+    def peek(self, mailbox: MailboxKey, uids: Sequence[int]) -> set[int]:
+        """The UIDs `claim` would give, left for a later session: EXAMINE and STATUS
+        must not take \\Recent away (RFC 3501 §6.3.2)."""
+        highest = self._claimed.get(mailbox)
+        if highest is None or not uids or uids[-1] <= highest:
+            return set()
+        return set(uids[bisect_right(uids, highest) :])
+
+    def may_have_recent(self, mailbox: MailboxKey, uidnext: int) -> bool:
+        """Whether UIDs below `uidnext` may be unclaimed (cheap test before listing UIDs)."""
+        highest = self._claimed.get(mailbox)
+        return highest is not None and uidnext - 1 > highest
+
     def note_added(self, mailbox: MailboxKey, first_uid: int) -> None:
         """Messages from `first_uid` on were just added here: recent to whoever sees them first.
 

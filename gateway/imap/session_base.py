@@ -81,6 +81,18 @@ class SessionBase:
             raise CommandFailedError("NO", "mailbox is read-only", "READ-ONLY")
         return selected
 
+    def enable_condstore(self) -> None:
+        """Turn CONDSTORE on for the rest of the session (RFC 7162 §3.1).
+
+        Once on, every FETCH the server sends carries MODSEQ (§3.1.4); a client that enabled it
+        with a mailbox already selected learns the mailbox's HIGHESTMODSEQ at once (§3.1.2.1).
+        """
+        if self.condstore:
+            return
+        self.condstore = True
+        if self.selected is not None:
+            self.untagged(f"OK [HIGHESTMODSEQ {self.selected.highestmodseq}] Highest")
+
     # --- store helpers ----------------------------------------------------------------------
 
     async def find_mailbox(self, name: str, *, missing_code: str = "NONEXISTENT") -> MailboxInfo:
@@ -124,9 +136,16 @@ class SessionBase:
             )
             if self.selected is not selected:
                 return
-            claim = partial(self.context.recent.claim, selected.key)
+            tracker = self.context.recent
+            claim = partial(tracker.peek if selected.read_only else tracker.claim, selected.key)
             self.write_lines(
-                selected.apply_delta(delta, condstore=self.condstore, claim_recent=claim)
+                selected.apply_delta(
+                    delta,
+                    condstore=self.condstore,
+                    claim_recent=claim,
+                    expunge_now=allow_expunge,
+                    qresync=self.qresync,
+                )
             )
         if allow_expunge:
             self.write_lines(selected.flush_expunges(qresync=self.qresync))

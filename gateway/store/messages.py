@@ -12,7 +12,7 @@ from sqlalchemy.engine import Row
 from sqlmodel import Session, col, select
 
 from gateway.store.base import StoreBase, change_row, chunked_ids, entry_info, entry_view
-from gateway.store.errors import InvalidOperationError, NotFoundError
+from gateway.store.errors import NotFoundError
 from gateway.store.flags import DELETED, decode_keywords, encode_keywords, split_flags
 from gateway.store.models import Change, MailboxEntry, Message
 from gateway.store.tables import CHANGES, MAILBOX_ENTRIES
@@ -141,9 +141,10 @@ class MessageOperations(StoreBase):
         to_mailbox_id: int,
         actor: str = "",
     ) -> CopyResult:
-        """Copy then expunge from the source in one transaction (RFC 6851 atomicity)."""
-        if from_mailbox_id == to_mailbox_id:
-            raise InvalidOperationError("cannot move messages into the mailbox they are in")
+        """Copy then expunge from the source in one transaction (RFC 6851 atomicity).
+
+        Into the same mailbox too, as Dovecot does: the messages get new UIDs at the end.
+        """
         with self.database.write() as session:
             result, changed = self._copy(session, from_mailbox_id, uids, to_mailbox_id, actor)
             moved = [source_uid for source_uid, _ in result.uid_pairs]

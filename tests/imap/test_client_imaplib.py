@@ -298,6 +298,9 @@ def test_shared_whole_mailbox_flags_never_go_stale(gateway: RunningGateway) -> N
     first, second = connect(gateway), connect(gateway)
     for _ in range(3):
         append(first, "INBOX", MESSAGE)
+    taker = connect(gateway)
+    taker.select("INBOX")  # takes \\Recent (RFC 3501 §2.3.2): both then see the same flags
+    taker.logout()
     first.select("INBOX")
     second.select("INBOX")
     assert first.fetch("1:*", "(FLAGS)")[1] == second.fetch("1:*", "(FLAGS)")[1]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tests.support.corpus import crlf
 from tests.support.gateway_server import PASSWORD, USER, RunningGateway
-from tests.support.imap_raw import RawImapClient
+from tests.support.imap_raw import CommandResult, RawImapClient
 
 MESSAGE = crlf("From: a@example.org\nSubject: s\n\nbody\n")
 
@@ -45,3 +45,128 @@ def test_recreated_mailbox_is_not_its_deleted_namesake(
         with session(gateway_any_backend) as other:
             # \Recent belongs to one session only.
             assert b"* 0 RECENT\r\n" in other.command(b"SELECT box").untagged
+
+
+def lines_of(result: CommandResult) -> list[bytes]:
+    return [line.rstrip(b"\r\n") for line in result.untagged]
+
+
+def test_new_keyword_is_announced_in_flags_before_any_fetch_shows_it(
+    gateway_any_backend: RunningGateway,
+) -> None:
+    """RFC 3501 §7.2.6: FLAGS/PERMANENTFLAGS list a keyword before a FETCH carries it, for
+    this session's STORE and for another session's."""
+    with session(gateway_any_backend) as client, session(gateway_any_backend) as other:
+        append(client, b"INBOX")
+        append(client, b"INBOX")
+        client.command(b"SELECT INBOX")
+        other.command(b"SELECT INBOX")
+        stored = lines_of(client.command(b"STORE 1 +FLAGS ($keyword1)"))
+        assert stored[0].startswith(b"* FLAGS (") and b"$keyword1" in stored[0]
+        assert stored[1].startswith(b"* OK [PERMANENTFLAGS (") and b"$keyword1 \\*)]" in stored[1]
+        assert stored[2] == b"* 1 FETCH (FLAGS (\\Recent $keyword1))"
+        # A silent STORE still tells of the keyword, and says it only once.
+        assert lines_of(client.command(b"STORE 2 +FLAGS.SILENT ($keyword2)"))[0].startswith(
+            b"* FLAGS ("
+        )
+        assert lines_of(client.command(b"STORE 2 +FLAGS ($keyword2)")) == [
+            b"* 2 FETCH (FLAGS (\\Recent $keyword2))"
+        ]
+        seen = lines_of(other.command(b"NOOP"))
+        flags_at = next(i for i, line in enumerate(seen) if line.startswith(b"* FLAGS ("))
+        fetch_at = next(i for i, line in enumerate(seen) if b"FETCH" in line)
+        assert flags_at < fetch_at, seen
+        assert b"$keyword1 $keyword2" in seen[flags_at]
+
+
+def test_condstore_enabled_by_fetch_modseq_reports_modseq_everywhere(
+    gateway_any_backend: RunningGateway,
+) -> None:
+    """RFC 7162 §3.1: FETCH MODSEQ enables CONDSTORE; the session then gets HIGHESTMODSEQ
+    at once and MODSEQ in every FETCH its STORE causes (§3.1.4)."""
+    with session(gateway_any_backend) as client:
+        for _ in range(3):
+            append(client, b"INBOX")
+        client.command(b"SELECT INBOX")
+        enabled = lines_of(client.command(b"FETCH 1 MODSEQ"))
+        assert any(line.startswith(b"* OK [HIGHESTMODSEQ ") for line in enabled), enabled
+        stored = lines_of(client.command(b"STORE 1 +FLAGS (\\Seen)"))
+        assert len(stored) == 1 and b" MODSEQ (" in stored[0], stored
+        client.command(b"STORE 3 +FLAGS (\\Seen)")
+        modseqs = {
+            int(line.split(b"MODSEQ (")[1].split(b")")[0]): int(line.split()[1])
+            for line in lines_of(client.command(b"FETCH 1:3 MODSEQ"))
+        }
+        by_number = {number: modseq for modseq, number in modseqs.items()}
+        search = b'SEARCH RETURN (%s) 1:3 MODSEQ "/flags/\\\\seen" all 1'
+        # RFC 7162 §3.1.5: the MODSEQ of the messages the ESEARCH reports.
+        assert lines_of(client.command(search % b"MIN")) == [
+            b'* ESEARCH (TAG "t%d") MIN 1 MODSEQ %d' % (client._tag, by_number[1])
+        ]
+        assert lines_of(client.command(search % b"MAX")) == [
+            b'* ESEARCH (TAG "t%d") MAX 3 MODSEQ %d' % (client._tag, by_number[3])
+        ]
+        assert lines_of(client.command(search % b"ALL")) == [
+            b'* ESEARCH (TAG "t%d") ALL 1:3 MODSEQ %d' % (client._tag, max(by_number.values()))
+        ]
+
+
+def test_move_into_the_selected_mailbox(gateway_any_backend: RunningGateway) -> None:
+    """RFC 6851 forbids nothing here and Dovecot moves: the message gets a new UID at the
+    end, announced as EXPUNGE then EXISTS with the new count."""
+    with session(gateway_any_backend) as client:
+        append(client, b"INBOX")
+        append(client, b"INBOX")
+        client.command(b"SELECT INBOX")
+        moved = client.command(b"MOVE 1 INBOX")
+        assert moved.tagged.startswith(b"t%d OK" % client._tag)
+        lines = lines_of(moved)
+        assert lines[0].startswith(b"* OK [COPYUID ") and lines[0].split()[4:6] == [b"1", b"3]"]
+        assert lines[1:] == [b"* 1 EXPUNGE", b"* 2 EXISTS", b"* 2 RECENT"]
+        assert lines_of(client.command(b"FETCH 1:* UID")) == [
+            b"* 1 FETCH (UID 2)",
+            b"* 2 FETCH (UID 3)",
+        ]
+
+
+def test_examine_and_status_leave_recent_to_the_selecting_session(
+    gateway_any_backend: RunningGateway,
+) -> None:
+    """RFC 3501 §6.3.2: EXAMINE must not take \\Recent away; STATUS counts it likewise."""
+    with session(gateway_any_backend) as client:
+        client.command(b"CREATE box")
+        append(client, b"box")
+        append(client, b"box")
+        for _ in range(2):
+            assert b"* 2 RECENT\r\n" in client.command(b"EXAMINE box").untagged
+        client.command(b"CLOSE")
+        assert client.command(b"STATUS box (MESSAGES RECENT)").untagged == [
+            b'* STATUS "box" (MESSAGES 2 RECENT 2)\r\n'
+        ]
+        assert b"* 2 RECENT\r\n" in client.command(b"SELECT box").untagged
+        client.command(b"CLOSE")
+        assert client.command(b"STATUS box (RECENT)").untagged == [b'* STATUS "box" (RECENT 0)\r\n']
+
+
+def test_other_sessions_changes_show_at_the_next_command(
+    gateway_any_backend: RunningGateway,
+) -> None:
+    """RFC 3501 §5.2, §7.4.1: another session's APPEND is announced before the response to
+    `FETCH 1,* UID` (so `*` is the new message), its EXPUNGE at the next EXPUNGE."""
+    with session(gateway_any_backend) as client, session(gateway_any_backend) as other:
+        for _ in range(2):
+            append(client, b"INBOX")
+        client.command(b"SELECT INBOX")
+        other.command(b"SELECT INBOX")
+        append(other, b"INBOX")
+        fetched = lines_of(client.command(b"FETCH 1,* UID"))
+        assert b"* 3 EXISTS" in fetched
+        assert fetched[-2:] == [b"* 1 FETCH (UID 1)", b"* 3 FETCH (UID 3)"]
+        assert lines_of(client.command(b"UID FETCH 3:* UID")) == [b"* 3 FETCH (UID 3)"]
+        other.command(b"STORE 2 +FLAGS.SILENT (\\Deleted)")
+        other.command(b"EXPUNGE")
+        assert b"* 2 EXPUNGE" in lines_of(client.command(b"EXPUNGE"))
+        assert lines_of(client.command(b"UID FETCH 1:* UID")) == [
+            b"* 1 FETCH (UID 1)",
+            b"* 2 FETCH (UID 3)",
+        ]
