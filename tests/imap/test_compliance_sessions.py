@@ -170,3 +170,13 @@ def test_other_sessions_changes_show_at_the_next_command(
             b"* 1 FETCH (UID 1)",
             b"* 2 FETCH (UID 3)",
         ]
+
+
+def test_name_that_is_not_modified_utf7_is_refused_with_no(gateway: RunningGateway) -> None:
+    """A well-formed atom that no mailbox can have: SELECT answers NO (not BAD) and LIST
+    with it as pattern answers OK with nothing; the session goes on (imaptest `atoms`)."""
+    atom = b"!#$&'+,-.0123456789:;<=>?@^_`|[}"
+    with session(gateway) as client:
+        assert b" NO " in client.command(b"SELECT " + atom, check=False).tagged
+        assert client.command(b'LIST "" ' + atom + b"%*").untagged == []
+        assert client.command(b"NOOP").tagged.endswith(b"OK NOOP completed")
