@@ -46,7 +46,11 @@ class MailboxHandlers(SessionBase):
             special_use = command.special_use[0]
         try:
             created = await self.context.call(
-                self.store.create_mailbox, user_id=self.user_id, name=name, special_use=special_use
+                self.store.create_mailbox,
+                user_id=self.user_id,
+                name=name,
+                special_use=special_use,
+                subscribe=False,  # RFC 3501 §6.3.3 does not subscribe; the client may
             )
         except StoreError as error:
             raise from_store_error(error) from error
@@ -93,11 +97,12 @@ class MailboxHandlers(SessionBase):
             # RFC 3501 §6.3.8: an empty pattern asks for the hierarchy delimiter.
             self.untagged('LIST (\\Noselect) "/" ""')
             return "List completed"
-        mailboxes = await self.context.call(self.store.list_mailboxes, user_id=self.user_id)
+        mailboxes, subscriptions = await self.context.call(self._mailboxes_and_subscriptions)
         listed = list_mailboxes(
             mailboxes,
             reference=command.reference,
             patterns=command.patterns,
+            subscriptions=subscriptions,
             selection=command.selection,
             return_options=command.return_options,
         )
@@ -112,13 +117,22 @@ class MailboxHandlers(SessionBase):
         if command.pattern == "":
             self.untagged('LSUB (\\Noselect) "/" ""')
             return "Lsub completed"
-        mailboxes = await self.context.call(self.store.list_mailboxes, user_id=self.user_id)
+        mailboxes, subscriptions = await self.context.call(self._mailboxes_and_subscriptions)
         listed: list[ListedMailbox] = lsub_mailboxes(
-            mailboxes, reference=command.reference, pattern=command.pattern
+            mailboxes,
+            reference=command.reference,
+            pattern=command.pattern,
+            subscriptions=subscriptions,
         )
         for item in listed:
             self.write(render_list(item, command="LSUB"))
         return "Lsub completed"
+
+    def _mailboxes_and_subscriptions(self) -> tuple[list[MailboxInfo], frozenset[str]]:
+        """Both lists LIST and LSUB need, in one trip to the I/O threads."""
+        user_id = self.user_id
+        mailboxes = self.store.list_mailboxes(user_id=user_id)
+        return mailboxes, frozenset(self.store.list_subscriptions(user_id=user_id))
 
     async def do_status(self, command: c.Status) -> str:
         mailbox = await self.find_mailbox(command.mailbox)

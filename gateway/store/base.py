@@ -312,7 +312,6 @@ def mailbox_view(mailbox: Mailbox) -> MailboxInfo:
         uidvalidity=mailbox.uidvalidity,
         uidnext=mailbox.uidnext,
         highestmodseq=mailbox.highestmodseq,
-        subscribed=mailbox.subscribed,
     )
 
 

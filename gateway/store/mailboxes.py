@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from gateway.store.base import StoreBase, mailbox_view
 from gateway.store.errors import AlreadyExistsError, InvalidOperationError, NotFoundError
 from gateway.store.flags import SEEN
-from gateway.store.models import Mailbox, MailboxEntry, Message
+from gateway.store.models import Mailbox, MailboxEntry, Message, Subscription
 from gateway.store.tables import MAILBOXES
 from gateway.store.views import MailboxInfo, MailboxStatus
 
@@ -27,7 +27,6 @@ _MAILBOX_BY_NAME = select_columns(
     MAILBOXES.c.uidvalidity,
     MAILBOXES.c.uidnext,
     MAILBOXES.c.highestmodseq,
-    MAILBOXES.c.subscribed,
 ).where(MAILBOXES.c.user_id == bindparam("user_id"), MAILBOXES.c.name == bindparam("name"))
 
 
@@ -63,10 +62,26 @@ class MailboxOperations(StoreBase):
             raise NotFoundError(f"no such mailbox: {name}")
         return MailboxInfo(*rows[0])
 
+    def list_subscriptions(self, *, user_id: int) -> list[str]:
+        """Subscribed names, whether or not a mailbox of that name exists (RFC 3501 §6.3.9)."""
+        with self.database.read() as session:
+            return list(
+                session.exec(
+                    select(Subscription.name)
+                    .where(Subscription.user_id == user_id)
+                    .order_by(col(Subscription.name))
+                )
+            )
+
     def create_mailbox(
-        self, *, user_id: int, name: str, special_use: str | None = None
+        self, *, user_id: int, name: str, special_use: str | None = None, subscribe: bool = True
     ) -> MailboxInfo:
-        """Create a mailbox and any missing parents (RFC 3501 §6.3.3)."""
+        """Create a mailbox and any missing parents (RFC 3501 §6.3.3).
+
+        Mailboxes the gateway makes (fetched folders, restores) are subscribed so every client
+        shows them; an IMAP CREATE passes `subscribe=False` and leaves that to the client, as
+        Dovecot does.
+        """
         name = normalize_mailbox_name(name)
         if special_use is not None and special_use not in SPECIAL_USES:
             raise InvalidOperationError(f"unknown special use: {special_use}")
@@ -79,12 +94,18 @@ class MailboxOperations(StoreBase):
                     parent = SEPARATOR.join(levels[:depth])
                     if self._find(session, user_id, parent) is None:
                         self._insert_mailbox(session, user_id, parent, None)
-                return mailbox_view(self._insert_mailbox(session, user_id, name, special_use))
+                        if subscribe:
+                            self._subscribe(session, user_id, parent)
+                created = self._insert_mailbox(session, user_id, name, special_use)
+                if subscribe:
+                    self._subscribe(session, user_id, name)
+                return mailbox_view(created)
         except IntegrityError as error:
             raise AlreadyExistsError(f"mailbox already exists: {name}") from error
 
     def delete_mailbox(self, *, user_id: int, name: str) -> None:
-        """Delete a mailbox and its entries; inferior mailboxes keep existing (RFC 3501 §6.3.4)."""
+        """Delete a mailbox and its entries; inferior mailboxes keep existing (RFC 3501 §6.3.4),
+        and so does its subscription (§6.3.9)."""
         name = normalize_mailbox_name(name)
         if name == INBOX:
             raise InvalidOperationError("INBOX cannot be deleted")
@@ -122,6 +143,7 @@ class MailboxOperations(StoreBase):
             for inferior in inferiors:
                 inferior.name = new_name + inferior.name[len(old_name) :]
                 session.add(inferior)
+            self._rename_subscriptions(session, user_id, old_name, new_name)
             levels = new_name.split(SEPARATOR)
             for depth in range(1, len(levels)):
                 parent = SEPARATOR.join(levels[:depth])
@@ -130,10 +152,18 @@ class MailboxOperations(StoreBase):
             return mailbox_view(mailbox)
 
     def set_subscribed(self, *, user_id: int, name: str, subscribed: bool) -> None:
+        """SUBSCRIBE needs the mailbox to exist (RFC 3501 §6.3.6 allows the check);
+        UNSUBSCRIBE works on any name, existing, subscribed or not (nothing to undo)."""
+        name = normalize_mailbox_name(name)
         with self.database.write() as session:
-            mailbox = self._mailbox_by_name(session, user_id, normalize_mailbox_name(name))
-            mailbox.subscribed = subscribed
-            session.add(mailbox)
+            existing = session.get(Subscription, (user_id, name))
+            if not subscribed:
+                if existing is not None:
+                    session.delete(existing)
+                return
+            self._mailbox_by_name(session, user_id, name)
+            if existing is None:
+                self._subscribe(session, user_id, name)
 
     def mailbox_status(self, *, mailbox_id: int) -> MailboxStatus:
         """Counters for STATUS/SELECT in one round trip."""
@@ -181,6 +211,29 @@ class MailboxOperations(StoreBase):
                 entry.modseq = modseq
                 session.add(entry)
         return target
+
+    @staticmethod
+    def _subscribe(session: Session, user_id: int, name: str) -> None:
+        if session.get(Subscription, (user_id, name)) is None:
+            session.add(Subscription(user_id=user_id, name=name))
+            session.flush()
+
+    @staticmethod
+    def _rename_subscriptions(session: Session, user_id: int, old_name: str, new_name: str) -> None:
+        """A renamed mailbox and its inferiors stay subscribed under their new names."""
+        subscribed = session.exec(
+            select(Subscription).where(
+                Subscription.user_id == user_id,
+                (col(Subscription.name) == old_name)
+                | col(Subscription.name).startswith(old_name + SEPARATOR, autoescape=True),
+            )
+        ).all()
+        renamed = {new_name + row.name[len(old_name) :] for row in subscribed}
+        for row in subscribed:
+            session.delete(row)
+        session.flush()
+        for name in renamed:
+            MailboxOperations._subscribe(session, user_id, name)
 
     def _insert_mailbox(
         self, session: Session, user_id: int, name: str, special_use: str | None

@@ -137,8 +137,20 @@ class Mailbox(SQLModel, table=True):
     uidvalidity: int = Field(sa_type=BigInteger)
     uidnext: int = Field(default=1, sa_type=BigInteger)
     highestmodseq: int = Field(default=1, sa_type=BigInteger)
-    subscribed: bool = True
     created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+
+
+class Subscription(SQLModel, table=True):
+    """A subscribed mailbox name (RFC 3501 §6.3.6): kept apart from `mailboxes`, since a
+    subscription outlives the mailbox's deletion (RFC 3501 §6.3.9, RFC 5258 \\NonExistent)."""
+
+    __tablename__ = "subscriptions"
+    user_id: int = Field(
+        sa_column=Column(
+            ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, nullable=False
+        )
+    )
+    name: str = Field(max_length=1024, primary_key=True)
 
 
 class Message(SQLModel, table=True):

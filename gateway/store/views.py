@@ -62,7 +62,6 @@ class MailboxInfo:
     uidvalidity: int
     uidnext: int
     highestmodseq: int
-    subscribed: bool
 
 
 @dataclass(frozen=True)

@@ -180,3 +180,54 @@ def test_name_that_is_not_modified_utf7_is_refused_with_no(gateway: RunningGatew
         assert b" NO " in client.command(b"SELECT " + atom, check=False).tagged
         assert client.command(b'LIST "" ' + atom + b"%*").untagged == []
         assert client.command(b"NOOP").tagged.endswith(b"OK NOOP completed")
+
+
+def listed(client: RawImapClient, command: bytes) -> list[bytes]:
+    return sorted(lines_of(client.command(command)))
+
+
+def test_subscriptions_outlive_mailboxes_and_list_extended_follows_rfc_5258(
+    gateway_any_backend: RunningGateway,
+) -> None:
+    """imaptest `listext` and `subscribe`: CREATE does not subscribe; a deleted mailbox
+    stays subscribed as \\NonExistent; RECURSIVEMATCH gives CHILDINFO only to a parent whose
+    subscribed descendant the pattern does not reach; LSUB `%` shows such a parent \\Noselect."""
+    with session(gateway_any_backend) as client:
+        for name in (b"t/a", b"t/p/c", b"t/gone", b"t/q/q", b"t/r/r", b"t/r/s"):
+            client.command(b"CREATE " + name)
+        for name in (b"t/a", b"t/p/c", b"t/gone", b"t/q/q", b"t/r/r", b"t/r/s"):
+            client.command(b"SUBSCRIBE " + name)
+        client.command(b"DELETE t/gone")
+        assert listed(client, b'LIST (SUBSCRIBED) "" t/*') == [
+            b'* LIST (\\HasNoChildren \\Subscribed) "/" "t/a"',
+            b'* LIST (\\HasNoChildren \\Subscribed) "/" "t/p/c"',
+            b'* LIST (\\HasNoChildren \\Subscribed) "/" "t/q/q"',
+            b'* LIST (\\HasNoChildren \\Subscribed) "/" "t/r/r"',
+            b'* LIST (\\HasNoChildren \\Subscribed) "/" "t/r/s"',
+            b'* LIST (\\NonExistent \\Subscribed) "/" "t/gone"',
+        ]
+        assert listed(client, b'LIST (SUBSCRIBED RECURSIVEMATCH) "" t/p% RETURN (CHILDREN)') == [
+            b'* LIST (\\HasChildren) "/" "t/p" ("CHILDINFO" ("SUBSCRIBED"))'
+        ]
+        assert listed(client, b'LIST (SUBSCRIBED RECURSIVEMATCH) "" t*q') == [
+            b'* LIST (\\HasNoChildren \\Subscribed) "/" "t/q/q"'
+        ]
+        assert listed(client, b'LIST (SUBSCRIBED RECURSIVEMATCH) "" t*r') == [
+            b'* LIST (\\HasChildren) "/" "t/r" ("CHILDINFO" ("SUBSCRIBED"))',
+            b'* LIST (\\HasNoChildren \\Subscribed) "/" "t/r/r"',
+        ]
+        assert listed(client, b'LIST "" t/% RETURN (CHILDREN SUBSCRIBED)') == [
+            b'* LIST (\\HasChildren) "/" "t/p"',
+            b'* LIST (\\HasChildren) "/" "t/q"',
+            b'* LIST (\\HasChildren) "/" "t/r"',
+            b'* LIST (\\HasNoChildren \\Subscribed) "/" "t/a"',
+        ]
+        assert listed(client, b'LSUB "" t/%') == [
+            b'* LSUB () "/" "t/a"',
+            b'* LSUB () "/" "t/gone"',
+            b'* LSUB (\\Noselect) "/" "t/p"',
+            b'* LSUB (\\Noselect) "/" "t/q"',
+            b'* LSUB (\\Noselect) "/" "t/r"',
+        ]
+        client.command(b"UNSUBSCRIBE t/gone")
+        assert b"t/gone" not in b"".join(client.command(b'LSUB "" *').untagged)

@@ -22,7 +22,6 @@ def mailbox(highestmodseq: int = 5, uidnext: int = 40, name: str = "INBOX") -> M
         uidvalidity=7,
         uidnext=uidnext,
         highestmodseq=highestmodseq,
-        subscribed=True,
     )
 
 
