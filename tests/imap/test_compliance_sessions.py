@@ -231,3 +231,21 @@ def test_subscriptions_outlive_mailboxes_and_list_extended_follows_rfc_5258(
         ]
         client.command(b"UNSUBSCRIBE t/gone")
         assert b"t/gone" not in b"".join(client.command(b'LSUB "" *').untagged)
+
+
+def test_store_on_a_message_another_session_expunged_succeeds(
+    gateway_any_backend: RunningGateway,
+) -> None:
+    """imaptest stress mode: STORE touching a message another session just expunged answers
+    OK, as Dovecot does (RFC 2180 §4.2.1 allows OK or NO); the EXPUNGE comes at NOOP."""
+    with session(gateway_any_backend) as client, session(gateway_any_backend) as other:
+        for _ in range(3):
+            append(client, b"INBOX")
+        client.command(b"SELECT INBOX")
+        other.command(b"SELECT INBOX")
+        other.command(b"STORE 2 +FLAGS.SILENT (\\Deleted)")
+        other.command(b"EXPUNGE")
+        stored = client.command(b"STORE 1:3 +FLAGS (\\Seen)")
+        assert stored.tagged.endswith(b"OK Store completed")
+        assert not any(line.startswith(b"* 2 FETCH") for line in lines_of(stored))
+        assert b"* 2 EXPUNGE" in lines_of(client.command(b"NOOP"))
