@@ -11,7 +11,7 @@ from gateway.store.base import StoreBase, mailbox_view
 from gateway.store.errors import AlreadyExistsError, InvalidOperationError, NotFoundError
 from gateway.store.flags import SEEN
 from gateway.store.models import Mailbox, MailboxEntry, Message, Subscription
-from gateway.store.tables import MAILBOXES
+from gateway.store.tables import MAILBOX_INFO_COLUMNS, MAILBOXES
 from gateway.store.views import MailboxInfo, MailboxStatus
 
 SEPARATOR = "/"
@@ -19,15 +19,9 @@ INBOX = "INBOX"
 SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
 
 
-_MAILBOX_BY_NAME = select_columns(
-    MAILBOXES.c.id,
-    MAILBOXES.c.user_id,
-    MAILBOXES.c.name,
-    MAILBOXES.c.special_use,
-    MAILBOXES.c.uidvalidity,
-    MAILBOXES.c.uidnext,
-    MAILBOXES.c.highestmodseq,
-).where(MAILBOXES.c.user_id == bindparam("user_id"), MAILBOXES.c.name == bindparam("name"))
+_MAILBOX_BY_NAME = select_columns(*MAILBOX_INFO_COLUMNS).where(
+    MAILBOXES.c.user_id == bindparam("user_id"), MAILBOXES.c.name == bindparam("name")
+)
 
 
 def normalize_mailbox_name(name: str) -> str:
