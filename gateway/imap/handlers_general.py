@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import math
 
 from gateway import __version__
 from gateway.imap.capabilities import capabilities
 from gateway.imap.errors import CommandFailedError, bad, no
 from gateway.imap.protocol import commands as c
 from gateway.imap.protocol import responses
+from gateway.imap.protocol.codes import ResponseCode
 from gateway.imap.session_base import SessionBase, State, log
 from gateway.store.views import UserInfo
+
+# How long a login waits for the throttle before it is refused with UNAVAILABLE.
+LOGIN_WAIT_PATIENCE_SECONDS = 20.0
 
 
 class GeneralHandlers(SessionBase):
@@ -69,7 +74,9 @@ class GeneralHandlers(SessionBase):
 
     def require_login_allowed(self) -> None:
         if not (self.channel.tls_active or self.context.settings.allow_plaintext):
-            raise CommandFailedError("NO", "log in over TLS (STARTTLS) first", "PRIVACYREQUIRED")
+            raise CommandFailedError(
+                "NO", "log in over TLS (STARTTLS) first", ResponseCode.PRIVACYREQUIRED
+            )
 
     async def do_login(self, command: c.Login) -> str:
         self.require_login_allowed()
@@ -100,29 +107,45 @@ class GeneralHandlers(SessionBase):
             raise bad("malformed PLAIN response")
         authzid, authcid, password = (part.decode("utf-8", "replace") for part in parts)
         if authzid and authzid != authcid:
-            raise no("acting as another user is not allowed", "AUTHORIZATIONFAILED")
+            raise no("acting as another user is not allowed", ResponseCode.AUTHORIZATIONFAILED)
         await self.log_in(authcid, password)
         return "Logged in"
 
     async def log_in(self, name: str, password: str) -> None:
         context = self.context
-        user: UserInfo | None = await context.call(
-            context.store.authenticate_user, name=name, password=password
-        )
-        if user is None:
-            delay = context.throttle.delay_after_failure(self.peer)
-            log.warning(
-                "event=imap_login_failed session=%s peer=%s user=%s",
-                self.session_id,
-                self.peer,
-                name[:64],
+        throttle = context.throttle
+        # A client that mistyped waits for its turn; one that keeps guessing is refused.
+        async with throttle.attempt(
+            address=self.peer, username=name, patience=LOGIN_WAIT_PATIENCE_SECONDS
+        ) as wait:
+            if wait:
+                log.warning(
+                    "event=imap_login_throttled session=%s peer=%s user=%s wait=%.0f",
+                    self.session_id,
+                    self.peer,
+                    name[:64],
+                    wait,
+                )
+                # RFC 5530 UNAVAILABLE: try again later; the password was not looked at.
+                raise no(
+                    f"too many failed logins, try again in {math.ceil(wait)} seconds",
+                    ResponseCode.UNAVAILABLE,
+                )
+            user: UserInfo | None = await context.call(
+                context.store.authenticate_user, name=name, password=password
             )
-            if delay:
-                await asyncio.sleep(delay)
-            raise no("invalid credentials", "AUTHENTICATIONFAILED")
+            if user is None:
+                await throttle.record_failure(address=self.peer, username=name)
+                log.warning(
+                    "event=imap_login_failed session=%s peer=%s user=%s",
+                    self.session_id,
+                    self.peer,
+                    name[:64],
+                )
+                raise no("invalid credentials", ResponseCode.AUTHENTICATIONFAILED)
+            await throttle.record_success(address=self.peer, username=name)
         if not context.limits.open_session(user.id, context.settings.imap_sessions_per_user):
-            raise no("too many sessions for this user", "LIMIT")
-        context.throttle.forget(self.peer)
+            raise no("too many sessions for this user", ResponseCode.LIMIT)
         self.user = user
         self.state = State.AUTHENTICATED
         log.info(
@@ -145,7 +168,7 @@ class GeneralHandlers(SessionBase):
 
     async def do_compress(self, command: c.Compress) -> str | None:
         if self.channel.compression_active:
-            raise no("compression is already active", "COMPRESSIONACTIVE")
+            raise no("compression is already active", ResponseCode.COMPRESSIONACTIVE)
         if command.mechanism != "DEFLATE":
             raise bad(f"unknown compression mechanism {command.mechanism}")
         self.write(responses.tagged(command.tag, "OK", "DEFLATE active"))

@@ -11,6 +11,7 @@ from gateway.imap.mailbox_list import (
 )
 from gateway.imap.protocol import commands as c
 from gateway.imap.protocol import responses
+from gateway.imap.protocol.codes import ResponseCode
 from gateway.imap.session_base import SessionBase
 from gateway.store.errors import StoreError
 from gateway.store.views import AppendResult, MailboxInfo, MailboxStatus
@@ -51,6 +52,7 @@ class MailboxHandlers(SessionBase):
                 name=name,
                 special_use=special_use,
                 subscribe=False,  # RFC 3501 §6.3.3 does not subscribe; the client may
+                limits=self.context.mailbox_limits,
             )
         except StoreError as error:
             raise from_store_error(error) from error
@@ -75,6 +77,7 @@ class MailboxHandlers(SessionBase):
                 user_id=self.user_id,
                 old_name=command.mailbox,
                 new_name=command.new_mailbox.rstrip("/"),
+                limits=self.context.mailbox_limits,
             )
         except StoreError as error:
             raise from_store_error(error) from error
@@ -97,18 +100,27 @@ class MailboxHandlers(SessionBase):
             # RFC 3501 §6.3.8: an empty pattern asks for the hierarchy delimiter.
             self.untagged('LIST (\\Noselect) "/" ""')
             return "List completed"
-        mailboxes, subscriptions = await self.context.call(self._mailboxes_and_subscriptions)
-        listed = list_mailboxes(
-            mailboxes,
-            reference=command.reference,
-            patterns=command.patterns,
-            subscriptions=subscriptions,
-            selection=command.selection,
-            return_options=command.return_options,
-        )
+        user_id = self.user_id
+
+        def read_and_match() -> list[ListedMailbox]:
+            # Matching costs grow with the user's mailboxes: off the event loop, like the read.
+            return list_mailboxes(
+                self.store.list_mailboxes(user_id=user_id),
+                reference=command.reference,
+                patterns=command.patterns,
+                subscriptions=frozenset(self.store.list_subscriptions(user_id=user_id)),
+                selection=command.selection,
+                return_options=command.return_options,
+            )
+
+        listed = await self.context.call(read_and_match)
         for item in listed:
             self.write(render_list(item))
-            if command.status_items is not None and item.mailbox is not None:
+            if (
+                command.status_items is not None
+                and item.mailbox is not None
+                and not item.mailbox.noselect
+            ):
                 # RFC 5819: STATUS right after the mailbox's LIST line.
                 await self.write_status(item.mailbox, command.status_items)
         return "List completed"
@@ -117,22 +129,20 @@ class MailboxHandlers(SessionBase):
         if command.pattern == "":
             self.untagged('LSUB (\\Noselect) "/" ""')
             return "Lsub completed"
-        mailboxes, subscriptions = await self.context.call(self._mailboxes_and_subscriptions)
-        listed: list[ListedMailbox] = lsub_mailboxes(
-            mailboxes,
-            reference=command.reference,
-            pattern=command.pattern,
-            subscriptions=subscriptions,
-        )
+        user_id = self.user_id
+
+        def read_and_match() -> list[ListedMailbox]:
+            return lsub_mailboxes(
+                self.store.list_mailboxes(user_id=user_id),
+                reference=command.reference,
+                pattern=command.pattern,
+                subscriptions=frozenset(self.store.list_subscriptions(user_id=user_id)),
+            )
+
+        listed = await self.context.call(read_and_match)
         for item in listed:
             self.write(render_list(item, command="LSUB"))
         return "Lsub completed"
-
-    def _mailboxes_and_subscriptions(self) -> tuple[list[MailboxInfo], frozenset[str]]:
-        """Both lists LIST and LSUB need, in one trip to the I/O threads."""
-        user_id = self.user_id
-        mailboxes = self.store.list_mailboxes(user_id=user_id)
-        return mailboxes, frozenset(self.store.list_subscriptions(user_id=user_id))
 
     async def do_status(self, command: c.Status) -> str:
         mailbox = await self.find_mailbox(command.mailbox)
@@ -191,8 +201,8 @@ class MailboxHandlers(SessionBase):
         try:
             mailbox, result = await self.context.call(look_up_and_append)
         except StoreError as error:
-            raise from_store_error(error, missing_code="TRYCREATE") from error
+            raise from_store_error(error, missing_code=ResponseCode.TRYCREATE) from error
         self.context.recent.note_added((mailbox.id, mailbox.uidvalidity), result.uid)
         if self.selected is not None and self.selected.mailbox_id == mailbox.id:
             await self.send_updates(allow_expunge=False, force=True)
-        return f"[APPENDUID {result.uidvalidity} {result.uid}] Append completed"
+        return f"[{ResponseCode.APPENDUID} {result.uidvalidity} {result.uid}] Append completed"

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from functools import partial
 
-from gateway.imap.errors import CommandFailedError, bad, from_store_error
+from gateway.imap.errors import CommandFailedError, bad, from_store_error, no
 from gateway.imap.fetch_render import render_fetch
 from gateway.imap.loop_fetch import render_on_loop
 from gateway.imap.protocol import commands as c
 from gateway.imap.protocol import responses
+from gateway.imap.protocol.codes import ResponseCode
 from gateway.imap.protocol.fetch_items import FetchAttribute
 from gateway.imap.protocol.sequence import SequenceSet
 from gateway.imap.search import search_messages, uses_modseq
+from gateway.imap.search_limits import SearchTooCostlyError, count_search_keys
 from gateway.imap.selected import InvalidSequenceError, SelectedMailbox
 from gateway.imap.session_base import SessionBase
 from gateway.store.errors import StoreError
@@ -28,7 +31,7 @@ _RENDERED_PER_SNAPSHOT = 4
 # Entry-only FETCHes up to this many messages are rendered on the event loop (no I/O).
 _INLINE_RENDER_LIMIT = 256
 _EXPUNGE_ISSUED = CommandFailedError(
-    "NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED"
+    "NO", "Some of the requested messages no longer exist", ResponseCode.EXPUNGEISSUED
 )
 
 
@@ -172,6 +175,8 @@ class MessageHandlers(SessionBase):
     # --- STORE ---------------------------------------------------------------------------------
 
     async def do_store(self, command: c.Store) -> str:
+        """STORE / UID STORE (RFC 3501 §6.4.6, RFC 7162 §3.1.3); the sources feeding the
+        mailbox get the change by write-back (`FetchScheduler.write_back`)."""
         selected = self.require_writable()
         await self.send_updates(allow_expunge=command.uid)
         indexes = self.resolve(selected, command.sequence_set, command.uid)
@@ -211,7 +216,8 @@ class MessageHandlers(SessionBase):
                 failed = [
                     i + 1 for uid in update.modified if (i := selected.index_of(uid)) is not None
                 ]
-            return f"[MODIFIED {responses.sequence_set_text(failed)}] Conditional store completed"
+            modified = responses.sequence_set_text(failed)
+            return f"[{ResponseCode.MODIFIED} {modified}] Conditional store completed"
         # Messages another session expunged are skipped and the STORE still succeeds: RFC 2180
         # §4.2.1 allows OK or NO here, and Dovecot (whose behaviour clients are tuned to, and
         # imaptest checks) answers OK; the EXPUNGE follows at the next allowed point.
@@ -223,18 +229,30 @@ class MessageHandlers(SessionBase):
         selected = self.require_selected()
         if command.charset is not None and command.charset not in _SEARCH_CHARSETS:
             # RFC 3501 §6.4.4: NO with BADCHARSET listing what we support (not BAD).
-            raise CommandFailedError("NO", "unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
+            raise CommandFailedError(
+                "NO", "unsupported charset", f"{ResponseCode.BADCHARSET} (UTF-8 US-ASCII)"
+            )
         await self.send_updates(allow_expunge=command.uid)
         if uses_modseq(command.criteria):
             self.enable_condstore()
+        settings = self.context.settings
+        if count_search_keys(command.criteria) > settings.imap_search_max_keys:
+            raise no(f"more than {settings.imap_search_max_keys} search keys", ResponseCode.LIMIT)
         entries = list(selected.entries)
-        indexes = await self.context.call(
-            search_messages,
-            self.store,
-            criteria=command.criteria,
-            entries=entries,
-            recent_uids=frozenset(selected.recent),
-        )
+        try:
+            async with self.context.search_slots.turn(self.user_id):
+                indexes = await self.context.call(
+                    search_messages,
+                    self.store,
+                    criteria=command.criteria,
+                    entries=entries,
+                    recent_uids=frozenset(selected.recent),
+                    deadline=time.monotonic() + settings.imap_search_timeout_seconds,
+                )
+        except SearchTooCostlyError:
+            raise no(
+                "search took too long; use fewer or narrower keys", ResponseCode.LIMIT
+            ) from None
         # Messages expunged elsewhere but not yet announced keep their numbers and still
         # match on what the session knows of them (flags, UID); their text is gone.
         numbers = [entries[i].uid if command.uid else i + 1 for i in indexes]
@@ -256,7 +274,7 @@ class MessageHandlers(SessionBase):
             self.require_writable()
         indexes = self.resolve(selected, command.sequence_set, command.uid)
         uids = [selected.entries[i].uid for i in indexes]
-        target = await self.find_mailbox(command.mailbox, missing_code="TRYCREATE")
+        target = await self.find_mailbox(command.mailbox, missing_code=ResponseCode.TRYCREATE)
         operation = self.store.move_messages if is_move else self.store.copy_messages
         try:
             result = await self.context.call(
@@ -274,7 +292,7 @@ class MessageHandlers(SessionBase):
             self.context.recent.note_added((target.id, target.uidvalidity), first_copy)
             sources = responses.sequence_set_text(pair[0] for pair in result.uid_pairs)
             copies = responses.sequence_set_text(pair[1] for pair in result.uid_pairs)
-            code = f"[COPYUID {result.uidvalidity} {sources} {copies}] "
+            code = f"[{ResponseCode.COPYUID} {result.uidvalidity} {sources} {copies}] "
         if is_move:
             # RFC 6851 §4.3: COPYUID goes in an untagged OK before the expunges.
             if code:

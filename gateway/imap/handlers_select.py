@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from gateway.imap.errors import bad
 from gateway.imap.protocol import commands as c
 from gateway.imap.protocol import responses
+from gateway.imap.protocol.codes import ResponseCode
 from gateway.imap.selected import SelectedMailbox
 from gateway.imap.session_base import SessionBase
+from gateway.store.errors import NotFoundError
 
 
 class SelectHandlers(SessionBase):
@@ -17,7 +21,7 @@ class SelectHandlers(SessionBase):
             self.leave_mailbox()
             if self.qresync:
                 # RFC 7162 §3.2.11: mark where the old mailbox's responses end.
-                self.untagged("OK [CLOSED] Previous mailbox closed")
+                self.untagged(f"OK [{ResponseCode.CLOSED}] Previous mailbox closed")
         mailbox = await self.find_mailbox(command.mailbox)
         cached = await self.context.snapshots.load(self.context, mailbox)
         tracker = self.context.recent
@@ -40,14 +44,24 @@ class SelectHandlers(SessionBase):
         lines.append(responses.untagged(f"{len(selected.recent)} RECENT"))
         first_unseen = selected.first_unseen()
         if first_unseen is not None:
-            lines.append(responses.untagged(f"OK [UNSEEN {first_unseen}] First unseen"))
-        lines.append(responses.untagged(f"OK [UIDVALIDITY {selected.uidvalidity}] UIDs valid"))
-        lines.append(responses.untagged(f"OK [UIDNEXT {selected.uidnext}] Predicted next UID"))
-        lines.append(responses.untagged(f"OK [HIGHESTMODSEQ {selected.highestmodseq}] Highest"))
+            lines.append(
+                responses.untagged(f"OK [{ResponseCode.UNSEEN} {first_unseen}] First unseen")
+            )
+        lines.append(
+            responses.untagged(f"OK [{ResponseCode.UIDVALIDITY} {selected.uidvalidity}] UIDs valid")
+        )
+        lines.append(
+            responses.untagged(f"OK [{ResponseCode.UIDNEXT} {selected.uidnext}] Predicted next UID")
+        )
+        lines.append(
+            responses.untagged(
+                f"OK [{ResponseCode.HIGHESTMODSEQ} {selected.highestmodseq}] Highest"
+            )
+        )
         self.write_lines(lines)
         if command.qresync is not None:
             await self.send_qresync_changes(selected, command.qresync)
-        access = "READ-ONLY" if command.read_only else "READ-WRITE"
+        access = ResponseCode.READ_ONLY if command.read_only else ResponseCode.READ_WRITE
         return f"[{access}] {'Examine' if command.read_only else 'Select'} completed"
 
     async def send_qresync_changes(
@@ -76,10 +90,12 @@ class SelectHandlers(SessionBase):
     async def do_close(self, command: c.Close) -> str:
         selected = self.require_selected()
         if not selected.read_only:
-            # RFC 3501 §6.4.2: expunge silently, no untagged EXPUNGE.
-            await self.context.call(
-                self.store.expunge, mailbox_id=selected.mailbox_id, uids=None, actor=self.actor
-            )
+            # RFC 3501 §6.4.2: expunge silently, no untagged EXPUNGE. A mailbox deleted by
+            # another session meanwhile has nothing left to expunge.
+            with contextlib.suppress(NotFoundError):
+                await self.context.call(
+                    self.store.expunge, mailbox_id=selected.mailbox_id, uids=None, actor=self.actor
+                )
         self.leave_mailbox()
         return "Close completed"
 

@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
+from gateway.imap.list_pattern import SEPARATOR, MailboxPattern, compile_pattern
 from gateway.imap.protocol import responses
 from gateway.store.views import MailboxInfo
-
-SEPARATOR = "/"
-
-
-def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
-    """`*` matches anything, `%` anything but the separator; INBOX matches in any case."""
-    full = pattern if not reference or pattern.startswith(SEPARATOR) else reference + pattern
-    parts = []
-    for char in full:
-        if char == "*":
-            parts.append(".*")
-        elif char == "%":
-            parts.append(f"[^{re.escape(SEPARATOR)}]*")
-        else:
-            parts.append(re.escape(char))
-    body = "".join(parts)
-    if full[:5].upper() == "INBOX" and not any(c in full[:5] for c in "*%"):
-        body = "(?i:INBOX)" + "".join(parts[5:])
-    return re.compile(body, re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -53,36 +34,34 @@ def list_mailboxes(
     when a subscribed descendant does not, with CHILDINFO (§3.5; Dovecot leaves out a parent
     whose subscribed descendants are listed themselves).
     """
-    regexes = [pattern_regex(reference, pattern) for pattern in patterns]
-
-    def matches(name: str) -> bool:
-        return any(regex.fullmatch(name) for regex in regexes)
-
+    compiled = [compile_pattern(reference, pattern) for pattern in patterns]
     by_name = {mailbox.name: mailbox for mailbox in mailboxes}
+    parents = _parent_names(by_name)
     subscribed = set(subscriptions)
     subscribed_only = "SUBSCRIBED" in selection
     special_only = "SPECIAL-USE" in selection
     show_subscribed = subscribed_only or "SUBSCRIBED" in return_options
-    recursive = "RECURSIVEMATCH" in selection
+    with_child_info = (
+        _parents_of_unmatched(subscribed, compiled) if "RECURSIVEMATCH" in selection else set()
+    )
     candidates = set(by_name) | subscribed if subscribed_only else set(by_name)
     listed: list[ListedMailbox] = []
     for name in sorted(candidates, key=lambda item: (item != "INBOX", item)):
-        if not matches(name):
+        if not _matches(compiled, name):
             continue
         mailbox = by_name.get(name)
         if special_only and (mailbox is None or not mailbox.special_use):
             continue
-        child_info = recursive and any(
-            other.startswith(name + SEPARATOR) and not matches(other) for other in subscribed
-        )
+        child_info = name in with_child_info
         if subscribed_only and name not in subscribed and not child_info:
             continue
         if mailbox is None:
             # RFC 5258 §3.4: \NonExistent implies \Noselect and says no more.
             attributes = ["\\NonExistent"]
         else:
-            has_children = _has_children(name, by_name)
-            attributes = ["\\HasChildren" if has_children else "\\HasNoChildren"]
+            attributes = ["\\HasChildren" if name in parents else "\\HasNoChildren"]
+            if mailbox.noselect:
+                attributes.append("\\Noselect")  # RFC 3501 §6.3.4: deleted, inferiors remain
             if mailbox.special_use:
                 attributes.append(mailbox.special_use)
         if show_subscribed and name in subscribed:
@@ -110,22 +89,48 @@ def lsub_mailboxes(
     When `%` stops at a level above a subscribed name, that unsubscribed parent is listed
     as \\Noselect, so the client can still descend to the subscribed mailbox below it.
     """
-    regex = pattern_regex(reference, pattern)
+    compiled = compile_pattern(reference, pattern)
     by_name = {mailbox.name: mailbox for mailbox in mailboxes}
     listed: dict[str, ListedMailbox] = {}
     for name in subscriptions:
-        if regex.fullmatch(name):
+        if compiled.matches(name):
             listed[name] = ListedMailbox(name, (), by_name.get(name))
             continue
-        levels = name.split(SEPARATOR)
-        for depth in range(len(levels) - 1, 0, -1):
-            parent = SEPARATOR.join(levels[:depth])
-            if parent not in subscriptions and regex.fullmatch(parent):
+        for parent in _ancestors(name):
+            if parent not in subscriptions and compiled.matches(parent):
                 listed.setdefault(parent, ListedMailbox(parent, ("\\Noselect",), None))
                 break
     return [listed[name] for name in sorted(listed, key=lambda item: (item != "INBOX", item))]
 
 
-def _has_children(name: str, names: Collection[str]) -> bool:
-    prefix = name + SEPARATOR
-    return any(other.startswith(prefix) for other in names)
+def _matches(compiled: Sequence[MailboxPattern], name: str) -> bool:
+    return any(pattern.matches(name) for pattern in compiled)
+
+
+def _ancestors(name: str) -> Iterable[str]:
+    """`a/b/c` -> `a/b`, `a`: nearest first."""
+    while (cut := name.rfind(SEPARATOR)) > 0:
+        name = name[:cut]
+        yield name
+
+
+def _parent_names(names: Iterable[str]) -> set[str]:
+    """Every name that has an inferior: linear in the names, not quadratic."""
+    parents: set[str] = set()
+    for name in names:
+        for parent in _ancestors(name):
+            if parent in parents:
+                break
+            parents.add(parent)
+    return parents
+
+
+def _parents_of_unmatched(
+    subscribed: Iterable[str], compiled: Sequence[MailboxPattern]
+) -> set[str]:
+    """Names with a subscribed descendant the patterns do not reach (RECURSIVEMATCH)."""
+    found: set[str] = set()
+    for name in subscribed:
+        if not _matches(compiled, name):
+            found.update(_ancestors(name))
+    return found

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 
 from gateway.imap.fetch_render import flags_item
 from gateway.imap.protocol import responses
+from gateway.imap.protocol.codes import ResponseCode
 from gateway.imap.protocol.sequence import SequenceSet
 from gateway.store.flags import SEEN, SYSTEM_FLAG_BITS
 from gateway.store.mailbox_sync import MailboxDelta, MailboxSnapshot
@@ -149,7 +150,7 @@ class SelectedMailbox:
         self._announced_keywords = frozenset(self.keywords)
         return [
             responses.untagged(f"FLAGS ({SYSTEM_FLAGS_TEXT}{keywords})"),
-            responses.untagged(f"OK [PERMANENTFLAGS ({permanent})] Flags permitted"),
+            responses.untagged(f"OK [{ResponseCode.PERMANENTFLAGS} ({permanent})] Flags permitted"),
         ]
 
     def new_keyword_lines(self) -> list[bytes]:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import enum
 import logging
 from functools import partial
+from typing import NoReturn
 
 from gateway.imap.change_hub import MailboxWatch
 from gateway.imap.channel import Channel
 from gateway.imap.context import ServerContext
-from gateway.imap.errors import CommandFailedError, bad, from_store_error
+from gateway.imap.errors import CommandFailedError, SessionEndedError, bad, from_store_error
 from gateway.imap.protocol import responses
+from gateway.imap.protocol.codes import ResponseCode
 from gateway.imap.selected import SelectedMailbox
 from gateway.imap.snapshot_cache import CachedMailbox
-from gateway.store.errors import StoreError
+from gateway.store.errors import NotFoundError, StoreError
 from gateway.store.views import MailboxInfo, UserInfo
 
 log = logging.getLogger("gateway.imap")
@@ -78,7 +80,7 @@ class SessionBase:
     def require_writable(self) -> SelectedMailbox:
         selected = self.require_selected()
         if selected.read_only:
-            raise CommandFailedError("NO", "mailbox is read-only", "READ-ONLY")
+            raise CommandFailedError("NO", "mailbox is read-only", ResponseCode.READ_ONLY)
         return selected
 
     def enable_condstore(self) -> None:
@@ -91,11 +93,14 @@ class SessionBase:
             return
         self.condstore = True
         if self.selected is not None:
-            self.untagged(f"OK [HIGHESTMODSEQ {self.selected.highestmodseq}] Highest")
+            highest = self.selected.highestmodseq
+            self.untagged(f"OK [{ResponseCode.HIGHESTMODSEQ} {highest}] Highest")
 
     # --- store helpers ----------------------------------------------------------------------
 
-    async def find_mailbox(self, name: str, *, missing_code: str = "NONEXISTENT") -> MailboxInfo:
+    async def find_mailbox(
+        self, name: str, *, missing_code: ResponseCode = ResponseCode.NONEXISTENT
+    ) -> MailboxInfo:
         try:
             return await self.context.call(self.store.get_mailbox, user_id=self.user_id, name=name)
         except StoreError as error:
@@ -118,6 +123,16 @@ class SessionBase:
         if self.state is State.SELECTED:
             self.state = State.AUTHENTICATED
 
+    def selected_mailbox_deleted(self) -> NoReturn:
+        """Another session deleted the selected mailbox: end the session as Dovecot does.
+
+        RFC 3501 has no way to tell a client its mailbox is gone other than BYE; Dovecot
+        sends this same text and disconnects, and clients reconnect and resync.
+        """
+        self.leave_mailbox()
+        self.untagged("BYE Selected mailbox was deleted, have to disconnect.")
+        raise SessionEndedError
+
     async def send_updates(self, *, allow_expunge: bool, force: bool = False) -> None:
         """Tell the client what other sessions, the fetcher or SMTP changed (RFC 3501 §7.4.1).
 
@@ -129,11 +144,15 @@ class SessionBase:
             return
         if force or self.watch.changed.is_set():
             self.watch.changed.clear()
-            delta = await self.context.call(
-                self.store.mailbox_delta,
-                mailbox_id=selected.mailbox_id,
-                since_modseq=selected.highestmodseq,
-            )
+            try:
+                delta = await self.context.call(
+                    self.store.mailbox_delta,
+                    mailbox_id=selected.mailbox_id,
+                    since_modseq=selected.highestmodseq,
+                )
+            except NotFoundError:
+                self.selected_mailbox_deleted()
+
             if self.selected is not selected:
                 return
             tracker = self.context.recent

@@ -84,6 +84,8 @@ class MailboxSyncOperations(StoreBase):
             if not found:
                 raise NotFoundError(f"no such mailbox: {mailbox_id}")
             mailbox = MailboxInfo(*found[0])
+            if mailbox.noselect:
+                raise NotFoundError(f"mailbox was deleted: {mailbox.name}")
             if mailbox.highestmodseq <= since_modseq:
                 return MailboxDelta(mailbox, [], [])
             rows = self.database.raw_query(_ENTRIES_AFTER).run(connection, params)

@@ -42,4 +42,5 @@ MAILBOX_INFO_COLUMNS = (
     MAILBOXES.c.uidvalidity,
     MAILBOXES.c.uidnext,
     MAILBOXES.c.highestmodseq,
+    MAILBOXES.c.noselect,
 )

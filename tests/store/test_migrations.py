@@ -106,7 +106,7 @@ def test_a_failed_sqlite_migration_leaves_nothing_behind(
 
 
 def test_subscriptions_move_to_their_own_table_and_back(backend_settings: Settings) -> None:
-    """0005 keeps every subscription, and its downgrade folds them back into `mailboxes`."""
+    """0010 keeps every subscription, and its downgrade folds them back into `mailboxes`."""
     url = backend_settings.resolved_database_url()
     backend_settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade_database(url, "0004")
@@ -133,7 +133,7 @@ def test_subscriptions_move_to_their_own_table_and_back(backend_settings: Settin
         with engine.connect() as connection:
             names = connection.execute(text("SELECT name FROM subscriptions")).scalars().all()
             assert names == ["INBOX"]
-        command.downgrade(alembic_config(url), "0004")
+        command.downgrade(alembic_config(url), "0009")
         with engine.connect() as connection:
             rows = connection.execute(
                 text("SELECT name, subscribed FROM mailboxes ORDER BY name")
