@@ -249,3 +249,32 @@ def test_store_on_a_message_another_session_expunged_succeeds(
         assert stored.tagged.endswith(b"OK Store completed")
         assert not any(line.startswith(b"* 2 FETCH") for line in lines_of(stored))
         assert b"* 2 EXPUNGE" in lines_of(client.command(b"NOOP"))
+
+
+def test_sequence_set_edges_and_search_by_size_and_header(gateway: RunningGateway) -> None:
+    """imaptest `fetch`, `search-size`, `search-header`: reversed ranges, `*`, a UID range
+    starting past the end (RFC 3501 §6.4.8: `n:*` still names the last message), SIZE and
+    HEADER keys, on a mailbox that replaced a deleted one of the same name."""
+    with session(gateway) as client:
+        client.command(b"CREATE box")
+        append(client, b"box")
+        client.command(b"DELETE box")
+        client.command(b"CREATE box")
+        bodies = [
+            crlf("Subject: s1\n\nshort\n"),
+            crlf("X-Extra: yes\n\n" + "long body\n" * 20),
+            crlf("Subject: s3\n\nmid body text\n"),
+        ]
+        for body in bodies:
+            client.command(b"APPEND box {%d+}\r\n" % len(body) + body)
+        client.command(b"SELECT box")
+        expected = [b"* 1 FETCH (UID 1)", b"* 2 FETCH (UID 2)", b"* 3 FETCH (UID 3)"]
+        assert lines_of(client.command(b"FETCH 3:1 UID")) == expected
+        assert lines_of(client.command(b"FETCH *:1 UID")) == expected
+        assert lines_of(client.command(b"FETCH 1,* UID")) == [expected[0], expected[2]]
+        assert lines_of(client.command(b"UID FETCH 4:* UID")) == [expected[2]]
+        size = len(bodies[0])
+        assert lines_of(client.command(b"SEARCH SMALLER %d" % (size + 1))) == [b"* SEARCH 1"]
+        assert lines_of(client.command(b"SEARCH LARGER %d" % size)) == [b"* SEARCH 2 3"]
+        assert lines_of(client.command(b'SEARCH NOT HEADER SUBJECT ""')) == [b"* SEARCH 2"]
+        assert lines_of(client.command(b'SEARCH NOT HEADER X-EXTRA ""')) == [b"* SEARCH 1 3"]
