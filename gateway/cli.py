@@ -5,7 +5,6 @@ Thin by design: every command parses arguments, calls store or service operation
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
 import sys
@@ -138,6 +137,8 @@ def _read_secret(prompt: str) -> str:
 @app.command()
 def serve() -> None:
     """Start every part of the gateway (admin, and IMAP/SMTP/fetch as they exist) and run."""
+    import asyncio
+
     from gateway.memory_tuning import limit_malloc_arenas
     from gateway.server import serve as run_server
 
