@@ -48,10 +48,19 @@ def run_sync_pass(
 
 def _sync_one(store: MailStore, source: SourceInfo) -> int:
     """1 if the source failed or could not run, else 0."""
+    if source.credentials_rejected:
+        log.error(
+            "event=sync_skipped source=%s source_id=%d reason=credentials_rejected detail=%s",
+            source.label,
+            source.id,
+            "set a new password with gateway source passwd",
+        )
+        return 1
     engine = SYNC_ENGINES.get(source.protocol)
     if engine is None:
         log.error(
-            "event=sync_unavailable source_id=%d protocol=%s reason=engine_not_built_yet",
+            "event=sync_unavailable source=%s source_id=%d protocol=%s reason=engine_not_built_yet",
+            source.label,
             source.id,
             source.protocol,
         )
@@ -60,9 +69,14 @@ def _sync_one(store: MailStore, source: SourceInfo) -> int:
         engine(store, source)
     except SyncError as error:
         # Already recorded on the source and logged with its class by the engine.
-        log.error("event=sync_failed source_id=%d error_class=%s", source.id, error.error_class)
+        log.error(
+            "event=sync_failed source=%s source_id=%d error_class=%s",
+            source.label,
+            source.id,
+            error.error_class,
+        )
         return 1
     except Exception:
-        log.exception("event=sync_failed source_id=%d", source.id)
+        log.exception("event=sync_failed source=%s source_id=%d", source.label, source.id)
         return 1
     return 0

@@ -18,7 +18,7 @@ from typing import Literal
 
 from gateway.fetch.connections import PasswordAuthenticator, network_timeout, open_pop3
 from gateway.fetch.errors import SyncError
-from gateway.fetch.imap_connection import close_quietly, open_imap
+from gateway.fetch.imap_connection import open_imap
 from gateway.store import SourceInfo
 
 CheckStep = Literal["dns", "tcp", "tls", "certificate", "authentication", "protocol"]
@@ -110,11 +110,11 @@ def _log_in_and_list(
             passed("tls", "authentication")
         passed("authentication", "protocol")
         try:
-            result.folders = sorted(str(folder[2]) for folder in client.list_folders())
+            result.folders = sorted(folder.name for folder in client.list_folders())
         except Exception as error:
             raise SyncError("protocol", f"LIST failed: {type(error).__name__}") from None
         finally:
-            close_quietly(client)
+            client.close()
     else:
         pop3 = open_pop3(source, authenticator)
         if source.security != "none":

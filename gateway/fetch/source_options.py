@@ -119,20 +119,6 @@ def stored_options(options: CommonOptions) -> dict[str, Any]:
     return options.model_dump(exclude_none=True)
 
 
-def options_help() -> str:
-    """Every option with what it takes, per protocol, for the CLI's --option help."""
-    lines = []
-    for protocol, model in OPTION_MODELS.items():
-        names = [
-            f"{name}: {field.description}"
-            for name, field in model.model_fields.items()
-            if protocol == "pop3" or name not in CommonOptions.model_fields
-        ]
-        heading = "POP3 and IMAP" if protocol == "pop3" else "IMAP only"
-        lines.append(f"{heading} - " + " ".join(names))
-    return " | ".join(lines)
-
-
 def _describe(model: type[CommonOptions], error: ValidationError) -> str:
     first = error.errors()[0]
     location = [str(part) for part in first["loc"]]

@@ -14,6 +14,7 @@ import zlib
 
 from gateway.imap.context import ServerContext
 from gateway.imap.protocol import responses
+from gateway.imap.protocol.codes import ResponseCode
 from gateway.imap.protocol.commands import Command
 from gateway.imap.protocol.events import CommandError, LiteralContinuation
 from gateway.imap.protocol.parser import NEED_DATA, CommandParser
@@ -202,7 +203,9 @@ class ImapConnection:
                 self.session_id,
                 type(command).__name__,
             )
-            self.write(responses.tagged(command.tag, "NO", "internal server error", "SERVERBUG"))
+            self.write(
+                responses.tagged(command.tag, "NO", "internal server error", ResponseCode.SERVERBUG)
+            )
         observer = self.context.command_observer
         if observer is not None:
             observer(type(command).__name__, time.perf_counter() - started)

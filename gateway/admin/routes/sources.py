@@ -183,11 +183,14 @@ def update_source(
             port=body.port,
             security=body.security,
             username=body.username,
-            secret=body.password.get_secret_value() if body.password else None,
             poll_interval=body.poll_interval,
             enabled=body.enabled,
             options=options,
         )
+        if body.password is not None:
+            updated = store.set_source_secret(
+                source_id=source.id, secret=body.password.get_secret_value()
+            )
     except InvalidOperationError as error:
         raise unprocessable(str(error)) from None
     log.info("event=admin_source_changed user_id=%d source_id=%d", user.id, source.id)
