@@ -1,7 +1,7 @@
 """admin panel: browser sessions, API tokens, recent sync runs
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0010 (id 0007 as assigned; chained after main's 0009 and 0010)
 Create Date: 2026-12-07
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
