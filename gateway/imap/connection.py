@@ -13,6 +13,7 @@ import zlib
 
 from gateway.imap.context import ServerContext
 from gateway.imap.protocol import responses
+from gateway.imap.protocol.codes import ResponseCode
 from gateway.imap.protocol.commands import Command
 from gateway.imap.protocol.events import CommandError, LiteralContinuation
 from gateway.imap.protocol.parser import NEED_DATA, CommandParser
@@ -200,7 +201,9 @@ class ImapConnection:
                 self.session_id,
                 type(command).__name__,
             )
-            self.write(responses.tagged(command.tag, "NO", "internal server error", "SERVERBUG"))
+            self.write(
+                responses.tagged(command.tag, "NO", "internal server error", ResponseCode.SERVERBUG)
+            )
         await self.drain()
 
     def _error_response(self, error: CommandError) -> bytes:

@@ -37,6 +37,8 @@ class ImapServer:
         self._context: ServerContext | None = None
         self._handshakes: asyncio.Semaphore | None = None
         self._feed_stop = threading.Event()
+        # Set once the PostgreSQL change feed listens (tests wait for it instead of sleeping).
+        self.change_feed_listening = threading.Event()
         self._feed_thread: threading.Thread | None = None
 
     async def start(self, *, starttls_port: int | None, tls_port: int | None) -> None:
@@ -71,6 +73,7 @@ class ImapServer:
                 kwargs={
                     "on_change": hub.mailbox_changed,
                     "stop": self._feed_stop,
+                    "listening": self.change_feed_listening,
                 },
                 name="imap-change-feed",
                 daemon=True,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.settings import Settings
 from gateway.store.blobs import BlobStore
@@ -17,7 +20,7 @@ from gateway.store.login_failures import LoginFailureOperations
 from gateway.store.mailbox_sync import MailboxSyncOperations
 from gateway.store.mailboxes import MailboxOperations
 from gateway.store.messages import MessageOperations
-from gateway.store.migrations import upgrade_database
+from gateway.store.migrations import head_revision, upgrade_database
 from gateway.store.search_data import SearchDataOperations
 from gateway.store.search_index import SearchIndexOperations
 from gateway.store.secrets_box import SecretBox, load_or_create_key
@@ -25,6 +28,8 @@ from gateway.store.source_sync import SourceSyncOperations
 from gateway.store.sources import SourceOperations
 from gateway.store.sync_state import SyncStateOperations
 from gateway.store.users import UserOperations
+
+log = logging.getLogger("gateway.store")
 
 
 class MailStore(
@@ -51,16 +56,21 @@ class MailStore(
 
 
 def open_store(settings: Settings, *, migrate: bool = True) -> MailStore:
-    """Open (and by default migrate) the store described by `settings`."""
+    """Open (and by default migrate) the store described by `settings`.
+
+    Migrating costs nothing when the schema is already at the newest revision: that is read
+    from the database before Alembic is even imported.
+    """
     make_private_dir(settings.data_dir)
     make_private_dir(settings.blob_dir)
     url = settings.resolved_database_url()
     sqlite_file = sqlite_path(url)
     if sqlite_file is not None:
         make_private_sqlite_file(sqlite_file)
-    if migrate:
-        upgrade_database(url)
     engine = create_database_engine(url, pool_size=settings.io_threads)
+    if migrate and not _schema_is_current(engine):
+        log.info("event=schema_upgrade target=%s", head_revision() or "head")
+        upgrade_database(url)
     return MailStore(
         database=Database(engine),
         blobs=BlobStore(settings.blob_dir),
@@ -68,6 +78,18 @@ def open_store(settings: Settings, *, migrate: bool = True) -> MailStore:
         max_message_size=settings.max_message_size,
         ingest_workers=settings.resolved_ingest_workers(),
     )
+
+
+def _schema_is_current(engine: Engine) -> bool:
+    head = head_revision()
+    if head is None:
+        return False
+    try:
+        with engine.connect() as connection:
+            found = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    except SQLAlchemyError:
+        return False  # no schema yet
+    return [row[0] for row in found] == [head]
 
 
 def sqlite_path(url: str) -> Path | None:

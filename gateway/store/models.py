@@ -61,6 +61,11 @@ class ServerState(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     # RFC 3501 §2.3.1.1: a re-created mailbox must get a UIDVALIDITY it never had before.
     next_uidvalidity: int = Field(sa_type=BigInteger)
+    # Bumped by every change to any source (add, edit, password, remove): schedulers on every
+    # replica watch it to pick a change up at once instead of at their next rescan.
+    sources_revision: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
 
 
 class User(SQLModel, table=True):
@@ -94,7 +99,8 @@ class Source(SQLModel, table=True):
     """An external POP3/IMAP account, its encrypted secret and its sync state."""
 
     __tablename__ = "sources"
-    __table_args__ = (UniqueConstraint("user_id", "name"),)
+    # AUTOINCREMENT: a removed source's id is never given to a new one (migration 0009).
+    __table_args__ = (UniqueConstraint("user_id", "name"), {"sqlite_autoincrement": True})
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(
         sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
@@ -122,6 +128,11 @@ class Source(SQLModel, table=True):
     messages_fetched: int = Field(default=0, sa_type=BigInteger)
     bytes_fetched: int = Field(default=0, sa_type=BigInteger)
     sync_state_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    # Local deletions the source could not be made to carry out (no Trash and none creatable,
+    # expunge without UIDPLUS): the source still holds those messages.
+    removals_not_propagated: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
 
 
 class Mailbox(SQLModel, table=True):
@@ -137,12 +148,24 @@ class Mailbox(SQLModel, table=True):
     uidvalidity: int = Field(sa_type=BigInteger)
     uidnext: int = Field(default=1, sa_type=BigInteger)
     highestmodseq: int = Field(default=1, sa_type=BigInteger)
-    subscribed: bool = True
     # RFC 3501 §6.3.4: a deleted mailbox that still has inferiors stays as a \Noselect name.
     noselect: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
     )
     created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+
+
+class Subscription(SQLModel, table=True):
+    """A subscribed mailbox name (RFC 3501 §6.3.6): kept apart from `mailboxes`, since a
+    subscription outlives the mailbox's deletion (RFC 3501 §6.3.9, RFC 5258 \\NonExistent)."""
+
+    __tablename__ = "subscriptions"
+    user_id: int = Field(
+        sa_column=Column(
+            ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, nullable=False
+        )
+    )
+    name: str = Field(max_length=1024, primary_key=True)
 
 
 class Message(SQLModel, table=True):
