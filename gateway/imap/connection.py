@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import ssl
+import time
 import zlib
 
 from gateway.imap.context import ServerContext
@@ -190,6 +191,7 @@ class ImapConnection:
             await self._close()
 
     async def _run_command(self, command: Command) -> None:
+        started = time.perf_counter()
         try:
             await self.session.handle(command)
         except (ConnectionClosedError, ConnectionError, ssl.SSLError):
@@ -204,6 +206,9 @@ class ImapConnection:
             self.write(
                 responses.tagged(command.tag, "NO", "internal server error", ResponseCode.SERVERBUG)
             )
+        observer = self.context.command_observer
+        if observer is not None:
+            observer(type(command).__name__, time.perf_counter() - started)
         await self.drain()
 
     def _error_response(self, error: CommandError) -> bytes:

@@ -156,11 +156,12 @@ class GeneralHandlers(SessionBase):
         enabled = []
         for name in command.capabilities:
             if name == "CONDSTORE":
-                self.condstore = True
+                self.enable_condstore()
                 enabled.append(name)
             elif name == "QRESYNC":
                 # RFC 7162 §3.2.3: enabling QRESYNC implies CONDSTORE.
-                self.condstore = self.qresync = True
+                self.enable_condstore()
+                self.qresync = True
                 enabled.append(name)
         self.untagged("ENABLED" + "".join(f" {name}" for name in enabled))
         return "Enabled"

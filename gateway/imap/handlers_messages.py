@@ -50,8 +50,8 @@ class MessageHandlers(SessionBase):
         selected = self.require_selected()
         if command.vanished and not (command.uid and self.qresync):
             raise bad("VANISHED needs UID FETCH with QRESYNC enabled")
-        if command.changed_since is not None:
-            self.condstore = True
+        if command.changed_since is not None or _MODSEQ in command.attributes:
+            self.enable_condstore()
         await self.send_updates(allow_expunge=command.uid)
         indexes = self.resolve(selected, command.sequence_set, command.uid)
         attributes = list(command.attributes)
@@ -186,7 +186,7 @@ class MessageHandlers(SessionBase):
             if selected.entries[i].uid not in selected.pending_expunges
         ]
         if command.unchanged_since is not None:
-            self.condstore = True
+            self.enable_condstore()
         update = await self.context.call(
             self.store.set_flags,
             mailbox_id=selected.mailbox_id,
@@ -197,6 +197,8 @@ class MessageHandlers(SessionBase):
             actor=self.actor,
         )
         placed = selected.replace_entries(update.entries)
+        # Even a silent STORE must say a new keyword exists before any FETCH shows it.
+        self.write_lines(selected.new_keyword_lines())
         if not command.silent:
             condstore, uid = self.condstore, command.uid
             self.write_lines(
@@ -216,8 +218,9 @@ class MessageHandlers(SessionBase):
                 ]
             modified = responses.sequence_set_text(failed)
             return f"[{ResponseCode.MODIFIED} {modified}] Conditional store completed"
-        if len(uids) < len(indexes):
-            raise _EXPUNGE_ISSUED
+        # Messages another session expunged are skipped and the STORE still succeeds: RFC 2180
+        # §4.2.1 allows OK or NO here, and Dovecot (whose behaviour clients are tuned to, and
+        # imaptest checks) answers OK; the EXPUNGE follows at the next allowed point.
         return "Store completed"
 
     # --- SEARCH --------------------------------------------------------------------------------
@@ -231,7 +234,7 @@ class MessageHandlers(SessionBase):
             )
         await self.send_updates(allow_expunge=command.uid)
         if uses_modseq(command.criteria):
-            self.condstore = True
+            self.enable_condstore()
         settings = self.context.settings
         if count_search_keys(command.criteria) > settings.imap_search_max_keys:
             raise no(f"more than {settings.imap_search_max_keys} search keys", ResponseCode.LIMIT)
@@ -253,13 +256,12 @@ class MessageHandlers(SessionBase):
         # Messages expunged elsewhere but not yet announced keep their numbers and still
         # match on what the session knows of them (flags, UID); their text is gone.
         numbers = [entries[i].uid if command.uid else i + 1 for i in indexes]
-        modseq_suffix = ""
-        if uses_modseq(command.criteria) and indexes:
-            modseq_suffix = f" (MODSEQ {max(entries[i].modseq for i in indexes)})"
+        modseqs = [entries[i].modseq for i in indexes] if uses_modseq(command.criteria) else None
         if command.return_options is None:
+            modseq_suffix = f" (MODSEQ {max(modseqs)})" if modseqs else ""
             self.untagged("SEARCH" + "".join(f" {n}" for n in numbers) + modseq_suffix)
         else:
-            self.untagged(_esearch(command, numbers, modseq_suffix))
+            self.untagged(_esearch(command, numbers, modseqs))
         await self.send_updates(allow_expunge=command.uid)
         return "Search completed"
 
@@ -286,6 +288,8 @@ class MessageHandlers(SessionBase):
             raise from_store_error(error) from error
         code = ""
         if result.uid_pairs:
+            first_copy = min(pair[1] for pair in result.uid_pairs)
+            self.context.recent.note_added((target.id, target.uidvalidity), first_copy)
             sources = responses.sequence_set_text(pair[0] for pair in result.uid_pairs)
             copies = responses.sequence_set_text(pair[1] for pair in result.uid_pairs)
             code = f"[{ResponseCode.COPYUID} {result.uidvalidity} {sources} {copies}] "
@@ -322,8 +326,13 @@ def _take_chunks(chunks: Iterator[bytes], budget: int = 1 << 20) -> tuple[bytes,
     return b"".join(taken), True
 
 
-def _esearch(command: c.Search, numbers: list[int], modseq_suffix: str) -> str:
-    """RFC 4731 ESEARCH response: `ESEARCH (TAG "a") UID MIN 1 MAX 9 COUNT 3 ALL 1:3`."""
+def _esearch(command: c.Search, numbers: list[int], modseqs: list[int] | None) -> str:
+    """RFC 4731 ESEARCH response: `ESEARCH (TAG "a") UID MIN 1 MAX 9 COUNT 3 ALL 1:3`.
+
+    `modseqs` (parallel to `numbers`) when the criteria used MODSEQ: RFC 7162 §3.1.5 gives
+    the highest mod-sequence of the messages the response reports, so MIN alone reports
+    the first message's and MAX alone the last one's.
+    """
     options = set(command.return_options or ()) or {"ALL"}
     parts = [f'ESEARCH (TAG "{command.tag}")']
     if command.uid:
@@ -336,6 +345,11 @@ def _esearch(command: c.Search, numbers: list[int], modseq_suffix: str) -> str:
         parts.append(f"COUNT {len(numbers)}")
     if numbers and "ALL" in options:
         parts.append(f"ALL {responses.sequence_set_text(numbers)}")
-    if modseq_suffix:
-        parts.append(f"MODSEQ {modseq_suffix.strip(' ()').split()[-1]}")
+    if modseqs:
+        if options & {"ALL", "COUNT"}:
+            reported = modseqs
+        else:
+            reported = [modseqs[0]] * ("MIN" in options) + [modseqs[-1]] * ("MAX" in options)
+        if reported:
+            parts.append(f"MODSEQ {max(reported)}")
     return " ".join(parts)

@@ -11,9 +11,6 @@ from gateway.imap.protocol.codes import ResponseCode
 from gateway.imap.selected import SelectedMailbox
 from gateway.imap.session_base import SessionBase
 from gateway.store.errors import NotFoundError
-from gateway.store.flags import SYSTEM_FLAG_BITS
-
-_SYSTEM_FLAGS = " ".join(SYSTEM_FLAG_BITS)
 
 
 class SelectHandlers(SessionBase):
@@ -26,8 +23,10 @@ class SelectHandlers(SessionBase):
                 # RFC 7162 §3.2.11: mark where the old mailbox's responses end.
                 self.untagged(f"OK [{ResponseCode.CLOSED}] Previous mailbox closed")
         mailbox = await self.find_mailbox(command.mailbox)
-        cached = await self.context.snapshots.load(self.context, mailbox.id)
-        recent = self.context.recent.claim(mailbox.id, cached.uids)
+        cached = await self.context.snapshots.load(self.context, mailbox)
+        tracker = self.context.recent
+        see_recent = tracker.peek if command.read_only else tracker.claim
+        recent = see_recent((mailbox.id, mailbox.uidvalidity), cached.uids)
         selected = SelectedMailbox(
             cached.snapshot,
             read_only=command.read_only,
@@ -40,12 +39,7 @@ class SelectHandlers(SessionBase):
         self.selected_snapshot = cached
         if command.condstore or command.qresync is not None:
             self.condstore = True
-        keywords = "".join(f" {keyword}" for keyword in sorted(selected.keywords))
-        lines = [responses.untagged(f"FLAGS ({_SYSTEM_FLAGS}{keywords})")]
-        permanent = "" if command.read_only else f"{_SYSTEM_FLAGS}{keywords} \\*"
-        lines.append(
-            responses.untagged(f"OK [{ResponseCode.PERMANENTFLAGS} ({permanent})] Flags permitted")
-        )
+        lines = selected.flags_lines()
         lines.append(responses.untagged(f"{len(selected)} EXISTS"))
         lines.append(responses.untagged(f"{len(selected.recent)} RECENT"))
         first_unseen = selected.first_unseen()

@@ -150,16 +150,22 @@ class IdentityOperations(StoreBase):
             ).first()
             return identity_view(identity) if identity is not None else None
 
-    def remove_identity(self, *, user_id: int, address: str) -> None:
-        """Forget an address; queued mail from it stays queued but can no longer be relayed."""
+    def remove_identity(
+        self, *, user_id: int, identity_id: int | None = None, address: str | None = None
+    ) -> None:
+        """Forget one of the user's addresses, by id (the API) or by address (the CLI);
+        another user's is "not found". Queued mail from it can no longer be relayed."""
+        if (identity_id is None) == (address is None):
+            raise InvalidOperationError("name the identity by id or by address")
         with self.database.write() as session:
-            identity = session.exec(
-                select(Identity).where(
-                    Identity.user_id == user_id, Identity.address == normalize_address(address)
-                )
-            ).first()
+            query = select(Identity).where(Identity.user_id == user_id)
+            if identity_id is not None:
+                query = query.where(col(Identity.id) == identity_id)
+            else:
+                query = query.where(Identity.address == normalize_address(address or ""))
+            identity = session.exec(query).first()
             if identity is None:
-                raise NotFoundError(f"no such identity: {address}")
+                raise NotFoundError(f"no such identity: {identity_id or address}")
             session.delete(identity)
 
     def read_relay_target(self, *, identity_id: int) -> RelayTarget:

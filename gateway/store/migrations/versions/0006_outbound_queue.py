@@ -1,7 +1,7 @@
 """identity relay settings and the outbound queue
 
 Revision ID: 0006
-Revises: 0009 (was 0004 on the branch; re-chained after merging main)
+Revises: 0007 (was 0004 on the branch; re-chained after main's head when merging main)
 Create Date: 2026-12-07
 
 Identities learn how to relay (host, port, security, login, optional own secret, options,
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0009"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
