@@ -12,6 +12,7 @@ from gateway.store.mailbox_sync import MailboxSyncOperations
 from gateway.store.mailboxes import MailboxOperations
 from gateway.store.messages import MessageOperations
 from gateway.store.migrations import upgrade_database
+from gateway.store.object_store import ObjectLocation, ObjectStore
 from gateway.store.search_data import SearchDataOperations
 from gateway.store.search_index import SearchIndexOperations
 from gateway.store.secrets_box import SecretBox, load_or_create_key
@@ -52,8 +53,19 @@ def open_store(settings: Settings, *, migrate: bool = True) -> MailStore:
     engine = create_database_engine(url, pool_size=settings.io_threads)
     return MailStore(
         database=Database(engine),
-        blobs=BlobStore(settings.blob_dir),
+        blobs=open_blob_store(settings),
         secrets=SecretBox(load_or_create_key(settings.secret_key, settings.data_dir)),
         max_message_size=settings.max_message_size,
         ingest_workers=settings.resolved_ingest_workers(),
+    )
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    """The blob directory, or the object store named by `blob_url` with a local cache."""
+    if not settings.blob_url:
+        return BlobStore(settings.blob_dir)
+    objects = ObjectStore(ObjectLocation.parse(settings.blob_url))
+    objects.check_bucket()
+    return BlobStore(
+        settings.blob_dir, objects=objects, cache_bytes=settings.blob_cache_mb * 1024 * 1024
     )
