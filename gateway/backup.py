@@ -31,11 +31,41 @@ _KEYWORDS_FILE = "dovecot-keywords"
 _IMPORT_BATCH = 200
 
 
+class UnsafePathError(ValueError):
+    """A path built from a mailbox or file name would leave the export or import directory."""
+
+
+def confined_path(directory: Path, mailbox_name: str, suffix: str = "") -> Path:
+    """Where mailbox `mailbox_name` goes under `directory`, whatever the stored name holds.
+
+    Levels no file system name may be (`.`, `..`, empty, with NUL) are written escaped, so
+    `a/../x` is `a/%2E%2E/x`; a path that still resolves outside (a symlink placed in the
+    target) is refused.
+    """
+    levels = [_safe_level(level) for level in mailbox_name.split("/")]
+    levels[-1] += suffix
+    path = directory.joinpath(*levels)
+    _require_inside(directory, path)
+    return path
+
+
+def _safe_level(level: str) -> str:
+    if level in ("", ".", ".."):
+        return "%2E" * len(level) or "%"
+    return level.replace("\x00", "%00").replace(os.sep, "%2F")
+
+
+def _require_inside(directory: Path, path: Path) -> None:
+    root = directory.resolve()
+    if not path.resolve().is_relative_to(root):
+        raise UnsafePathError(f"{path} resolves outside {root}")
+
+
 def export_maildir(store: MailStore, *, user_id: int, directory: Path) -> int:
     """Write every mailbox of a user as a Maildir under `directory`; returns messages written."""
     written = 0
     for info in store.list_mailboxes(user_id=user_id):
-        folder = directory.joinpath(*info.name.split("/"))
+        folder = confined_path(directory, info.name)
         for sub in ("cur", "new", "tmp"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         entries = store.list_entries(mailbox_id=info.id)
@@ -68,7 +98,8 @@ def export_mbox(store: MailStore, *, user_id: int, directory: Path) -> int:
     """Write every mailbox of a user as `<name>.mbox` files under `directory`."""
     written = 0
     for info in store.list_mailboxes(user_id=user_id):
-        path = directory.joinpath(*info.name.split("/")).with_suffix(".mbox")
+        # Appended, not with_suffix: mailbox "a.b" is a.b.mbox, not a.mbox.
+        path = confined_path(directory, info.name, ".mbox")
         path.parent.mkdir(parents=True, exist_ok=True)
         box = mailbox.mbox(path, create=True)
         box.lock()
@@ -126,8 +157,14 @@ def _discover(path: Path, mailbox_name: str | None) -> Iterator[tuple[str, _Impo
     for folder in sorted([path, *[p for p in path.rglob("*") if p.is_dir()]]):
         relative = folder.relative_to(path)
         if (folder / "cur").is_dir():
+            _require_inside(path, folder)
+            for sub in ("cur", "new"):
+                for entry in (folder / sub).glob("*"):
+                    # A message file linked to /etc/shadow must not become a message.
+                    _require_inside(path, entry)
             yield _maildir_folder_name(relative, mailbox_name), _read_maildir(folder)
     for file in sorted(path.rglob("*.mbox")):
+        _require_inside(path, file)
         yield _mailbox_name_for_file(file.relative_to(path)), _read_mbox(file)
 
 
@@ -142,7 +179,9 @@ def _maildir_folder_name(relative: Path, override: str | None) -> str:
 
 
 def _mailbox_name_for_file(path: Path) -> str:
-    return "/".join(path.with_suffix("").parts) if path.suffix == ".mbox" else "INBOX"
+    if path.suffix != ".mbox":
+        return "INBOX"
+    return "/".join(path.with_name(path.name.removesuffix(".mbox")).parts)
 
 
 def _read_maildir(folder: Path) -> _Imported:

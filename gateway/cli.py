@@ -13,14 +13,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gateway.fetch.source_options import InvalidSourceOptionError, validate_source_options
 from gateway.logging_setup import configure_logging
 from gateway.settings import Settings
-from gateway.store import MailStore, StoreError, open_store
+
+if TYPE_CHECKING:
+    from gateway.store import MailStore, SourceInfo
+
+# Imports of the store (SQLAlchemy, SQLModel) and of the fetch engines happen inside the
+# commands that need them: `gateway user list` must start well under half a second.
 
 app = typer.Typer(
     help="Self-hosted mail aggregation gateway. Settings come from GATEWAY_* variables or .env.",
@@ -51,9 +55,15 @@ class ExportFormat(StrEnum):
 
 
 @contextmanager
-def _store() -> Iterator[MailStore]:
+def _store(*, create: bool = False) -> Iterator[MailStore]:
+    """The store of the configured data directory; only `create=True` (migrate) may make one:
+    anything else run from the wrong directory must say where it looked, not start afresh."""
+    from gateway.store import StoreError, open_store
+
     settings = Settings()
     configure_logging(settings.log_level)
+    if not create:
+        _require_data_dir(settings)
     store = open_store(settings)
     try:
         yield store
@@ -64,11 +74,29 @@ def _store() -> Iterator[MailStore]:
         store.close()
 
 
+def _require_data_dir(settings: Settings) -> None:
+    data_dir = settings.data_dir.resolve()
+    if not data_dir.is_dir():
+        typer.echo(
+            f"error: no gateway data directory at {data_dir}; run the command where the "
+            "gateway's data/ is, set GATEWAY_DATA_DIR, or create one with `gateway migrate` "
+            "or `gateway serve`",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
 def _parse_options(protocol: str, pairs: list[str]) -> dict[str, Any]:
     """`KEY=VALUE` pairs; JSON values (numbers, true/false) keep their type, others are text.
 
     Checked before anything is stored, so a typo never leaves a source that cannot sync.
     """
+    options = _option_pairs(pairs)
+    _check_options(protocol, options)
+    return options
+
+
+def _option_pairs(pairs: list[str]) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for pair in pairs:
         key, separator, text = pair.partition("=")
@@ -79,12 +107,17 @@ def _parse_options(protocol: str, pairs: list[str]) -> dict[str, Any]:
             options[key] = json.loads(text)
         except ValueError:
             options[key] = text
+    return options
+
+
+def _check_options(protocol: str, options: dict[str, Any]) -> None:
+    from gateway.fetch.source_options import InvalidSourceOptionError, validate_source_options
+
     try:
         validate_source_options(protocol, options)
     except InvalidSourceOptionError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
-    return options
 
 
 def _read_secret(prompt: str) -> str:
@@ -117,7 +150,7 @@ def serve() -> None:
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema, then exit."""
-    with _store():
+    with _store(create=True):
         typer.echo("database schema is up to date")
 
 
@@ -204,6 +237,7 @@ def source_add(
 ) -> None:
     """Add an external account; its password is read from stdin and stored encrypted."""
     options = _parse_options(protocol.value, option or [])
+    _refuse_plaintext_unless_allowed(security.value, options)
     secret = _read_secret("Source password")
     with _store() as store:
         owner = store.get_user(name=user)
@@ -228,19 +262,17 @@ def source_add(
 def source_list(
     user: Annotated[str | None, typer.Option(help="Only this user's sources.")] = None,
 ) -> None:
-    """List sources with their sync state (never their secrets)."""
+    """List sources with their id (as log lines give it) and sync state (never secrets)."""
     with _store() as store:
         owners = {u.id: u.name for u in store.list_users()}
         user_id = store.get_user(name=user).id if user else None
         for source in store.list_sources(user_id=user_id):
-            state = source.last_error_class or ("ok" if source.last_success_at else "never synced")
-            if source.last_error_class:
-                state += f" ({source.consecutive_failures}x: {source.last_error})"
             next_run = f"{source.next_run_at:%Y-%m-%d %H:%M:%S}Z" if source.next_run_at else "-"
             typer.echo(
-                f"{owners.get(source.user_id, '?')}/{source.name}\t{source.protocol}\t"
+                f"#{source.id}\t{owners.get(source.user_id, '?')}/{source.name}\t"
+                f"{source.protocol}\t"
                 f"{source.security}://{source.host}:{source.port}\t{source.username}\t"
-                f"every {source.poll_interval}s\t{state}\tnext {next_run}\t"
+                f"every {source.poll_interval}s\t{_source_state(source)}\tnext {next_run}\t"
                 f"{source.messages_fetched} msgs/{source.bytes_fetched} B"
             )
 
@@ -254,6 +286,100 @@ def source_remove(
     with _store() as store:
         store.remove_source(source_id=store.get_source(user_name=user, name=name).id)
         typer.echo(f"removed source {user}/{name}")
+
+
+# --- source state, edit and password (issue 16) ----------------------------------------------
+
+
+def _source_state(source: SourceInfo) -> str:
+    """What `source list` says about a source's health, in words a person acts on."""
+    if not source.enabled:
+        state = "disabled"
+    elif source.credentials_rejected:
+        state = (
+            f"credentials rejected ({source.consecutive_failures}x: {source.last_error}); "
+            "stopped until the password changes (gateway source passwd)"
+        )
+    elif source.last_error_class:
+        state = f"{source.last_error_class} ({source.consecutive_failures}x: {source.last_error})"
+    else:
+        state = "ok" if source.last_success_at else "never synced"
+    if source.removals_not_propagated:
+        state += (
+            f"; {source.removals_not_propagated} deletions not carried out at the source "
+            "(see delete_policy)"
+        )
+    return state
+
+
+def _refuse_plaintext_unless_allowed(security: str, options: dict[str, Any]) -> None:
+    if security == "none" and options.get("allow_plaintext") is not True:
+        typer.echo(
+            "error: --security none sends the source password unencrypted; use tls or "
+            "starttls, or add --option allow_plaintext=true if you mean it",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+
+@source_app.command("edit")
+def source_edit(
+    user: Annotated[str, typer.Option(help="Owner of the source.")],
+    name: Annotated[str, typer.Option(help="Name of the source.")],
+    new_name: Annotated[str | None, typer.Option(help="Rename the source.")] = None,
+    host: Annotated[str | None, typer.Option(help="Server host name.")] = None,
+    port: Annotated[int | None, typer.Option(help="Server port.")] = None,
+    security: Annotated[Security | None, typer.Option(help="tls, starttls or none.")] = None,
+    username: Annotated[str | None, typer.Option(help="Login name at the source.")] = None,
+    interval: Annotated[int | None, typer.Option(help="Seconds between polls (min 10).")] = None,
+    enabled: Annotated[
+        bool | None, typer.Option("--enable/--disable", help="Sync the source or not.")
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(help="Set a source option KEY=VALUE (as for `source add`), repeatable."),
+    ] = None,
+    unset_option: Annotated[
+        list[str] | None, typer.Option(help="Remove a source option KEY, repeatable.")
+    ] = None,
+) -> None:
+    """Change any setting of a source, options included; it syncs again at once."""
+    with _store() as store:
+        source = store.get_source(user_name=user, name=name)
+        options = {**source.options, **_option_pairs(option or [])}
+        for key in unset_option or []:
+            options.pop(key, None)
+        _check_options(source.protocol, options)
+        _refuse_plaintext_unless_allowed(security.value if security else source.security, options)
+        changed = store.update_source(
+            source_id=source.id,
+            name=new_name,
+            host=host,
+            port=port,
+            security=security.value if security else None,
+            username=username,
+            poll_interval=interval,
+            enabled=enabled,
+            options=options,
+        )
+        typer.echo(
+            f"changed source {user}/{changed.name} "
+            f"({changed.protocol}://{changed.host}:{changed.port})"
+        )
+
+
+@source_app.command("passwd")
+def source_passwd(
+    user: Annotated[str, typer.Option(help="Owner of the source.")],
+    name: Annotated[str, typer.Option(help="Name of the source.")],
+) -> None:
+    """Set a source's password, read from stdin (or asked for on a terminal); a source
+    stopped because its login was refused syncs again."""
+    with _store() as store:
+        source = store.get_source(user_name=user, name=name)
+        secret = _read_secret("New source password")
+        store.set_source_secret(source_id=source.id, secret=secret)
+        typer.echo(f"password changed for source {user}/{name}")
 
 
 @app.command()

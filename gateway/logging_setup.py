@@ -13,3 +13,7 @@ def configure_logging(level: str = "INFO") -> None:
         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
         force=True,
     )
+    if logging.getLogger().level > logging.DEBUG:
+        # Alembic announces its dialect on every start ("Context impl SQLiteImpl."): noise
+        # for an operator; the store logs `event=schema_upgrade` when it migrates.
+        logging.getLogger("alembic").setLevel(logging.WARNING)

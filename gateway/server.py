@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 from functools import partial
+from pathlib import Path
 
 import uvicorn
 
@@ -36,7 +37,8 @@ async def serve(settings: Settings) -> None:
         # Printed once, to the terminal only: it is never logged or stored in clear.
         print(
             f"\nFirst start: created admin user '{user.name}' with password: {password}\n"
-            "Change it with `gateway user passwd admin`. This is shown only once.\n",
+            "Change it with `gateway user passwd admin`. This is shown only once.\n"
+            + next_steps(settings, cert),
             file=sys.stdout,
             flush=True,
         )
@@ -111,3 +113,25 @@ async def start_fetching(store: MailStore, settings: Settings) -> FetchScheduler
     )
     await scheduler.start()
     return scheduler
+
+
+def next_steps(settings: Settings, cert: Path) -> str:
+    """What a person does after the first start, with the commands as they must type them."""
+    script = Path(sys.executable).parent / "gateway"
+    command = str(script) if script.exists() else f"{sys.executable} -m gateway"
+    host = "localhost" if settings.bind in ("127.0.0.1", "::1") else settings.bind
+    lines = [
+        "Next steps (in another terminal, from this directory):",
+        f"  1. add a user:    {command} user add alice",
+        f"  2. add a source:  {command} source add --user alice --name work --protocol imap \\",
+        "                       --host imap.example.org --port 993 --security tls \\",
+        "                       --username alice@example.org",
+        "  3. point a mail client at this gateway:",
+    ]
+    if settings.imaps_port:
+        lines.append(f"       IMAP over TLS: {host} port {settings.imaps_port}")
+    if settings.imap_port:
+        lines.append(f"       IMAP with STARTTLS: {host} port {settings.imap_port}")
+    lines.append(f"       certificate to trust: {cert}")
+    lines.append(f"  `{command} --help` lists every command.")
+    return "\n".join(lines) + "\n"

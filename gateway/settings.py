@@ -79,6 +79,52 @@ class Settings(BaseSettings):
     imap_login_timeout_seconds: int = Field(
         default=60, gt=0, description="Time allowed to log in after connecting."
     )
+    imap_tls_handshakes: int = Field(
+        default=64, gt=0, description="Implicit-TLS handshakes in progress at once, all addresses."
+    )
+    imap_tls_handshake_seconds: float = Field(
+        default=10.0, gt=0, description="Time a client has to finish the implicit-TLS handshake."
+    )
+    imap_write_timeout_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="Time a client may leave server output unread before it is disconnected.",
+    )
+    imap_search_max_keys: int = Field(
+        default=1000, gt=0, description="Search keys one SEARCH command may hold."
+    )
+    imap_search_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Time one SEARCH may run before it is refused with NO."
+    )
+    imap_searches_per_user: int = Field(
+        default=2,
+        gt=0,
+        description="SEARCH commands of one user running at once (the rest wait their turn).",
+    )
+    max_mailboxes_per_user: int = Field(
+        default=1000, gt=0, description="Mailboxes one user may have, parents included."
+    )
+    max_mailbox_depth: int = Field(
+        default=20, gt=0, description="Hierarchy levels of one mailbox name (a/b/c is 3)."
+    )
+    max_mailbox_name_length: int = Field(
+        default=1024, gt=0, le=1024, description="Characters in one full mailbox name."
+    )
+    auth_free_failures: int = Field(
+        default=5,
+        ge=0,
+        description="Failed logins per address and per user name before logins are slowed.",
+    )
+    auth_max_delay_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest wait imposed between failed logins of one address or user name.",
+    )
+    auth_failure_window_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="Quiet time after which the failed logins of an address or user are forgotten.",
+    )
     imap_change_poll_seconds: float = Field(
         default=1.0,
         gt=0,

@@ -28,10 +28,21 @@ def run_sync_pass(store: MailStore, *, user_name: str | None, source_name: str |
         log.warning("event=sync_nothing_to_do user=%s source=%s", user_name, source_name)
     failures = 0
     for source in sources:
+        if source.credentials_rejected:
+            log.error(
+                "event=sync_skipped source=%s source_id=%d reason=credentials_rejected detail=%s",
+                source.label,
+                source.id,
+                "set a new password with gateway source passwd",
+            )
+            failures += 1
+            continue
         engine = SYNC_ENGINES.get(source.protocol)
         if engine is None:
             log.error(
-                "event=sync_unavailable source_id=%d protocol=%s reason=engine_not_built_yet",
+                "event=sync_unavailable source=%s source_id=%d protocol=%s "
+                "reason=engine_not_built_yet",
+                source.label,
                 source.id,
                 source.protocol,
             )
@@ -41,9 +52,14 @@ def run_sync_pass(store: MailStore, *, user_name: str | None, source_name: str |
             engine(store, source)
         except SyncError as error:
             # Already recorded on the source and logged with its class by the engine.
-            log.error("event=sync_failed source_id=%d error_class=%s", source.id, error.error_class)
+            log.error(
+                "event=sync_failed source=%s source_id=%d error_class=%s",
+                source.label,
+                source.id,
+                error.error_class,
+            )
             failures += 1
         except Exception:
-            log.exception("event=sync_failed source_id=%d", source.id)
+            log.exception("event=sync_failed source=%s source_id=%d", source.label, source.id)
             failures += 1
     return failures

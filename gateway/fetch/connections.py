@@ -15,7 +15,7 @@ from gateway.fetch.tls_trust import client_tls_context, verify_pinned_certificat
 from gateway.store import SourceInfo
 
 if TYPE_CHECKING:
-    from imapclient import IMAPClient
+    from gateway.fetch.imap_client import ImapClientPeer
 
 log = logging.getLogger("gateway.fetch")
 
@@ -43,7 +43,7 @@ class PasswordAuthenticator:
         client.user(username)
         client.pass_(self._password)
 
-    def authenticate_imap(self, client: IMAPClient, *, username: str) -> None:
+    def authenticate_imap(self, client: ImapClientPeer, *, username: str) -> None:
         if any(ch in username + self._password for ch in "\r\n\0"):
             raise SyncError("auth", "user name or password contains a line break or NUL")
         client.login(username, self._password)
@@ -75,7 +75,8 @@ def open_pop3(source: SourceInfo, authenticator: Authenticator) -> poplib.POP3:
         client.close()
         raise
     log.info(
-        "event=pop3_logged_in source_id=%d host=%s security=%s",
+        "event=pop3_logged_in source=%s source_id=%d host=%s security=%s",
+        source.label,
         source.id,
         source.host,
         source.security,
@@ -87,7 +88,8 @@ def _connect(source: SourceInfo, timeout: float) -> poplib.POP3:
     options = source.options
     if source.security == "none" and not plaintext_allowed(options):
         raise SyncError(
-            "tls", "plaintext POP3 refused: set the source option allow_plaintext to allow it"
+            "plaintext",
+            "plaintext POP3 refused: set the source option allow_plaintext to allow it",
         )
     client: poplib.POP3 | None = None
     try:

@@ -14,11 +14,15 @@ import socket
 import ssl
 from typing import Literal
 
-ErrorClass = Literal["dns", "connect", "tls", "auth", "protocol", "quota", "timeout", "throttled"]
+ErrorClass = Literal[
+    "dns", "connect", "tls", "plaintext", "auth", "protocol", "quota", "timeout", "throttled"
+]
 ERROR_CLASSES: tuple[ErrorClass, ...] = (
     "dns",
     "connect",
     "tls",
+    # security none without the source's allow_plaintext: refused before connecting.
+    "plaintext",
     "auth",
     "protocol",
     "quota",
@@ -26,6 +30,9 @@ ERROR_CLASSES: tuple[ErrorClass, ...] = (
     "throttled",
 )
 _MAX_SERVER_TEXT = 160
+_NOT_TLS_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"}
+)
 
 
 class SyncError(Exception):
@@ -112,7 +119,11 @@ def classify_error(error: BaseException, *, during_auth: bool = False) -> SyncEr
         return SyncError("tls", f"server certificate not trusted: {server_text(reason)}")
     if isinstance(error, ssl.SSLError):
         reason = getattr(error, "reason", None) or "unknown"
-        return SyncError("tls", f"TLS handshake or record failure: {server_text(reason)}")
+        hint = ""
+        if str(reason).upper() in _NOT_TLS_REASONS:
+            # What OpenSSL says when the server answered in plaintext (a 143/110-style port).
+            hint = "; the port does not speak TLS at once: try security starttls (or none)"
+        return SyncError("tls", f"TLS handshake or record failure: {server_text(reason)}{hint}")
     if isinstance(error, poplib.error_proto):
         reply = error.args[0] if error.args else b""
         return classify_pop3_reply(reply, during_auth=during_auth)

@@ -106,6 +106,22 @@ def plan_folders(
     return plans
 
 
+def special_use_of(folder: RemoteFolder) -> str | None:
+    """The folder's special use: announced (RFC 6154), else guessed from a well-known name."""
+    return _announced_use(folder) or _guessed_use(folder)
+
+
+def new_folder_name(name: str, listed: Iterable[RemoteFolder]) -> str:
+    """Where to CREATE a top-level folder `name`: under `INBOX<delimiter>` on servers whose
+    every folder lives there (Courier-style namespaces), else at the top."""
+    others = [f for f in listed if f.name.upper() != "INBOX"]
+    inbox = next((f for f in listed if f.name.upper() == "INBOX"), None)
+    delimiter = inbox.delimiter if inbox is not None else None
+    if delimiter and others and all(f.name.upper().startswith("INBOX" + delimiter) for f in others):
+        return f"INBOX{delimiter}{name}"
+    return name
+
+
 def local_folder_name(folder: RemoteFolder, source_name: str) -> str:
     """`<source>/<path>`: the remote hierarchy kept, Courier-style `INBOX.` prefix dropped."""
     parts = folder.name.split(folder.delimiter) if folder.delimiter else [folder.name]

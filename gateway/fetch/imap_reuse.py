@@ -17,9 +17,8 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from imapclient import IMAPClient
-
-from gateway.fetch.imap_connection import close_quietly
+from gateway.fetch.errors import classify_error
+from gateway.fetch.imap_client import ImapClientPeer
 from gateway.store import SourceInfo
 
 log = logging.getLogger("gateway.fetch")
@@ -41,7 +40,7 @@ def _settings_key(source: SourceInfo) -> tuple[object, ...]:
 
 @dataclass
 class _Kept:
-    client: IMAPClient
+    client: ImapClientPeer
     settings: tuple[object, ...]
     since: float
 
@@ -55,7 +54,7 @@ class ImapConnectionCache:
         self._lock = threading.Lock()
         self._closed = False
 
-    def take(self, source: SourceInfo) -> IMAPClient | None:
+    def take(self, source: SourceInfo) -> ImapClientPeer | None:
         """The source's kept connection if it still answers, else None (open a new one)."""
         with self._lock:
             kept = self._kept.pop(source.id, None)
@@ -64,36 +63,42 @@ class ImapConnectionCache:
         if kept.settings != _settings_key(source) or (
             time.monotonic() - kept.since > self._max_idle
         ):
-            close_quietly(kept.client)
+            kept.client.close()
             return None
         try:
             kept.client.noop()
         except Exception as error:
-            log.info("event=imap_connection_stale source_id=%d error=%r", source.id, error)
+            # The classified message: a server's reply is cut and sanitised before logging.
+            log.info(
+                "event=imap_connection_stale source=%s source_id=%d error=%r",
+                source.label,
+                source.id,
+                classify_error(error).message,
+            )
             with contextlib.suppress(Exception):
                 kept.client.shutdown()
             return None
         # Unsolicited responses of the idle time (EXISTS, FETCH) are not ours to keep.
-        kept.client._imap.untagged_responses.clear()
+        kept.client.discard_unsolicited()
         return kept.client
 
-    def keep(self, source: SourceInfo, client: IMAPClient) -> None:
+    def keep(self, source: SourceInfo, client: ImapClientPeer) -> None:
         """Hold `client` for the source's next sync (after a sync that succeeded)."""
-        stale: IMAPClient | None = client  # when closed, the new one goes at once
+        stale: ImapClientPeer | None = client  # when closed, the new one goes at once
         with self._lock:
             if not self._closed:
                 previous = self._kept.pop(source.id, None)
                 stale = previous.client if previous is not None else None
                 self._kept[source.id] = _Kept(client, _settings_key(source), time.monotonic())
         if stale is not None:
-            close_quietly(stale)
+            stale.close()
 
     def retain(self, source_ids: Collection[int]) -> None:
         """Log out the kept connections of sources not in `source_ids` (removed, disabled)."""
         with self._lock:
             gone = [self._kept.pop(i) for i in list(self._kept) if i not in source_ids]
         for entry in gone:
-            close_quietly(entry.client)
+            entry.client.close()
 
     def close_all(self) -> None:
         """Log every kept connection out; later `keep` calls close at once."""
@@ -101,7 +106,7 @@ class ImapConnectionCache:
             self._closed = True
             kept, self._kept = list(self._kept.values()), {}
         for entry in kept:
-            close_quietly(entry.client)
+            entry.client.close()
 
     def __len__(self) -> int:
         with self._lock:

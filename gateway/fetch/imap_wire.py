@@ -1,24 +1,12 @@
-"""The few IMAP commands the source engine sends that IMAPClient cannot express.
+"""UID sets as the sync engine writes and reads them (sans-IO).
 
-IMAPClient 4.1 drops FETCH results for ranges such as `1:*` (it filters the response by the
-integers it was given) and does not return COPYUID. These helpers issue UID FETCH / STORE /
-COPY / MOVE / EXPUNGE with a compact sequence set through the client's own connection and
-parse the responses with IMAPClient's parser, so quoting and literals stay its business.
+`sequence_set` keeps commands short for long runs of UIDs; `parse_uid_set` expands the sets a
+server returns in COPYUID (RFC 4315 §4.3). The commands themselves go through `ImapPeer`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from typing import Any
-
-from imapclient import IMAPClient
-from imapclient.response_parser import parse_fetch_response
-
-from gateway.fetch.errors import SyncError, server_text
-from gateway.fetch.fetch_fast import FetchResult, parse_flat_fetch
-
-_COPYUID = re.compile(rb"\[COPYUID (\d+) ([0-9:,]+) ([0-9:,]+)\]", re.I)
 
 
 def sequence_set(uids: Iterable[int]) -> str:
@@ -51,73 +39,3 @@ def parse_uid_set(text: str) -> list[int]:
         step = 1 if last >= first else -1
         uids.extend(range(first, last + step, step))
     return uids
-
-
-def uid_fetch(
-    client: IMAPClient, uid_set: str, items: str, *, modifiers: str | None = None
-) -> FetchResult:
-    """`UID FETCH <set> (<items>) [(<modifiers>)]`, keyed by UID."""
-    if not uid_set:
-        return {}
-    args: list[bytes] = [b"FETCH", uid_set.encode(), f"({items})".encode()]
-    if modifiers:
-        args.append(f"({modifiers})".encode())
-    data = _run(client, "FETCH", *args)
-    fast = parse_flat_fetch(data)
-    if fast is not None:
-        return fast
-    parsed = parse_fetch_response(data, False, True)
-    return {int(uid): values for uid, values in parsed.items()}
-
-
-def uid_store(client: IMAPClient, uid_set: str, action: str, flags: Iterable[str]) -> None:
-    """`UID STORE <set> <action>.SILENT (<flags>)`, action being `+FLAGS` or `-FLAGS`."""
-    names = " ".join(flags)
-    if uid_set and names:
-        _run(
-            client,
-            "STORE",
-            b"STORE",
-            uid_set.encode(),
-            f"{action}.SILENT".encode(),
-            f"({names})".encode(),
-        )
-
-
-def uid_transfer(
-    client: IMAPClient, command: str, uid_set: str, folder: str
-) -> tuple[int, dict[int, int]] | None:
-    """UID COPY or UID MOVE; (destination UIDVALIDITY, source UID → new UID) from COPYUID,
-    or None when the server does not say (no UIDPLUS)."""
-    client._imap.untagged_responses.pop("OK", None)
-    data = _run(
-        client, command, command.encode(), uid_set.encode(), client._normalise_folder(folder)
-    )
-    texts = list(data) + list(client._imap.untagged_responses.pop("OK", []))
-    for text in texts:
-        match = _COPYUID.search(text if isinstance(text, bytes) else b"")
-        if match:
-            pairs = zip(
-                parse_uid_set(match.group(2).decode()),
-                parse_uid_set(match.group(3).decode()),
-                strict=False,
-            )
-            return int(match.group(1)), dict(pairs)
-    return None
-
-
-def uid_expunge(client: IMAPClient, uid_set: str) -> None:
-    """UID EXPUNGE (RFC 4315): only these messages, never another client's \\Deleted ones."""
-    _run(client, "EXPUNGE", b"EXPUNGE", uid_set.encode())
-
-
-def _run(client: IMAPClient, name: str, *args: bytes) -> list[Any]:
-    imap = client._imap
-    tag = imap._command("UID", *args)
-    typ, data = imap._command_complete(name, tag)
-    if typ != "OK":
-        raise SyncError("protocol", f"UID {name} refused: {server_text(data[0] if data else b'')}")
-    if name == "FETCH":
-        _typ, data = imap._untagged_response(typ, data, "FETCH")
-        return [item for item in data if item is not None]
-    return list(data)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
+
+from gateway.store import MailStore
 
 # RFC 3501 §9: atom-char excludes "(" ")" "{" SP CTL "%" "*" DQUOTE "\" "]"; keep to a
 # conservative subset so every client's keyword UI accepts it.
@@ -22,3 +25,12 @@ def source_keyword(source_name: str) -> str:
         digest = hashlib.sha256(source_name.encode()).hexdigest()[:8]
         cleaned = f"{cleaned[:_MAX_NAME]}-{digest}"
     return f"$Src-{cleaned}"
+
+
+def tag_adopted(
+    store: MailStore, mailbox_id: int, uids: Sequence[int], keyword: str, actor: str
+) -> None:
+    """Give messages another account already delivered this source's keyword too, so a
+    client filtering by account finds every message the account holds."""
+    if uids:
+        store.set_flags(mailbox_id=mailbox_id, uids=uids, flags=[keyword], mode="add", actor=actor)

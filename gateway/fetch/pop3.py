@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gateway.fetch.actors import sync_actor
+from gateway.fetch.batching import POP3_BATCHES, is_streamed, runs_of_batches, split_batches
 from gateway.fetch.connections import Authenticator, PasswordAuthenticator, open_pop3
 from gateway.fetch.errors import SyncError, server_text
-from gateway.fetch.keywords import source_keyword
+from gateway.fetch.keywords import source_keyword, tag_adopted
 from gateway.fetch.pop3_listing import Listing, content_hash_of, list_messages
 from gateway.fetch.pop3_wire import (
     Reply,
@@ -43,14 +44,6 @@ from gateway.store import (
 
 log = logging.getLogger("gateway.fetch")
 
-# Messages up to this size are read into memory and group-committed in batches (their MIME
-# analysis then runs in the store's worker processes); larger ones stream to the blob alone.
-# Each streamed message stops the batch pipeline and is analysed on this thread, so the line
-# sits well above everyday attachments: at 1 MiB, the 1.8 % of a realistic corpus above it
-# halved the throughput of a first sync.
-STREAM_THRESHOLD = 8 * 1024 * 1024
-BATCH_MESSAGES = 64
-BATCH_BYTES = 8 * 1024 * 1024
 PIPELINE_DEPTH = 32
 
 ProgressCallback = Callable[[int, int], None]
@@ -64,6 +57,9 @@ class SyncReport:
     listed: int
     fetched: int
     bytes: int
+    # Messages the user already had through another account, now also this source's.
+    adopted: int
+    adopted_bytes: int
     deleted: int
     already_stored: int
     skipped_too_large: int
@@ -76,6 +72,8 @@ class SyncReport:
 class _Progress:
     fetched: int = 0
     bytes: int = 0
+    adopted: int = 0
+    adopted_bytes: int = 0
     duplicates: int = 0
     stored_keys: set[str] = field(default_factory=set)
 
@@ -114,7 +112,7 @@ def sync_pop3_source(
         depth = PIPELINE_DEPTH if "PIPELINING" in _capabilities(client) else 1
         listing = list_messages(client, depth=depth)
         known = store.known_uidls(source_id=source.id)
-        wanted, too_large = _select_new(listing, known, store.max_message_size, source.id)
+        wanted, too_large = _select_new(listing, known, store.max_message_size, source.label)
         store.warm_ingest_workers(len(wanted))
         fetcher.fetch(client, wanted, listing, depth=depth)
         stored = known | fetcher.progress.stored_keys
@@ -147,19 +145,28 @@ def sync_pop3_source(
         listed=len(listing.sizes),
         fetched=fetcher.progress.fetched,
         bytes=fetcher.progress.bytes,
+        adopted=fetcher.progress.adopted,
+        adopted_bytes=fetcher.progress.adopted_bytes,
         deleted=len(doomed),
-        already_stored=len(listing.sizes) - len(wanted) - too_large + fetcher.progress.duplicates,
+        already_stored=len(listing.sizes)
+        - len(wanted)
+        - too_large
+        + fetcher.progress.duplicates
+        + fetcher.progress.adopted,
         skipped_too_large=too_large,
         content_keyed=listing.content_keyed,
         pipelined=depth > 1,
         seconds=time.monotonic() - started,
     )
     log.info(
-        "event=pop3_sync_done source_id=%d listed=%d fetched=%d bytes=%d deleted=%d seconds=%.2f",
+        "event=pop3_sync_done source=%s source_id=%d listed=%d fetched=%d bytes=%d adopted=%d "
+        "deleted=%d seconds=%.2f",
+        fetcher.label,
         source.id,
         report.listed,
         report.fetched,
         report.bytes,
+        report.adopted,
         report.deleted,
         report.seconds,
     )
@@ -178,7 +185,7 @@ def _capabilities(client: poplib.POP3) -> dict[str, list[str]]:
 
 
 def _select_new(
-    listing: Listing, known: set[str], max_size: int, source_id: int
+    listing: Listing, known: set[str], max_size: int, label: str
 ) -> tuple[list[int], int]:
     wanted: list[int] = []
     too_large = 0
@@ -189,8 +196,8 @@ def _select_new(
             # Left on the server (never deleted: it was never stored) and reported.
             too_large += 1
             log.warning(
-                "event=pop3_message_too_large source_id=%d size=%d limit=%d",
-                source_id,
+                "event=pop3_message_too_large source=%s size=%d limit=%d",
+                label,
                 listing.sizes[number],
                 max_size,
             )
@@ -216,6 +223,7 @@ class _Fetcher:
         self.actor = sync_actor(source.id)
         self.on_progress = on_progress
         # A message already in INBOX through another account (a CC to both) is not copied.
+        self.label = source.label
         dedupe = store.get_user_by_id(user_id=source.user_id).dedupe_across_sources
         self.adopt: AdoptRule | None = "message-id" if dedupe else None
         self.progress = _Progress()
@@ -228,57 +236,44 @@ class _Fetcher:
     ) -> None:
         commands = [command("RETR", number) for number in wanted]
         replies = pipelined(client, commands, depth=depth)
-        position = 0
         # The reply stream is strictly sequential: a streamed message must be fully read into
         # its blob before the next reply is touched, so each one goes through the store alone;
         # runs of small messages are group-committed, analysed by the workers while the
         # next batch is read (append_message_batches).
-        while position < len(wanted):
-            number = wanted[position]
-            if listing.sizes[number] > STREAM_THRESHOLD:
-                self._fetch_streamed(client, replies, number, listing)
-                position += 1
+        planned = split_batches(((n, listing.sizes[n]) for n in wanted), POP3_BATCHES)
+        for run in runs_of_batches(planned, lambda number: listing.sizes[number]):
+            if len(run) == 1 and len(run[0]) == 1 and is_streamed(listing.sizes[run[0][0]]):
+                self._fetch_streamed(client, replies, run[0][0], listing)
                 continue
-            end = position
-            while end < len(wanted) and listing.sizes[wanted[end]] <= STREAM_THRESHOLD:
-                end += 1
-            batches = self._small_batches(client, replies, wanted[position:end], listing)
             committed = self.store.append_message_batches(
-                batches=batches, actor=self.actor, defer_search_text=True
+                batches=self._read_batches(client, replies, run, listing),
+                actor=self.actor,
+                defer_search_text=True,
             )
             for results in committed:
                 self._account(results, self._in_flight.popleft())
-            position = end
 
-    def _small_batches(
+    def _read_batches(
         self,
         client: poplib.POP3,
         replies: Iterator[Reply],
-        numbers: Sequence[int],
+        planned: Sequence[Sequence[int]],
         listing: Listing,
     ) -> Iterator[list[NewMessage]]:
-        batch: list[NewMessage] = []
-        meta: list[tuple[str, int]] = []
-        batch_bytes = 0
-        for number in numbers:
-            if batch and batch_bytes + listing.sizes[number] > BATCH_BYTES:
-                # Closed before it would overflow: memory stays within BATCH_BYTES a batch.
+        """Each planned batch read from the reply stream (a refused RETR just leaves a
+        message out; a batch left empty is not handed to the store)."""
+        for numbers in planned:
+            batch: list[NewMessage] = []
+            meta: list[tuple[str, int]] = []
+            for number in numbers:
+                if not self._reply_ok(replies, number):
+                    continue
+                content = read_multiline(client)
+                batch.append(self._new_message(number, content, listing))
+                meta.append((listing.keys[number], len(content)))
+            if batch:
                 self._in_flight.append(meta)
                 yield batch
-                batch, meta, batch_bytes = [], [], 0
-            if not self._reply_ok(replies, number):
-                continue
-            content = read_multiline(client)
-            batch.append(self._new_message(number, content, listing))
-            meta.append((listing.keys[number], len(content)))
-            batch_bytes += len(content)
-            if len(batch) >= BATCH_MESSAGES:
-                self._in_flight.append(meta)
-                yield batch
-                batch, meta, batch_bytes = [], [], 0
-        if batch:
-            self._in_flight.append(meta)
-            yield batch
 
     def _reply_ok(self, replies: Iterator[Reply], number: int) -> bool:
         reply = next(replies)
@@ -286,8 +281,8 @@ class _Fetcher:
             # Gone since LIST (deleted by another session on a lenient server): nothing to
             # fetch, and nothing to delete either.
             log.warning(
-                "event=pop3_retr_refused source_id=%d number=%d reply=%s",
-                self.source.id,
+                "event=pop3_retr_refused source=%s number=%d reply=%s",
+                self.label,
                 number,
                 server_text(reply.status),
             )
@@ -322,16 +317,23 @@ class _Fetcher:
     def _account(self, results: list[AppendResult], meta: list[tuple[str, int]]) -> None:
         """Count a durable batch: from here on its keys may be deleted at the source."""
         progress = self.progress
+        joined: list[int] = []
         for result, (key, size) in zip(results, meta, strict=True):
             progress.stored_keys.add(key)
-            if result.duplicate:
+            if result.adopted:
+                # Already there through another account: it is this source's message too.
+                progress.adopted += 1
+                progress.adopted_bytes += size
+                joined.append(result.uid)
+            elif result.duplicate:
                 progress.duplicates += 1
             else:
                 progress.fetched += 1
                 progress.bytes += size
+        tag_adopted(self.store, self.mailbox_id, joined, self.flags[0], self.actor)
         log.info(
-            "event=pop3_batch_stored source_id=%d fetched=%d bytes=%d",
-            self.source.id,
+            "event=pop3_batch_stored source=%s fetched=%d bytes=%d",
+            self.label,
             progress.fetched,
             progress.bytes,
         )

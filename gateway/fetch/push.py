@@ -14,23 +14,21 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from imapclient import IMAPClient
-
 from gateway.fetch.connections import PasswordAuthenticator
 from gateway.fetch.errors import SyncError, classify_error, server_text
-from gateway.fetch.imap_connection import close_quietly, open_imap
+from gateway.fetch.imap_client import ImapClientPeer
+from gateway.fetch.imap_connection import open_imap
 from gateway.store import MailStore, SourceInfo
 
 log = logging.getLogger("gateway.fetch")
 
-OpenClient = Callable[[SourceInfo], IMAPClient]
+OpenClient = Callable[[SourceInfo], ImapClientPeer]
 # RFC 3501 §7.3.1 / §7.4.1 / §7.4.2: new mail, removed mail, changed flags.
 ACTIVITY_RESPONSES = frozenset({b"EXISTS", b"EXPUNGE", b"FETCH"})
 # `idle_check` returning nothing this much before its timeout means the socket was readable
@@ -50,6 +48,7 @@ class PushTiming:
     # so a server that accepts and then drops us is not hammered.
     stable_seconds: float = 60.0
     stop_timeout_seconds: float = 2.0
+    auth_retry_seconds: float = 30 * 60
 
 
 def wants_push(source: SourceInfo) -> bool:
@@ -57,6 +56,7 @@ def wants_push(source: SourceInfo) -> bool:
     connection cap (`max_connections`, default 2) leaves room for the sync alone."""
     return (
         source.enabled
+        and not source.credentials_rejected
         and source.protocol == "imap"
         and source.options.get("push") is not False
         and source.options.get("max_connections", 2) >= 2
@@ -111,6 +111,12 @@ class PushWatchers:
                     watcher.start()
         _stop_watchers(retired, self._timing.stop_timeout_seconds)
 
+    def is_idling(self, source_id: int) -> bool:
+        """Whether the source's watcher is in IDLE now: from here on, new mail is heard."""
+        with self._lock:
+            watcher = self._watchers.get(source_id)
+        return watcher is not None and watcher.idling.is_set()
+
     def watching(self) -> set[int]:
         """Ids of the sources whose watcher thread is alive (connected or reconnecting)."""
         with self._lock:
@@ -124,7 +130,7 @@ class PushWatchers:
             self._watchers.clear()
         _stop_watchers(watchers, self._timing.stop_timeout_seconds)
 
-    def _open_with_password(self, source: SourceInfo) -> IMAPClient:
+    def _open_with_password(self, source: SourceInfo) -> ImapClientPeer:
         secret = self._store.read_source_secret(source_id=source.id)
         return open_imap(source, PasswordAuthenticator(secret))
 
@@ -143,7 +149,7 @@ def _stop_watchers(watchers: Sequence[_SourceWatcher], timeout: float) -> None:
         watcher.join(max(0.0, deadline - time.monotonic()))
         if watcher.is_alive():
             # Daemon thread, most likely inside a connect; it ends when that returns.
-            log.warning("event=push_stop_slow source_id=%d", watcher.source_id)
+            log.warning("event=push_stop_slow source=%s", watcher.label)
 
 
 class _SourceWatcher:
@@ -158,14 +164,16 @@ class _SourceWatcher:
         timing: PushTiming,
     ) -> None:
         self.source_id = source.id
+        self.label = source.label
         self.connection_key = connection_key(source)
         self._source = source
         self._open_client = open_client
         self._on_activity = on_activity
         self._timing = timing
         self._stopping = threading.Event()
+        self.idling = threading.Event()
         self._client_lock = threading.Lock()
-        self._client: IMAPClient | None = None
+        self._client: ImapClientPeer | None = None
         self._connected_at: float | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"imap-push-{source.id}", daemon=True
@@ -185,12 +193,13 @@ class _SourceWatcher:
         self._stopping.set()
         with self._client_lock:
             if self._client is not None:
-                _shut_down_socket(self._client)
+                self._client.shutdown_socket()
 
     def _run(self) -> None:
         failures = 0
         while not self._stopping.is_set():
             self._connected_at = None
+            self.idling.clear()
             try:
                 if not self._watch_once():
                     return
@@ -203,6 +212,10 @@ class _SourceWatcher:
                     self._timing.backoff_cap_seconds,
                     self._timing.backoff_initial_seconds * 2 ** min(failures, 16),
                 )
+                if classify_error(error).error_class == "auth":
+                    # A refused login is not retried every few seconds (providers lock such
+                    # accounts); the scheduled syncs decide when the source stops.
+                    delay = max(delay, self._timing.auth_retry_seconds)
                 failures += 1
                 self._log_failure(error, delay)
                 if self._stopping.wait(delay):
@@ -221,34 +234,36 @@ class _SourceWatcher:
             # The session is broken or in an unknown state: a LOGOUT could wait out the whole
             # network timeout (a server shutting down sends BYE and then stops answering).
             self._detach()
-            _drop_quietly(client)
+            with contextlib.suppress(Exception):
+                client.shutdown()
             raise
         self._detach()
-        close_quietly(client)
+        client.close()
         return keep_watching
 
     def _detach(self) -> None:
         with self._client_lock:
             self._client = None
 
-    def _watch(self, client: IMAPClient) -> bool:
+    def _watch(self, client: ImapClientPeer) -> bool:
         if not client.has_capability("IDLE"):
             log.warning(
-                "event=push_unavailable source_id=%d reason=no_idle_capability detail=%s",
-                self.source_id,
+                "event=push_unavailable source=%s reason=no_idle_capability detail=%s",
+                self.label,
                 "polling only",
             )
             return False
-        client.select_folder("INBOX", readonly=True)
+        client.select_readonly("INBOX")
         self._connected_at = time.monotonic()
-        log.info("event=push_watching source_id=%d folder=INBOX", self.source_id)
+        log.info("event=push_watching source=%s folder=INBOX", self.label)
         # Mail may have arrived while we were not connected.
         self._report_activity("connected")
         self._idle(client)
         return False
 
-    def _idle(self, client: IMAPClient) -> None:
+    def _idle(self, client: ImapClientPeer) -> None:
         client.idle()
+        self.idling.set()
         renew_at = time.monotonic() + self._timing.refresh_seconds
         while not self._stopping.is_set():
             remaining = renew_at - time.monotonic()
@@ -268,9 +283,9 @@ class _SourceWatcher:
                 continue
             self._handle_responses(responses)
 
-    def _renew_idle(self, client: IMAPClient) -> None:
+    def _renew_idle(self, client: ImapClientPeer) -> None:
         """DONE, then IDLE again (RFC 2177 §3); responses that came with DONE still count."""
-        _text, responses = client.idle_done()
+        responses = client.idle_done()
         self._handle_responses(responses)
         client.idle()
 
@@ -283,11 +298,11 @@ class _SourceWatcher:
                 raise SyncError("connect", f"server ended the session: {server_text(text)}")
 
     def _report_activity(self, cause: str) -> None:
-        log.info("event=push_activity source_id=%d cause=%s", self.source_id, cause)
+        log.info("event=push_activity source=%s cause=%s", self.label, cause)
         try:
             self._on_activity(self.source_id)
         except Exception:
-            log.exception("event=push_callback_failed source_id=%d", self.source_id)
+            log.exception("event=push_callback_failed source=%s", self.label)
 
     def _stayed_up(self) -> bool:
         connected_at = self._connected_at
@@ -299,22 +314,9 @@ class _SourceWatcher:
     def _log_failure(self, error: Exception, delay: float) -> None:
         failure = classify_error(error)
         log.warning(
-            "event=push_disconnected source_id=%d error_class=%s message=%r retry_seconds=%.1f",
-            self.source_id,
+            "event=push_disconnected source=%s error_class=%s message=%r retry_seconds=%.1f",
+            self.label,
             failure.error_class,
             failure.message,
             delay,
         )
-
-
-def _drop_quietly(client: IMAPClient) -> None:
-    """Close the connection without a LOGOUT; never raises."""
-    with contextlib.suppress(Exception):
-        client.shutdown()
-
-
-def _shut_down_socket(client: IMAPClient) -> None:
-    """Wake a thread blocked reading this client: its next read sees EOF."""
-    # Already closed or never connected: then nothing is blocked on it.
-    with contextlib.suppress(OSError):
-        client.socket().shutdown(socket.SHUT_RDWR)

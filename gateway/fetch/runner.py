@@ -18,11 +18,16 @@ from gateway.fetch.imap_source import sync_imap_source
 from gateway.fetch.leases import lease_owner_id, owner_is_dead
 from gateway.fetch.pop3 import PartialSyncError, sync_pop3_source
 from gateway.store import MailStore, SourceInfo
+from gateway.store.views import AUTH_ATTEMPTS_BEFORE_STOP
 
 log = logging.getLogger("gateway.fetch")
 
 LEASE_TTL_SECONDS = 600.0
 BACKOFF_CAP_SECONDS = 3600.0
+# A refused login is retried far more slowly than a network failure: providers lock accounts
+# that keep trying a wrong password. After AUTH_ATTEMPTS_BEFORE_STOP refusals in a row the
+# source stops (`SourceInfo.credentials_rejected`) until its password is changed.
+AUTH_BACKOFF_SECONDS = 15 * 60.0
 
 
 class SourceBusyError(SyncError):
@@ -38,6 +43,12 @@ class SyncOutcome(Protocol):
     @property
     def bytes(self) -> int: ...
 
+    @property
+    def adopted(self) -> int: ...
+
+    @property
+    def adopted_bytes(self) -> int: ...
+
 
 def next_run_after_failure(
     source: SourceInfo, now: datetime, error: SyncError | None = None
@@ -46,6 +57,8 @@ def next_run_after_failure(
     a server's own suggested wait, or the end of a spent daily budget, when longer."""
     exponent = min(source.consecutive_failures, 16)
     delay = min(BACKOFF_CAP_SECONDS, source.poll_interval * (2**exponent))
+    if error is not None and error.error_class == "auth":
+        delay = max(delay, AUTH_BACKOFF_SECONDS * (2**exponent))
     backoff = now + timedelta(seconds=delay)
     if isinstance(error, BudgetExhaustedError):
         return max(backoff, error.resume_at)
@@ -99,7 +112,11 @@ def _acquire(store: MailStore, source: SourceInfo, owner: str) -> None:
             source.id, stale_owner=holder, owner=owner, ttl_seconds=LEASE_TTL_SECONDS, now=now
         )
     ):
-        log.info("event=lease_taken_over source_id=%d reason=holder_gone", source.id)
+        log.info(
+            "event=lease_taken_over source=%s source_id=%d reason=holder_gone",
+            source.label,
+            source.id,
+        )
         return
     raise SourceBusyError("throttled", "another gateway process is syncing this source")
 
@@ -144,17 +161,31 @@ def _sync_and_record(
             bytes=partial.bytes_stored if partial else 0,
         )
         log.warning(
-            "event=sync_failed source_id=%d error_class=%s message=%r",
+            "event=sync_failed source=%s source_id=%d error_class=%s message=%r",
+            source.label,
             source.id,
             error.error_class,
             error.message,
         )
+        if (
+            error.error_class == "auth"
+            and source.consecutive_failures + 1 >= AUTH_ATTEMPTS_BEFORE_STOP
+        ):
+            log.warning(
+                "event=source_credentials_rejected source=%s source_id=%d attempts=%d "
+                "action=stopped_until_password_changes",
+                source.label,
+                source.id,
+                source.consecutive_failures + 1,
+            )
         raise
     finished = datetime.now(UTC)
+    # Messages the user already had through another account count as this source's too:
+    # `source list` must not show 0 messages for an account that holds them.
     store.record_sync_success(
         source.id,
-        fetched=report.fetched,
-        bytes=report.bytes,
+        fetched=report.fetched + report.adopted,
+        bytes=report.bytes + report.adopted_bytes,
         now=finished,
         next_run_at=finished + timedelta(seconds=source.poll_interval),
     )

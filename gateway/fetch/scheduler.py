@@ -18,13 +18,13 @@ import contextlib
 import logging
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Protocol
 
-from gateway.fetch.actors import SYNC_ACTOR_PREFIX
+from gateway.fetch.actors import LocalChange
 from gateway.fetch.errors import SyncError
 from gateway.fetch.imap_reuse import ImapConnectionCache
 from gateway.fetch.runner import SourceBusyError, sync_source_once
@@ -38,9 +38,13 @@ Clock = Callable[[], datetime]
 JITTER_FRACTION = 0.1
 MAX_JITTER_SECONDS = 30.0
 CHANGE_DEBOUNCE_SECONDS = 1.0
+# How often the sources revision is read: a source added, edited or given a new password by
+# `gateway source …` or another replica syncs within this, not at the next rescan.
+SOURCE_WATCH_SECONDS = 1.0
 STOP_TIMEOUT_SECONDS = 10.0
 # Never sleep less than this between loop turns, so a rounding error cannot spin the loop.
 _MIN_WAIT_SECONDS = 0.05
+_SETTLE_POLL_SECONDS = 0.01
 
 
 def utc_now() -> datetime:
@@ -69,6 +73,7 @@ class FetchScheduler:
         change_debounce_seconds: float = CHANGE_DEBOUNCE_SECONDS,
         stop_timeout: float = STOP_TIMEOUT_SECONDS,
         rng: random.Random | None = None,
+        source_watch_seconds: float = SOURCE_WATCH_SECONDS,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -90,19 +95,27 @@ class FetchScheduler:
         self._rerun: dict[int, str] = {}  # requested while running: run once more after
         self._not_before: dict[int, datetime] = {}
         self._jitter: dict[int, tuple[int, float]] = {}  # id -> (poll interval, offset seconds)
-        self._change_timers: dict[int, asyncio.TimerHandle] = {}
+        self._change_timers: dict[int, asyncio.TimerHandle] = {}  # per user, while debouncing
+        self._changed_mailboxes: dict[int, set[int]] = {}  # per user, while debouncing
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._parked = False  # the loop waits with nothing left to start
         self._rescan_requested = False
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._watchers: SourceWatchers | None = None
+        self._source_watch_seconds = source_watch_seconds
+        self._source_watch: asyncio.Task[None] | None = None
 
     def attach_watchers(self, watchers: SourceWatchers) -> None:
         """Keep `watchers` in step with the sources on every rescan, and stop them with us."""
         self._watchers = watchers
+
+    @property
+    def watchers(self) -> SourceWatchers | None:
+        return self._watchers
 
     async def start(self) -> None:
         """Begin scheduling on the running loop; the first scan of sources happens at once."""
@@ -112,6 +125,9 @@ class FetchScheduler:
         )
         self._store.add_change_listener(self._store_changed)
         self._main = self._loop.create_task(self._run(), name="fetch-scheduler")
+        self._source_watch = self._loop.create_task(
+            self._watch_source_changes(), name="fetch-source-watch"
+        )
         log.info(
             "event=scheduler_started concurrency=%d rescan_seconds=%s",
             self._concurrency,
@@ -123,6 +139,9 @@ class FetchScheduler:
         if self._main is None or self._stopping:
             return
         self._stopping = True
+        if self._source_watch is not None:
+            self._source_watch.cancel()
+            await asyncio.gather(self._source_watch, return_exceptions=True)
         with contextlib.suppress(ValueError):
             self._store.remove_change_listener(self._store_changed)
         for handle in self._change_timers.values():
@@ -143,6 +162,29 @@ class FetchScheduler:
             # A sync still running keeps its thread until its network timeout ends it.
             self._executor.shutdown(wait=False, cancel_futures=True)
         log.info("event=scheduler_stopped")
+
+    def check_due_sources(self) -> None:
+        """Look at every source's due time now rather than at the next planned turn (after
+        the injected clock moved, or source rows changed); safe to call from any thread."""
+        self._call_on_loop(self._wake_now)
+
+    def _wake_now(self) -> None:
+        self._parked = False  # so `settled` waits for the turn this wake-up causes
+        self._wake.set()
+
+    async def settled(self) -> None:
+        """Return once nothing is queued, running, debouncing or being looked up, and the
+        loop waits for its next due time: what tests wait for instead of a guessed delay."""
+        await asyncio.sleep(0)  # callbacks already handed to the loop run first
+        while (
+            not self._parked
+            or self._queued
+            or self._running
+            or self._change_timers
+            or self._tasks
+            or self._rescan_requested
+        ):
+            await asyncio.sleep(_SETTLE_POLL_SECONDS)
 
     def request_sync(self, source_id: int, *, reason: str) -> None:
         """Sync a source soon, whatever its schedule; safe to call from any thread.
@@ -170,9 +212,28 @@ class FetchScheduler:
             # No await between the bookkeeping above and this clear, so no wake-up is lost.
             self._wake.clear()
             timeout = max(_MIN_WAIT_SECONDS, min(until_due, next_rescan - loop.time()))
+            self._parked = True
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
+            self._parked = False
+
+    async def _watch_source_changes(self) -> None:
+        """Rescan at once when any source was added, changed or removed (in this process,
+        another `gateway` command or another replica: the revision lives in the database)."""
+        seen: int | None = None
+        while not self._stopping:
+            try:
+                revision: int | None = await asyncio.to_thread(self._store.sources_revision)
+            except Exception:
+                log.exception("event=source_watch_failed")
+                revision = seen
+            if seen is not None and revision != seen:
+                log.info("event=sources_changed action=rescan")
+                self._rescan_requested = True
+                self._wake_now()
+            seen = revision
+            await asyncio.sleep(self._source_watch_seconds)
 
     async def _rescan(self) -> None:
         try:
@@ -181,6 +242,11 @@ class FetchScheduler:
             log.exception("event=scheduler_rescan_failed")
             return
         self._sources = {source.id: source for source in sources}
+        for source in sources:
+            if source.next_run_at is None:
+                # Never run, or just changed (`update_source`, a new password): due now, not
+                # an interval after the sync it had before.
+                self._not_before.pop(source.id, None)
         for table in (self._not_before, self._jitter):
             for source_id in set(table) - set(self._sources):
                 del table[source_id]
@@ -199,6 +265,8 @@ class FetchScheduler:
         for source in self._sources.values():
             if not source.enabled or source.id in self._running or source.id in self._queued:
                 continue
+            if source.credentials_rejected:
+                continue  # stopped until its password changes (a rescan then sees it)
             due_at = self._due_at(source)
             if due_at is None or due_at <= now:
                 self._queued[source.id] = "schedule"
@@ -233,12 +301,14 @@ class FetchScheduler:
             if source is None and self._rescan_requested:
                 continue  # requested before we saw it; the next rescan will know it
             reason = self._queued.pop(source_id)
-            if source is None or not source.enabled:
+            if source is None or not source.enabled or source.credentials_rejected:
                 log.info(
                     "event=sync_request_dropped source_id=%d reason=%s why=%s",
                     source_id,
                     reason,
-                    "unknown_source" if source is None else "disabled",
+                    "unknown_source"
+                    if source is None
+                    else ("disabled" if not source.enabled else "credentials_rejected"),
                 )
                 continue
             self._launch(source, reason)
@@ -248,13 +318,14 @@ class FetchScheduler:
         self._running[source.id] = source
         task = self._loop.create_task(self._sync_one(source, reason), name=f"sync-{source.id}")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
 
     async def _sync_one(self, source: SourceInfo, reason: str) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
         log.info(
-            "event=sync_started source_id=%d user_id=%d protocol=%s reason=%s",
+            "event=sync_started source=%s source_id=%d user_id=%d protocol=%s reason=%s",
+            source.label,
             source.id,
             source.user_id,
             source.protocol,
@@ -270,11 +341,12 @@ class FetchScheduler:
             outcome = f"failed error_class={error.error_class}"
         except Exception:
             outcome = "crashed"
-            log.exception("event=sync_crashed source_id=%d", source.id)
+            log.exception("event=sync_crashed source=%s source_id=%d", source.label, source.id)
         finally:
             self._finish(source)
         log.info(
-            "event=sync_finished source_id=%d outcome=%s seconds=%.2f",
+            "event=sync_finished source=%s source_id=%d outcome=%s seconds=%.2f",
+            source.label,
             source.id,
             outcome,
             loop.time() - started,
@@ -336,32 +408,53 @@ class FetchScheduler:
     # --- write-back of local changes -------------------------------------------------------
 
     def _store_changed(self, user_id: int, mailbox_id: int, modseq: int, actor: str) -> None:
-        """Store change listener (any thread): a mailbox of `user_id` changed."""
-        del mailbox_id, modseq
-        if actor.startswith(SYNC_ACTOR_PREFIX):
-            return  # a sync engine's own commit: writing it back would only echo it
-        self._call_on_loop(self._note_local_change, user_id)
+        """Store change listener (any thread): turns a device's commit into a `LocalChange`."""
+        change = LocalChange.from_store(user_id, mailbox_id, modseq, actor)
+        if change is not None:  # a sync engine's own commit: writing it back would echo it
+            self._call_on_loop(self.note_local_change, change)
 
-    def _note_local_change(self, user_id: int) -> None:
-        """Sync the user's IMAP sources about a second after a device's change (write-back);
-        a burst of changes makes one sync."""
-        if self._stopping or user_id in self._change_timers:
+    def note_local_change(self, change: LocalChange) -> None:
+        """Write a device's change back about a second later (on the loop); a burst of changes
+        to one user's mailboxes makes one `write_back` of all the mailboxes it touched."""
+        if self._stopping:
+            return
+        self._changed_mailboxes.setdefault(change.user_id, set()).add(change.mailbox_id)
+        if change.user_id in self._change_timers:
             return
         assert self._loop is not None  # noqa: S101 - listener registered in start()
-        self._change_timers[user_id] = self._loop.call_later(
-            self._change_debounce, self._write_back_changes, user_id
+        self._change_timers[change.user_id] = self._loop.call_later(
+            self._change_debounce, self._flush_local_changes, change.user_id
         )
 
-    def _write_back_changes(self, user_id: int) -> None:
+    def _flush_local_changes(self, user_id: int) -> None:
         self._change_timers.pop(user_id, None)
+        mailbox_ids = self._changed_mailboxes.pop(user_id, set())
+        if mailbox_ids and self._loop is not None and not self._stopping:
+            task = self._loop.create_task(self.write_back(mailbox_ids), name="write-back")
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
+
+    async def write_back(self, mailbox_ids: Collection[int]) -> None:
+        """Sync the IMAP sources feeding these mailboxes, so a change made on a device reaches
+        them (DESIGN invariant 4: within one sync cycle); sources in failure backoff wait."""
+        try:
+            feeding = await asyncio.to_thread(self._store.sources_feeding, mailbox_ids=mailbox_ids)
+        except Exception:
+            log.exception("event=write_back_lookup_failed")
+            return
         now = self._clock()
-        for source in list(self._sources.values()):
-            if source.user_id != user_id or not source.enabled or source.protocol != "imap":
+        for source_id in sorted(feeding):
+            source = self._sources.get(source_id)
+            if source is None or not source.enabled or source.protocol != "imap":
                 continue
-            if _in_failure_backoff(source, now):
+            if source.credentials_rejected or _in_failure_backoff(source, now):
                 # The server is failing; asking again on every flag change would only hammer it.
                 continue
             self._enqueue(source.id, "local_change")
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._wake.set()  # the loop parks only once every task has ended (`settled`)
 
     def _call_on_loop(self, callback: Callable[..., None], *args: object) -> None:
         loop = self._loop

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable, Collection
 
 log = logging.getLogger("gateway.imap")
 
+# The MODSEQ a deleted mailbox is treated as having reached: above any real one.
+_GONE = 2**63 - 1
 ReadModseqs = Callable[[Collection[int]], Awaitable[dict[int, int]]]
 
 
@@ -89,6 +91,9 @@ class ChangeHub:
             except Exception:
                 log.exception("event=change_poll_failed")
                 continue
+            for mailbox_id in set(watched) - current.keys():
+                # Deleted by another process: wake its sessions, they will find it gone.
+                self._wake(mailbox_id, _GONE)
             for mailbox_id, modseq in current.items():
                 known = self._known_modseqs.get(mailbox_id)
                 self._known_modseqs[mailbox_id] = max(modseq, known or 0)

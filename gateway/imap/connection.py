@@ -22,8 +22,12 @@ from gateway.imap.session_base import State, log
 READ_SIZE = 65536
 # Gathered responses go out once they reach this size, even before the command ends.
 OUTGOING_FLUSH_BYTES = 256 * 1024
-# RFC 4978 §4: inflate in bounded steps so a tiny compressed bomb cannot fill memory.
-MAX_INFLATE_STEP = 1 << 20
+# RFC 4978 §4: inflate one raw read's worth at a time, and only when the parser needs more,
+# so 12 KB of DEFLATE (a million NOOPs) is buffered no more than 12 MB of plain input is.
+MAX_INFLATE_STEP = READ_SIZE
+# A connection with many pipelined commands gives the other connections a turn after this
+# much time: fairness is a property of the code (1,048,576 compressed NOOPs ran for 63 s).
+YIELD_AFTER_SECONDS = 0.005
 # Dovecot's choice too: a client that only sends garbage is cut off eventually.
 MAX_CONSECUTIVE_ERRORS = 20
 _session_numbers = itertools.count(1)
@@ -52,10 +56,14 @@ class ImapConnection:
         # Whether the deflater holds input not yet flushed to the peer.
         self._deflate_pending = False
         self._inflate: zlib._Decompress | None = None
+        # Whether inflating again, without reading the socket, may give more input.
+        self._inflate_more = False
         self.parser = CommandParser(max_literal_size=context.settings.max_message_size)
         self.session_id = f"{next(_session_numbers):x}"
         self.session = ImapSession(context, self, peer=peer, session_id=self.session_id)
         self._eof = False
+        # A peer that stopped reading: its connection is dropped, not flushed (see drain).
+        self._stalled = False
         self._outgoing: list[bytes] = []
         self._outgoing_size = 0
 
@@ -90,7 +98,19 @@ class ImapConnection:
     async def drain(self) -> None:
         self._flush_deflate()
         self._send_outgoing()
-        await self.writer.drain()
+        transport = self.writer.transport
+        if transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]:
+            await self.writer.drain()  # not paused: returns at once
+            return
+        # The idle timeout covers reads only; a client that never reads what it asked for
+        # must not hold its connection and its unsent output forever.
+        try:
+            async with asyncio.timeout(self.context.settings.imap_write_timeout_seconds):
+                await self.writer.drain()
+        except TimeoutError:
+            self._stalled = True
+            log.info("event=imap_write_timeout session=%s peer=%s", self.session_id, self.peer)
+            raise ConnectionClosedError from None
 
     def _flush_deflate(self) -> None:
         # Flush only what was written: an empty sync flush right after the tagged OK of
@@ -123,7 +143,7 @@ class ImapConnection:
         # Bytes the client sent right after COMPRESS are already compressed (RFC 4978 §3).
         pipelined = self.parser.drain_buffer()
         if pipelined:
-            self._feed_inflated(pipelined)
+            self._inflate_step(pipelined)
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -134,7 +154,12 @@ class ImapConnection:
             )
             await self.drain()
             errors = 0
+            loop = asyncio.get_running_loop()
+            turn_started = loop.time()
             while self.session.state is not State.LOGOUT:
+                if loop.time() - turn_started > YIELD_AFTER_SECONDS:
+                    await asyncio.sleep(0)
+                    turn_started = loop.time()
                 event = self.parser.next_event()
                 if event is NEED_DATA:
                     await self.drain()
@@ -187,6 +212,9 @@ class ImapConnection:
         """Read more bytes into the parser; False at EOF, ConnectionClosedError on timeout."""
         if self._eof:
             return False
+        if self._inflate_more:
+            self._inflate_step(b"")  # more of what was read before; no socket read
+            return True
         settings = self.context.settings
         timeout = (
             settings.imap_autologout_seconds
@@ -205,23 +233,29 @@ class ImapConnection:
             self._eof = True
             return False
         if self._inflate is not None:
-            self._feed_inflated(data)
+            self._inflate_step(data)
         else:
             self.parser.receive_data(data)
         return True
 
-    def _feed_inflated(self, data: bytes) -> None:
+    def _inflate_step(self, data: bytes) -> None:
+        """Inflate at most MAX_INFLATE_STEP bytes of `data` (or, when empty, of the input
+        left over from the previous step) into the parser."""
         assert self._inflate is not None  # noqa: S101
         try:
-            chunk = self._inflate.decompress(data, MAX_INFLATE_STEP)
-            self.parser.receive_data(chunk)
-            while self._inflate.unconsumed_tail:
-                chunk = self._inflate.decompress(self._inflate.unconsumed_tail, MAX_INFLATE_STEP)
-                self.parser.receive_data(chunk)
+            chunk = self._inflate.decompress(
+                data or self._inflate.unconsumed_tail, MAX_INFLATE_STEP
+            )
         except zlib.error as error:
             raise ConnectionClosedError(f"bad DEFLATE stream: {error}") from error
+        # A full step may have left output inside zlib even with all input consumed.
+        self._inflate_more = bool(self._inflate.unconsumed_tail) or len(chunk) == MAX_INFLATE_STEP
+        self.parser.receive_data(chunk)
 
     async def _close(self) -> None:
+        if self._stalled:
+            self.writer.transport.abort()  # its unsent output goes with it
+            return
         try:
             if not self.writer.is_closing():
                 self._flush_deflate()

@@ -10,12 +10,15 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
+from gateway.auth_throttle import AuthThrottle
 from gateway.imap.change_hub import ChangeHub
-from gateway.imap.limits import AuthThrottle, ConnectionLimits
+from gateway.imap.limits import ConnectionLimits
 from gateway.imap.recent import RecentTracker
+from gateway.imap.search_limits import SearchSlots
 from gateway.imap.snapshot_cache import SnapshotCache
 from gateway.settings import Settings
 from gateway.store import MailStore
+from gateway.store.mailboxes import MailboxLimits
 
 T = TypeVar("T")
 
@@ -27,10 +30,20 @@ class ServerContext:
     executor: ThreadPoolExecutor
     hub: ChangeHub
     tls_context: ssl.SSLContext | None
+    throttle: AuthThrottle
+    search_slots: SearchSlots
     recent: RecentTracker = field(default_factory=RecentTracker)
-    throttle: AuthThrottle = field(default_factory=AuthThrottle)
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     snapshots: SnapshotCache = field(default_factory=SnapshotCache)
+
+    @property
+    def mailbox_limits(self) -> MailboxLimits:
+        settings = self.settings
+        return MailboxLimits(
+            max_mailboxes=settings.max_mailboxes_per_user,
+            max_depth=settings.max_mailbox_depth,
+            max_name_length=settings.max_mailbox_name_length,
+        )
 
     async def call(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run blocking store work on the I/O thread pool (the event loop never blocks)."""

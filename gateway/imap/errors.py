@@ -7,6 +7,7 @@ from typing import Literal
 from gateway.store.errors import (
     AlreadyExistsError,
     InvalidOperationError,
+    LimitExceededError,
     MessageTooLargeError,
     NotFoundError,
     StoreError,
@@ -21,6 +22,10 @@ class CommandFailedError(Exception):
         self.status = status
         self.text = text
         self.code = code
+
+
+class SessionEndedError(Exception):
+    """The server ended the session with an untagged BYE; no tagged response follows."""
 
 
 def no(text: str, code: str | None = None) -> CommandFailedError:
@@ -39,6 +44,8 @@ def from_store_error(error: StoreError, *, missing_code: str = "NONEXISTENT") ->
         return no(str(error), "ALREADYEXISTS")
     if isinstance(error, MessageTooLargeError):
         return no(str(error), "TOOBIG")
+    if isinstance(error, LimitExceededError):
+        return no(str(error), "LIMIT")
     if isinstance(error, InvalidOperationError):
         return no(str(error), "CANNOT")
     return no(str(error), "SERVERBUG")

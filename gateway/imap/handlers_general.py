@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import math
 
 from gateway import __version__
 from gateway.imap.capabilities import capabilities
@@ -13,6 +14,9 @@ from gateway.imap.protocol import commands as c
 from gateway.imap.protocol import responses
 from gateway.imap.session_base import SessionBase, State, log
 from gateway.store.views import UserInfo
+
+# How long a login waits for the throttle before it is refused with UNAVAILABLE.
+LOGIN_WAIT_PATIENCE_SECONDS = 20.0
 
 
 class GeneralHandlers(SessionBase):
@@ -106,23 +110,39 @@ class GeneralHandlers(SessionBase):
 
     async def log_in(self, name: str, password: str) -> None:
         context = self.context
-        user: UserInfo | None = await context.call(
-            context.store.authenticate_user, name=name, password=password
-        )
-        if user is None:
-            delay = context.throttle.delay_after_failure(self.peer)
-            log.warning(
-                "event=imap_login_failed session=%s peer=%s user=%s",
-                self.session_id,
-                self.peer,
-                name[:64],
+        throttle = context.throttle
+        # A client that mistyped waits for its turn; one that keeps guessing is refused.
+        async with throttle.attempt(
+            address=self.peer, username=name, patience=LOGIN_WAIT_PATIENCE_SECONDS
+        ) as wait:
+            if wait:
+                log.warning(
+                    "event=imap_login_throttled session=%s peer=%s user=%s wait=%.0f",
+                    self.session_id,
+                    self.peer,
+                    name[:64],
+                    wait,
+                )
+                # RFC 5530 UNAVAILABLE: try again later; the password was not looked at.
+                raise no(
+                    f"too many failed logins, try again in {math.ceil(wait)} seconds",
+                    "UNAVAILABLE",
+                )
+            user: UserInfo | None = await context.call(
+                context.store.authenticate_user, name=name, password=password
             )
-            if delay:
-                await asyncio.sleep(delay)
-            raise no("invalid credentials", "AUTHENTICATIONFAILED")
+            if user is None:
+                await throttle.record_failure(address=self.peer, username=name)
+                log.warning(
+                    "event=imap_login_failed session=%s peer=%s user=%s",
+                    self.session_id,
+                    self.peer,
+                    name[:64],
+                )
+                raise no("invalid credentials", "AUTHENTICATIONFAILED")
+            await throttle.record_success(address=self.peer, username=name)
         if not context.limits.open_session(user.id, context.settings.imap_sessions_per_user):
             raise no("too many sessions for this user", "LIMIT")
-        context.throttle.forget(self.peer)
         self.user = user
         self.state = State.AUTHENTICATED
         log.info(

@@ -46,7 +46,11 @@ class MailboxHandlers(SessionBase):
             special_use = command.special_use[0]
         try:
             await self.context.call(
-                self.store.create_mailbox, user_id=self.user_id, name=name, special_use=special_use
+                self.store.create_mailbox,
+                user_id=self.user_id,
+                name=name,
+                special_use=special_use,
+                limits=self.context.mailbox_limits,
             )
         except StoreError as error:
             raise from_store_error(error) from error
@@ -70,6 +74,7 @@ class MailboxHandlers(SessionBase):
                 user_id=self.user_id,
                 old_name=command.mailbox,
                 new_name=command.new_mailbox.rstrip("/"),
+                limits=self.context.mailbox_limits,
             )
         except StoreError as error:
             raise from_store_error(error) from error
@@ -92,17 +97,26 @@ class MailboxHandlers(SessionBase):
             # RFC 3501 §6.3.8: an empty pattern asks for the hierarchy delimiter.
             self.untagged('LIST (\\Noselect) "/" ""')
             return "List completed"
-        mailboxes = await self.context.call(self.store.list_mailboxes, user_id=self.user_id)
-        listed = list_mailboxes(
-            mailboxes,
-            reference=command.reference,
-            patterns=command.patterns,
-            selection=command.selection,
-            return_options=command.return_options,
-        )
+        user_id = self.user_id
+
+        def read_and_match() -> list[ListedMailbox]:
+            # Matching costs grow with the user's mailboxes: off the event loop, like the read.
+            return list_mailboxes(
+                self.store.list_mailboxes(user_id=user_id),
+                reference=command.reference,
+                patterns=command.patterns,
+                selection=command.selection,
+                return_options=command.return_options,
+            )
+
+        listed = await self.context.call(read_and_match)
         for item in listed:
             self.write(render_list(item))
-            if command.status_items is not None and item.mailbox is not None:
+            if (
+                command.status_items is not None
+                and item.mailbox is not None
+                and not item.mailbox.noselect
+            ):
                 # RFC 5819: STATUS right after the mailbox's LIST line.
                 await self.write_status(item.mailbox, command.status_items)
         return "List completed"
@@ -111,10 +125,16 @@ class MailboxHandlers(SessionBase):
         if command.pattern == "":
             self.untagged('LSUB (\\Noselect) "/" ""')
             return "Lsub completed"
-        mailboxes = await self.context.call(self.store.list_mailboxes, user_id=self.user_id)
-        listed: list[ListedMailbox] = lsub_mailboxes(
-            mailboxes, reference=command.reference, pattern=command.pattern
-        )
+        user_id = self.user_id
+
+        def read_and_match() -> list[ListedMailbox]:
+            return lsub_mailboxes(
+                self.store.list_mailboxes(user_id=user_id),
+                reference=command.reference,
+                pattern=command.pattern,
+            )
+
+        listed = await self.context.call(read_and_match)
         for item in listed:
             self.write(render_list(item, command="LSUB"))
         return "Lsub completed"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from functools import partial
 
-from gateway.imap.errors import CommandFailedError, bad, from_store_error
+from gateway.imap.errors import CommandFailedError, bad, from_store_error, no
 from gateway.imap.fetch_render import render_fetch
 from gateway.imap.loop_fetch import render_on_loop
 from gateway.imap.protocol import commands as c
@@ -13,6 +14,7 @@ from gateway.imap.protocol import responses
 from gateway.imap.protocol.fetch_items import FetchAttribute
 from gateway.imap.protocol.sequence import SequenceSet
 from gateway.imap.search import search_messages, uses_modseq
+from gateway.imap.search_limits import SearchTooCostlyError, count_search_keys
 from gateway.imap.selected import InvalidSequenceError, SelectedMailbox
 from gateway.imap.session_base import SessionBase
 from gateway.store.errors import StoreError
@@ -172,6 +174,8 @@ class MessageHandlers(SessionBase):
     # --- STORE ---------------------------------------------------------------------------------
 
     async def do_store(self, command: c.Store) -> str:
+        """STORE / UID STORE (RFC 3501 §6.4.6, RFC 7162 §3.1.3); the sources feeding the
+        mailbox get the change by write-back (`FetchScheduler.write_back`)."""
         selected = self.require_writable()
         await self.send_updates(allow_expunge=command.uid)
         indexes = self.resolve(selected, command.sequence_set, command.uid)
@@ -224,14 +228,22 @@ class MessageHandlers(SessionBase):
         await self.send_updates(allow_expunge=command.uid)
         if uses_modseq(command.criteria):
             self.condstore = True
+        settings = self.context.settings
+        if count_search_keys(command.criteria) > settings.imap_search_max_keys:
+            raise no(f"more than {settings.imap_search_max_keys} search keys", "LIMIT")
         entries = list(selected.entries)
-        indexes = await self.context.call(
-            search_messages,
-            self.store,
-            criteria=command.criteria,
-            entries=entries,
-            recent_uids=frozenset(selected.recent),
-        )
+        try:
+            async with self.context.search_slots.turn(self.user_id):
+                indexes = await self.context.call(
+                    search_messages,
+                    self.store,
+                    criteria=command.criteria,
+                    entries=entries,
+                    recent_uids=frozenset(selected.recent),
+                    deadline=time.monotonic() + settings.imap_search_timeout_seconds,
+                )
+        except SearchTooCostlyError:
+            raise no("search took too long; use fewer or narrower keys", "LIMIT") from None
         # Messages expunged elsewhere but not yet announced keep their numbers and still
         # match on what the session knows of them (flags, UID); their text is gone.
         numbers = [entries[i].uid if command.uid else i + 1 for i in indexes]

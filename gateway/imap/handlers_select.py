@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from gateway.imap.errors import bad
 from gateway.imap.protocol import commands as c
 from gateway.imap.protocol import responses
 from gateway.imap.selected import SelectedMailbox
 from gateway.imap.session_base import SessionBase
+from gateway.store.errors import NotFoundError
 from gateway.store.flags import SYSTEM_FLAG_BITS
 
 _SYSTEM_FLAGS = " ".join(SYSTEM_FLAG_BITS)
@@ -80,10 +83,12 @@ class SelectHandlers(SessionBase):
     async def do_close(self, command: c.Close) -> str:
         selected = self.require_selected()
         if not selected.read_only:
-            # RFC 3501 §6.4.2: expunge silently, no untagged EXPUNGE.
-            await self.context.call(
-                self.store.expunge, mailbox_id=selected.mailbox_id, uids=None, actor=self.actor
-            )
+            # RFC 3501 §6.4.2: expunge silently, no untagged EXPUNGE. A mailbox deleted by
+            # another session meanwhile has nothing left to expunge.
+            with contextlib.suppress(NotFoundError):
+                await self.context.call(
+                    self.store.expunge, mailbox_id=selected.mailbox_id, uids=None, actor=self.actor
+                )
         self.leave_mailbox()
         return "Close completed"
 

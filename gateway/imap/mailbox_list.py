@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from gateway.imap.list_pattern import SEPARATOR, compile_pattern
 from gateway.imap.protocol import responses
 from gateway.store.views import MailboxInfo
-
-SEPARATOR = "/"
-
-
-def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
-    """`*` matches anything, `%` anything but the separator; INBOX matches in any case."""
-    full = pattern if not reference or pattern.startswith(SEPARATOR) else reference + pattern
-    parts = []
-    for char in full:
-        if char == "*":
-            parts.append(".*")
-        elif char == "%":
-            parts.append(f"[^{re.escape(SEPARATOR)}]*")
-        else:
-            parts.append(re.escape(char))
-    body = "".join(parts)
-    if full[:5].upper() == "INBOX" and not any(c in full[:5] for c in "*%"):
-        body = "(?i:INBOX)" + "".join(parts[5:])
-    return re.compile(body, re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -46,18 +27,20 @@ def list_mailboxes(
     return_options: frozenset[str] = frozenset(),
 ) -> list[ListedMailbox]:
     """The mailboxes a LIST answers with, in name order, each with its attributes."""
-    regexes = [pattern_regex(reference, pattern) for pattern in patterns]
-    names = {mailbox.name for mailbox in mailboxes}
+    compiled = [compile_pattern(reference, pattern) for pattern in patterns]
+    parents = _parent_names(mailboxes)
     subscribed_only = "SUBSCRIBED" in selection
     special_only = "SPECIAL-USE" in selection
     show_subscribed = subscribed_only or "SUBSCRIBED" in return_options
     listed: list[ListedMailbox] = []
     for mailbox in sorted(mailboxes, key=lambda item: (item.name != "INBOX", item.name)):
-        if not any(regex.fullmatch(mailbox.name) for regex in regexes):
+        if not any(pattern.matches(mailbox.name) for pattern in compiled):
             continue
         if special_only and not mailbox.special_use:
             continue
-        attributes = ["\\HasChildren" if _has_children(mailbox.name, names) else "\\HasNoChildren"]
+        attributes = ["\\HasChildren" if mailbox.name in parents else "\\HasNoChildren"]
+        if mailbox.noselect:
+            attributes.append("\\Noselect")  # RFC 3501 §6.3.4: deleted, inferiors remain
         if mailbox.special_use:
             attributes.append(mailbox.special_use)
         if show_subscribed and mailbox.subscribed:
@@ -82,17 +65,25 @@ def lsub_mailboxes(
     mailboxes: Sequence[MailboxInfo], *, reference: str, pattern: str
 ) -> list[ListedMailbox]:
     """LSUB: subscribed mailboxes matching the pattern (RFC 3501 §6.3.9)."""
-    regex = pattern_regex(reference, pattern)
+    compiled = compile_pattern(reference, pattern)
     return [
         ListedMailbox(mailbox.name, (), mailbox)
         for mailbox in sorted(mailboxes, key=lambda item: (item.name != "INBOX", item.name))
-        if mailbox.subscribed and regex.fullmatch(mailbox.name)
+        if mailbox.subscribed and compiled.matches(mailbox.name)
     ]
 
 
-def _has_children(name: str, names: set[str]) -> bool:
-    prefix = name + SEPARATOR
-    return any(other.startswith(prefix) for other in names)
+def _parent_names(mailboxes: Sequence[MailboxInfo]) -> set[str]:
+    """Every name that has an inferior: linear in the names, not quadratic."""
+    parents: set[str] = set()
+    for mailbox in mailboxes:
+        name = mailbox.name
+        while (cut := name.rfind(SEPARATOR)) > 0:
+            name = name[:cut]
+            if name in parents:
+                break
+            parents.add(name)
+    return parents
 
 
 def _has_subscribed_child(name: str, mailboxes: Sequence[MailboxInfo]) -> bool:

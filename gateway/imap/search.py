@@ -15,6 +15,7 @@ Known differences from Dovecot, all in what the stored search text holds:
 from __future__ import annotations
 
 import re
+import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
@@ -36,6 +37,7 @@ from gateway.imap.protocol.search_keys import (
     SearchSize,
     SearchText,
 )
+from gateway.imap.search_limits import SearchTooCostlyError
 from gateway.imap.text_match import Needle
 from gateway.store.errors import NotFoundError
 from gateway.store.flags import SYSTEM_FLAG_BITS
@@ -68,15 +70,17 @@ def search_messages(
     entries: Sequence[EntryInfo],
     recent_uids: AbstractSet[int] = frozenset(),
     timezone: tzinfo | None = None,
+    deadline: float | None = None,
 ) -> list[int]:
     """0-based indexes (ascending) of the `entries` matching `criteria`.
 
     `entries` is the selected mailbox in sequence order. Blocking: it reads the database and,
     for BODY/TEXT on bodies longer than the stored 128 KiB, message files; run it in a worker
     thread. BEFORE/ON/SINCE take the internal date's day in `timezone` (None: the system's
-    local time zone, as Dovecot does).
+    local time zone, as Dovecot does). Past `deadline` (time.monotonic()) it raises
+    SearchTooCostlyError.
     """
-    search = _Search(store, entries, recent_uids, timezone)
+    search = _Search(store, entries, recent_uids, timezone, deadline)
     return search.match(criteria, list(range(len(entries))))
 
 
@@ -120,8 +124,10 @@ class _Search:
         entries: Sequence[EntryInfo],
         recent_uids: AbstractSet[int],
         timezone: tzinfo | None,
+        deadline: float | None = None,
     ) -> None:
         self.store = store
+        self.deadline = deadline
         self.entries = entries
         self.recent_uids = recent_uids
         self.timezone = timezone
@@ -133,6 +139,7 @@ class _Search:
         """The candidates (ascending indexes) that match `key`, in the same order."""
         if not candidates:
             return candidates
+        self._check_deadline()
         if isinstance(key, SearchAll):
             return candidates
         if isinstance(key, SearchAnd):
@@ -167,6 +174,10 @@ class _Search:
         if isinstance(key, SearchHeader):
             return self._match_header(key, candidates)
         return self._match_text(key, candidates)
+
+    def _check_deadline(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise SearchTooCostlyError
 
     # --- keys answered from the entries ---------------------------------------------------
 
@@ -360,6 +371,7 @@ class _Search:
         wanted = {entries[index].message_id for index in candidates}
         matched: set[int] = set()
         for chunk in self.store.iter_message_fields(message_ids=wanted, fields=fields):
+            self._check_deadline()
             matched.update(
                 message_id for message_id, row in chunk.items() if predicate(message_id, row)
             )

@@ -10,10 +10,12 @@ import threading
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 
+from gateway.auth_throttle import AuthThrottle, policy_from_settings
 from gateway.imap.change_hub import ChangeHub
 from gateway.imap.connection import ImapConnection
 from gateway.imap.context import ServerContext
 from gateway.imap.protocol import responses
+from gateway.imap.search_limits import SearchSlots
 from gateway.settings import Settings
 from gateway.store import MailStore
 
@@ -33,13 +35,17 @@ class ImapServer:
         self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
         self._context: ServerContext | None = None
+        self._handshakes: asyncio.Semaphore | None = None
         self._feed_stop = threading.Event()
+        # Set once the PostgreSQL change feed listens (tests wait for it instead of sleeping).
+        self.change_feed_listening = threading.Event()
         self._feed_thread: threading.Thread | None = None
 
     async def start(self, *, starttls_port: int | None, tls_port: int | None) -> None:
         """Listen on each port that is not None (0 picks a free port)."""
         loop = asyncio.get_running_loop()
         hub = ChangeHub(loop)
+        self._handshakes = asyncio.Semaphore(self.settings.imap_tls_handshakes)
         self._context = ServerContext(
             store=self.store,
             settings=self.settings,
@@ -48,6 +54,11 @@ class ImapServer:
             ),
             hub=hub,
             tls_context=self.tls_context,
+            throttle=AuthThrottle(self.store, policy_from_settings(self.settings)),
+            search_slots=SearchSlots(
+                per_user=self.settings.imap_searches_per_user,
+                io_threads=self.settings.io_threads,
+            ),
         )
         self.store.add_change_listener(hub.store_changed)
         context = self._context
@@ -62,6 +73,7 @@ class ImapServer:
                 kwargs={
                     "on_change": hub.mailbox_changed,
                     "stop": self._feed_stop,
+                    "listening": self.change_feed_listening,
                 },
                 name="imap-change-feed",
                 daemon=True,
@@ -78,14 +90,11 @@ class ImapServer:
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await self._serve(reader, writer, implicit_tls=implicit_tls)
 
+        # Implicit TLS is started in _serve, after the connection is counted against its
+        # address: asyncio's own handshake would run before any limit applies (3,000 silent
+        # connections held 1 GB for the 30 s handshake timeout).
         server = await asyncio.start_server(
-            accept,
-            host=self.settings.bind,
-            port=port,
-            ssl=self.tls_context if implicit_tls else None,
-            backlog=1024,
-            reuse_address=True,
-            ssl_handshake_timeout=30 if implicit_tls else None,
+            accept, host=self.settings.bind, port=port, backlog=1024, reuse_address=True
         )
         self._servers.append(server)
         bound = server.sockets[0].getsockname()
@@ -110,6 +119,8 @@ class ImapServer:
             return
         self._connections.add(task)
         try:
+            if implicit_tls and not await self._handshake(writer, peer):
+                return
             await ImapConnection(
                 context, reader, writer, implicit_tls=implicit_tls, peer=peer
             ).run()
@@ -119,6 +130,21 @@ class ImapServer:
         finally:
             context.limits.close_connection(peer)
             self._connections.discard(task)
+
+    async def _handshake(self, writer: asyncio.StreamWriter, peer: str) -> bool:
+        """Implicit TLS within bounds: so many handshakes at once, each so long."""
+        assert self.tls_context is not None and self._handshakes is not None  # noqa: S101
+        timeout = self.settings.imap_tls_handshake_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                # Waiting for a slot counts against the same time as the handshake.
+                async with self._handshakes:
+                    await writer.start_tls(self.tls_context, ssl_handshake_timeout=timeout)
+        except (TimeoutError, ssl.SSLError, ConnectionError, OSError) as error:
+            log.info("event=imaps_handshake_failed peer=%s error=%s", peer, type(error).__name__)
+            writer.transport.abort()
+            return False
+        return True
 
     async def stop(self) -> None:
         for server in self._servers:

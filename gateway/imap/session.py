@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gateway.imap.errors import CommandFailedError
+from gateway.imap.errors import CommandFailedError, SessionEndedError
 from gateway.imap.handlers_general import GeneralHandlers
 from gateway.imap.handlers_mailboxes import MailboxHandlers
 from gateway.imap.handlers_messages import MessageHandlers
@@ -111,6 +111,9 @@ class ImapSession(GeneralHandlers, MailboxHandlers, SelectHandlers, MessageHandl
         was_authenticated = self.user is not None
         try:
             text = await self._handler(command)(command)
+        except SessionEndedError:
+            self.state = State.LOGOUT
+            return
         except CommandFailedError as failure:
             self.write(responses.tagged(command.tag, failure.status, failure.text, failure.code))
             return

@@ -5,15 +5,16 @@ from __future__ import annotations
 import enum
 import logging
 from functools import partial
+from typing import NoReturn
 
 from gateway.imap.change_hub import MailboxWatch
 from gateway.imap.channel import Channel
 from gateway.imap.context import ServerContext
-from gateway.imap.errors import CommandFailedError, bad, from_store_error
+from gateway.imap.errors import CommandFailedError, SessionEndedError, bad, from_store_error
 from gateway.imap.protocol import responses
 from gateway.imap.selected import SelectedMailbox
 from gateway.imap.snapshot_cache import CachedMailbox
-from gateway.store.errors import StoreError
+from gateway.store.errors import NotFoundError, StoreError
 from gateway.store.views import MailboxInfo, UserInfo
 
 log = logging.getLogger("gateway.imap")
@@ -106,6 +107,16 @@ class SessionBase:
         if self.state is State.SELECTED:
             self.state = State.AUTHENTICATED
 
+    def selected_mailbox_deleted(self) -> NoReturn:
+        """Another session deleted the selected mailbox: end the session as Dovecot does.
+
+        RFC 3501 has no way to tell a client its mailbox is gone other than BYE; Dovecot
+        sends this same text and disconnects, and clients reconnect and resync.
+        """
+        self.leave_mailbox()
+        self.untagged("BYE Selected mailbox was deleted, have to disconnect.")
+        raise SessionEndedError
+
     async def send_updates(self, *, allow_expunge: bool, force: bool = False) -> None:
         """Tell the client what other sessions, the fetcher or SMTP changed (RFC 3501 §7.4.1).
 
@@ -117,11 +128,15 @@ class SessionBase:
             return
         if force or self.watch.changed.is_set():
             self.watch.changed.clear()
-            delta = await self.context.call(
-                self.store.mailbox_delta,
-                mailbox_id=selected.mailbox_id,
-                since_modseq=selected.highestmodseq,
-            )
+            try:
+                delta = await self.context.call(
+                    self.store.mailbox_delta,
+                    mailbox_id=selected.mailbox_id,
+                    since_modseq=selected.highestmodseq,
+                )
+            except NotFoundError:
+                self.selected_mailbox_deleted()
+
             if self.selected is not selected:
                 return
             claim = partial(self.context.recent.claim, selected.mailbox_id)

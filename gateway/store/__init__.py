@@ -5,12 +5,14 @@ from __future__ import annotations
 from gateway.store.errors import (
     AlreadyExistsError,
     InvalidOperationError,
+    LimitExceededError,
     MessageTooLargeError,
     NotFoundError,
     StoreError,
 )
 from gateway.store.ingest import AdoptRule, NewMessage, OriginKey
 from gateway.store.mail_store import MailStore, open_store
+from gateway.store.mailboxes import MailboxLimits
 from gateway.store.source_sync import FolderKey, LinkedMessage, RemotePair, SourceFolderInfo
 from gateway.store.views import (
     AppendResult,
@@ -37,9 +39,11 @@ __all__ = [
     "FolderKey",
     "IdentityInfo",
     "InvalidOperationError",
+    "LimitExceededError",
     "LinkedMessage",
     "MailStore",
     "MailboxInfo",
+    "MailboxLimits",
     "MailboxStatus",
     "MessageInfo",
     "MessageTooLargeError",

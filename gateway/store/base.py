@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, update
+from sqlalchemy import bindparam, delete, text, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
@@ -127,6 +127,11 @@ class StoreBase:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None
+
+    def check_database(self) -> None:
+        """Raise unless the database answers a trivial query (readiness probes)."""
+        with self.database.read() as session:
+            session.execute(text("SELECT 1"))
 
     def add_change_listener(self, listener: ChangeListener) -> None:
         """Register a callback run after every commit that changes a mailbox (IDLE wake-ups)."""
@@ -313,6 +318,7 @@ def mailbox_view(mailbox: Mailbox) -> MailboxInfo:
         uidnext=mailbox.uidnext,
         highestmodseq=mailbox.highestmodseq,
         subscribed=mailbox.subscribed,
+        noselect=mailbox.noselect,
     )
 
 
@@ -335,9 +341,10 @@ def entry_view(entry: MailboxEntry) -> EntryInfo:
     return entry_info(entry.uid, entry.message_id, entry.flags, entry.keywords, entry.modseq)
 
 
-def source_view(source: Source) -> SourceInfo:
+def source_view(source: Source, user_name: str) -> SourceInfo:
     assert source.id is not None  # noqa: S101
     return SourceInfo(
+        user_name=user_name,
         id=source.id,
         user_id=source.user_id,
         name=source.name,
@@ -357,6 +364,7 @@ def source_view(source: Source) -> SourceInfo:
         next_run_at=source.next_run_at,
         messages_fetched=source.messages_fetched,
         bytes_fetched=source.bytes_fetched,
+        removals_not_propagated=source.removals_not_propagated,
     )
 
 

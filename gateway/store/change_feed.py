@@ -12,8 +12,6 @@ import logging
 import threading
 from collections.abc import Callable
 
-import psycopg
-
 from gateway.store.base import StoreBase
 from gateway.store.notices import CHANNEL
 
@@ -26,18 +24,27 @@ class ChangeFeedOperations(StoreBase):
         return not self.database.is_sqlite
 
     def listen_for_changes(
-        self, *, on_change: Callable[[int, int], None], stop: threading.Event
+        self,
+        *,
+        on_change: Callable[[int, int], None],
+        stop: threading.Event,
+        listening: threading.Event | None = None,
     ) -> None:
         """Call `on_change(mailbox_id, modseq)` for every committed change until `stop` is set.
 
-        Blocking: run it in a thread. Reconnects after a lost connection.
+        Blocking: run it in a thread. Reconnects after a lost connection. `listening` is set
+        once LISTEN is in place: from then on no commit goes unheard.
         """
+        import psycopg  # late: only PostgreSQL servers listen, and it costs CLI start-up
+
         url = self.database.engine.url.set(drivername="postgresql")
         conninfo = url.render_as_string(hide_password=False)
         while not stop.is_set():
             try:
                 with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    if listening is not None:
+                        listening.set()
                     while not stop.is_set():
                         for notice in conn.notifies(timeout=1.0):
                             mailbox_id, _, modseq = notice.payload.partition(":")

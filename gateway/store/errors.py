@@ -19,5 +19,9 @@ class InvalidOperationError(StoreError):
     """The request is well-formed but not allowed (e.g. deleting INBOX)."""
 
 
+class LimitExceededError(StoreError):
+    """A per-user limit (mailbox count, depth, name length) would be exceeded."""
+
+
 class MessageTooLargeError(StoreError):
     """The message exceeds the configured maximum size."""

@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from gateway.store.base import StoreBase, chunked_ids, entry_info, mailbox_view
+from gateway.store.errors import NotFoundError
 from gateway.store.tables import CHANGES, MAILBOX_ENTRIES, MAILBOXES, MESSAGES
 from gateway.store.views import EntryInfo, MailboxInfo
 
@@ -67,6 +68,8 @@ class MailboxSyncOperations(StoreBase):
         """Entries with MODSEQ > `since_modseq` and UIDs expunged after it, from one snapshot."""
         with self.database.snapshot() as session:
             mailbox = mailbox_view(self._mailbox(session, mailbox_id))
+            if mailbox.noselect:
+                raise NotFoundError(f"mailbox was deleted: {mailbox.name}")
             if mailbox.highestmodseq <= since_modseq:
                 return MailboxDelta(mailbox, [], [])
             rows = self.database.raw_query(_ENTRIES_AFTER).run(

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, case, func
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, case, delete, func
 from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from gateway.store.base import StoreBase, mailbox_view
-from gateway.store.errors import AlreadyExistsError, InvalidOperationError, NotFoundError
+from gateway.store.errors import (
+    AlreadyExistsError,
+    InvalidOperationError,
+    LimitExceededError,
+    NotFoundError,
+)
 from gateway.store.flags import SEEN
 from gateway.store.models import Mailbox, MailboxEntry, Message
 from gateway.store.tables import MAILBOXES
@@ -28,6 +35,7 @@ _MAILBOX_BY_NAME = select_columns(
     MAILBOXES.c.uidnext,
     MAILBOXES.c.highestmodseq,
     MAILBOXES.c.subscribed,
+    MAILBOXES.c.noselect,
 ).where(MAILBOXES.c.user_id == bindparam("user_id"), MAILBOXES.c.name == bindparam("name"))
 
 
@@ -45,6 +53,33 @@ def normalize_mailbox_name(name: str) -> str:
     return SEPARATOR.join(parts)
 
 
+# Hierarchy levels no client needs and that a path built from the name would walk out with
+# (`gateway export` joins the levels into a directory path).
+_RESERVED_LEVELS = frozenset({".", ".."})
+
+
+@dataclass(frozen=True)
+class MailboxLimits:
+    """What one user may create (settings `imap_max_mailboxes`, `…_depth`, `…_name_length`)."""
+
+    max_mailboxes: int = 1000
+    max_depth: int = 20
+    max_name_length: int = 1024
+
+
+def check_new_mailbox_name(name: str, limits: MailboxLimits | None) -> None:
+    """Refuse a name CREATE or RENAME must not bring into being (normalised `name`)."""
+    levels = name.split(SEPARATOR)
+    if any(level in _RESERVED_LEVELS for level in levels):
+        raise InvalidOperationError("mailbox name levels . and .. are reserved")
+    if limits is None:
+        return
+    if len(name) > limits.max_name_length:
+        raise LimitExceededError(f"mailbox name longer than {limits.max_name_length} characters")
+    if len(levels) > limits.max_depth:
+        raise LimitExceededError(f"mailbox hierarchy deeper than {limits.max_depth} levels")
+
+
 class MailboxOperations(StoreBase):
     def list_mailboxes(self, *, user_id: int) -> list[MailboxInfo]:
         with self.database.read() as session:
@@ -53,56 +88,112 @@ class MailboxOperations(StoreBase):
             )
             return [mailbox_view(mailbox) for mailbox in rows]
 
-    def get_mailbox(self, *, user_id: int, name: str) -> MailboxInfo:
+    def get_mailbox(
+        self, *, user_id: int, name: str, include_noselect: bool = False
+    ) -> MailboxInfo:
         """A mailbox by name; every IMAP SELECT, STATUS, APPEND and COPY starts here, so it
         runs a statement compiled once on a bare cursor rather than through the ORM."""
         params = {"user_id": user_id, "name": normalize_mailbox_name(name)}
         with self.database.raw_read() as connection:
             rows = self.database.raw_query(_MAILBOX_BY_NAME).run(connection, params)
-        if not rows:
+        if not rows or (rows[0][-1] and not include_noselect):
+            # A \Noselect name (RFC 3501 §6.3.4) holds no messages: nothing opens it.
             raise NotFoundError(f"no such mailbox: {name}")
         return MailboxInfo(*rows[0])
 
     def create_mailbox(
-        self, *, user_id: int, name: str, special_use: str | None = None
+        self,
+        *,
+        user_id: int,
+        name: str,
+        special_use: str | None = None,
+        limits: MailboxLimits | None = None,
     ) -> MailboxInfo:
-        """Create a mailbox and any missing parents (RFC 3501 §6.3.3)."""
+        """Create a mailbox and any missing parents (RFC 3501 §6.3.3) within `limits`."""
         name = normalize_mailbox_name(name)
+        check_new_mailbox_name(name, limits)
         if special_use is not None and special_use not in SPECIAL_USES:
             raise InvalidOperationError(f"unknown special use: {special_use}")
         try:
             with self.database.write() as session:
-                if self._find(session, user_id, name) is not None:
+                existing = self._find(session, user_id, name)
+                if existing is not None and not existing.noselect:
                     raise AlreadyExistsError(f"mailbox already exists: {name}")
                 levels = name.split(SEPARATOR)
-                for depth in range(1, len(levels)):
-                    parent = SEPARATOR.join(levels[:depth])
-                    if self._find(session, user_id, parent) is None:
-                        self._insert_mailbox(session, user_id, parent, None)
+                missing = [
+                    SEPARATOR.join(levels[:depth])
+                    for depth in range(1, len(levels))
+                    if self._find(session, user_id, SEPARATOR.join(levels[:depth])) is None
+                ]
+                self._check_room(session, user_id, len(missing) + (existing is None), limits)
+                for parent in missing:
+                    self._insert_mailbox(session, user_id, parent, None)
+                if existing is not None:
+                    # Creating a \Noselect name makes it a mailbox again, as Dovecot does.
+                    existing.noselect = False
+                    existing.special_use = special_use
+                    session.add(existing)
+                    return mailbox_view(existing)
                 return mailbox_view(self._insert_mailbox(session, user_id, name, special_use))
         except IntegrityError as error:
             raise AlreadyExistsError(f"mailbox already exists: {name}") from error
 
     def delete_mailbox(self, *, user_id: int, name: str) -> None:
-        """Delete a mailbox and its entries; inferior mailboxes keep existing (RFC 3501 §6.3.4)."""
+        """Delete a mailbox and its messages (RFC 3501 §6.3.4): a mailbox with inferiors
+        keeps its name as a Noselect one, so the inferiors keep their parent."""
         name = normalize_mailbox_name(name)
         if name == INBOX:
             raise InvalidOperationError("INBOX cannot be deleted")
         with self.database.write() as session:
             mailbox = self._mailbox_by_name(session, user_id, name)
-            message_ids = list(
+            has_inferiors = self._has_inferiors(session, user_id, name)
+            if mailbox.noselect and has_inferiors:
+                raise InvalidOperationError(
+                    f"{name} has inferior mailboxes and holds no messages: delete those first"
+                )
+            message_ids = set(
                 session.exec(
                     select(MailboxEntry.message_id).where(MailboxEntry.mailbox_id == mailbox.id)
                 )
             )
-            session.delete(mailbox)
+            # Sessions that have it selected learn of the deletion from a higher MODSEQ.
+            assert mailbox.id is not None  # noqa: S101
+            gone = {mailbox.id: (user_id, mailbox.highestmodseq + 1)}
+            if has_inferiors:
+                session.execute(
+                    delete(MailboxEntry).where(col(MailboxEntry.mailbox_id) == mailbox.id)
+                )
+                mailbox.noselect = True
+                mailbox.special_use = None
+                mailbox.highestmodseq += 1
+                session.add(mailbox)
+            else:
+                session.delete(mailbox)
             session.flush()
-            self._delete_unreferenced_messages(session, set(message_ids))
+            self._delete_unreferenced_messages(session, message_ids)
+        self._notify(gone, "delete")
 
-    def rename_mailbox(self, *, user_id: int, old_name: str, new_name: str) -> MailboxInfo:
+    def rename_mailbox(
+        self,
+        *,
+        user_id: int,
+        old_name: str,
+        new_name: str,
+        limits: MailboxLimits | None = None,
+    ) -> MailboxInfo:
         """Rename a mailbox with its inferiors; renaming INBOX moves its messages instead."""
         old_name = normalize_mailbox_name(old_name)
         new_name = normalize_mailbox_name(new_name)
+        check_new_mailbox_name(new_name, limits)
+        try:
+            return self._rename_mailbox(user_id, old_name, new_name, limits)
+        except IntegrityError as error:
+            # Another session created a clashing name meanwhile: a clear NO, not a crash.
+            raise AlreadyExistsError(f"mailbox already exists: {new_name}") from error
+
+    def _rename_mailbox(
+        self, user_id: int, old_name: str, new_name: str, limits: MailboxLimits | None
+    ) -> MailboxInfo:
         with self.database.write() as session:
             mailbox = self._mailbox_by_name(session, user_id, old_name)
             if self._find(session, user_id, new_name) is not None:
@@ -114,19 +205,29 @@ class MailboxOperations(StoreBase):
             inferiors = session.exec(
                 select(Mailbox).where(
                     Mailbox.user_id == user_id,
-                    col(Mailbox.name).startswith(old_name + SEPARATOR),
+                    col(Mailbox.name).startswith(old_name + SEPARATOR, autoescape=True),
                 )
             ).all()
+            renamed = {box.name: new_name + box.name[len(old_name) :] for box in inferiors}
+            for target in renamed.values():
+                check_new_mailbox_name(target, limits)
+                if self._find(session, user_id, target) is not None:
+                    raise AlreadyExistsError(f"mailbox already exists: {target}")
+            levels = new_name.split(SEPARATOR)
+            missing = [
+                SEPARATOR.join(levels[:depth])
+                for depth in range(1, len(levels))
+                if self._find(session, user_id, SEPARATOR.join(levels[:depth])) is None
+            ]
+            self._check_room(session, user_id, len(missing), limits)
             mailbox.name = new_name
             session.add(mailbox)
             for inferior in inferiors:
-                inferior.name = new_name + inferior.name[len(old_name) :]
+                inferior.name = renamed[inferior.name]
                 session.add(inferior)
-            levels = new_name.split(SEPARATOR)
-            for depth in range(1, len(levels)):
-                parent = SEPARATOR.join(levels[:depth])
-                if self._find(session, user_id, parent) is None:
-                    self._insert_mailbox(session, user_id, parent, None)
+            session.flush()
+            for parent in missing:
+                self._insert_mailbox(session, user_id, parent, None)
             return mailbox_view(mailbox)
 
     def set_subscribed(self, *, user_id: int, name: str, subscribed: bool) -> None:
@@ -194,6 +295,30 @@ class MailboxOperations(StoreBase):
         session.add(mailbox)
         session.flush()
         return mailbox
+
+    @staticmethod
+    def _has_inferiors(session: Session, user_id: int, name: str) -> bool:
+        return (
+            session.exec(
+                select(Mailbox.id).where(
+                    Mailbox.user_id == user_id,
+                    col(Mailbox.name).startswith(name + SEPARATOR, autoescape=True),
+                )
+            ).first()
+            is not None
+        )
+
+    @staticmethod
+    def _check_room(
+        session: Session, user_id: int, adding: int, limits: MailboxLimits | None
+    ) -> None:
+        if limits is None or adding <= 0:
+            return
+        count = session.exec(
+            select(func.count()).select_from(Mailbox).where(Mailbox.user_id == user_id)
+        ).one()
+        if count + adding > limits.max_mailboxes:
+            raise LimitExceededError(f"at most {limits.max_mailboxes} mailboxes per user")
 
     @staticmethod
     def _find(session: Session, user_id: int, name: str) -> Mailbox | None:

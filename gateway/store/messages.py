@@ -76,7 +76,10 @@ class MessageOperations(StoreBase):
     ) -> FlagUpdate:
         """Replace, add or remove flags on `uids` (None: all) with one new MODSEQ.
 
-        Entries whose flags do not change keep their MODSEQ (RFC 7162 §3.2).
+        Entries whose flags do not change keep their MODSEQ (RFC 7162 §3.2). The commit is
+        announced to change listeners with `actor`; unless a sync engine made it, the fetch
+        scheduler writes it back to the sources feeding the mailbox
+        (`gateway.fetch.scheduler.FetchScheduler.write_back`).
         """
         bits, keywords = split_flags(flags)
         with self.database.write() as session:

@@ -61,6 +61,11 @@ class ServerState(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     # RFC 3501 §2.3.1.1: a re-created mailbox must get a UIDVALIDITY it never had before.
     next_uidvalidity: int = Field(sa_type=BigInteger)
+    # Bumped by every change to any source (add, edit, password, remove): schedulers on every
+    # replica watch it to pick a change up at once instead of at their next rescan.
+    sources_revision: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
 
 
 class User(SQLModel, table=True):
@@ -94,7 +99,8 @@ class Source(SQLModel, table=True):
     """An external POP3/IMAP account, its encrypted secret and its sync state."""
 
     __tablename__ = "sources"
-    __table_args__ = (UniqueConstraint("user_id", "name"),)
+    # AUTOINCREMENT: a removed source's id is never given to a new one (migration 0009).
+    __table_args__ = (UniqueConstraint("user_id", "name"), {"sqlite_autoincrement": True})
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(
         sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
@@ -122,6 +128,11 @@ class Source(SQLModel, table=True):
     messages_fetched: int = Field(default=0, sa_type=BigInteger)
     bytes_fetched: int = Field(default=0, sa_type=BigInteger)
     sync_state_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    # Local deletions the source could not be made to carry out (no Trash and none creatable,
+    # expunge without UIDPLUS): the source still holds those messages.
+    removals_not_propagated: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
 
 
 class Mailbox(SQLModel, table=True):
@@ -138,6 +149,10 @@ class Mailbox(SQLModel, table=True):
     uidnext: int = Field(default=1, sa_type=BigInteger)
     highestmodseq: int = Field(default=1, sa_type=BigInteger)
     subscribed: bool = True
+    # RFC 3501 §6.3.4: a deleted mailbox that still has inferiors stays as a \Noselect name.
+    noselect: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
     created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
 
 
@@ -304,3 +319,18 @@ class Change(SQLModel, table=True):
     # Who made the change ("imap", "smtp", "source:<id>", "cli"): write-back skips its own echoes.
     actor: str = Field(default="", max_length=64)
     created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+
+
+class LoginFailure(SQLModel, table=True):
+    """Recent failed logins of one address or one user name, shared by every replica.
+
+    `key` is "address:<ip>" or "user:<name>"; `blocked_until` is when the next attempt on
+    that key may be checked (gateway/auth_throttle.py). A "trusted:<name>|<ip>" row marks an
+    address the user logged in from; its `blocked_until` is when that trust ends.
+    """
+
+    __tablename__ = "login_failures"
+    key: str = Field(primary_key=True, max_length=320)
+    failures: int = Field(default=0)
+    last_failure_at: datetime = Field(sa_column=_timestamp())
+    blocked_until: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))

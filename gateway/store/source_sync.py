@@ -90,6 +90,19 @@ class SourceSyncOperations(MessageOperations):
             )
             return [_folder_view(row) for row in rows]
 
+    def sources_feeding(self, *, mailbox_ids: Collection[int]) -> set[int]:
+        """Ids of the sources with a folder feeding one of these mailboxes: where a local
+        change in them is written back (`FetchScheduler.write_back`)."""
+        if not mailbox_ids:
+            return set()
+        with self.database.read() as session:
+            rows = session.exec(
+                select(SourceFolder.source_id)
+                .where(col(SourceFolder.mailbox_id).in_(sorted(mailbox_ids)))
+                .distinct()
+            )
+            return set(rows)
+
     def save_source_folder(
         self,
         *,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from gateway.store.base import StoreBase, source_view
 from gateway.store.errors import AlreadyExistsError, InvalidOperationError, NotFoundError
 from gateway.store.ingest import OriginKey, find_origins
-from gateway.store.models import Origin, Source, User
+from gateway.store.models import Origin, ServerState, Source, User
 from gateway.store.views import SourceInfo
 
 PROTOCOLS = ("imap", "pop3")
@@ -76,16 +77,105 @@ class SourceOperations(StoreBase):
                 )
                 session.add(source)
                 session.flush()
-                return source_view(source)
+                _bump_sources_revision(session)
+                return source_view(source, _owner_name(session, user_id))
         except IntegrityError as error:
             raise AlreadyExistsError(f"source already exists: {name}") from error
 
+    def update_source(
+        self,
+        *,
+        source_id: int,
+        name: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        security: str | None = None,
+        username: str | None = None,
+        poll_interval: int | None = None,
+        enabled: bool | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> SourceInfo:
+        """Change a source's settings (None: unchanged; `options` replaces them all).
+
+        A changed source is due at once and starts with a clean failure count: whatever
+        failed may have been what just changed.
+        """
+        try:
+            with self.database.write() as session:
+                source = session.get(Source, source_id)
+                if source is None:
+                    raise NotFoundError(f"no such source id: {source_id}")
+                _validate_source(
+                    name=source.name if name is None else name,
+                    protocol=source.protocol,
+                    host=source.host if host is None else host,
+                    port=source.port if port is None else port,
+                    security=source.security if security is None else security,
+                    interval=source.poll_interval if poll_interval is None else poll_interval,
+                )
+                changes: dict[str, Any] = {
+                    "name": name,
+                    "host": host,
+                    "port": port,
+                    "security": security,
+                    "username": username,
+                    "poll_interval": poll_interval,
+                    "enabled": enabled,
+                }
+                for field, value in changes.items():
+                    if value is not None:
+                        setattr(source, field, value)
+                if options is not None:
+                    source.options_json = json.dumps(options, sort_keys=True)
+                source.next_run_at = None
+                source.consecutive_failures = 0
+                session.add(source)
+                session.flush()
+                _bump_sources_revision(session)
+                return source_view(source, _owner_name(session, source.user_id))
+        except IntegrityError as error:
+            raise AlreadyExistsError(f"source already exists: {name}") from error
+
+    def set_source_secret(self, *, source_id: int, secret: str) -> SourceInfo:
+        """Store a new password (encrypted); a source stopped because its login was refused
+        (`SourceInfo.credentials_rejected`) syncs again at once."""
+        with self.database.write() as session:
+            source = session.get(Source, source_id)
+            if source is None:
+                raise NotFoundError(f"no such source id: {source_id}")
+            source.secret_ciphertext = self._secrets.encrypt(secret)
+            source.next_run_at = None
+            source.consecutive_failures = 0
+            session.add(source)
+            session.flush()
+            _bump_sources_revision(session)
+            return source_view(source, _owner_name(session, source.user_id))
+
+    def sources_revision(self) -> int:
+        """A number that changes whenever any source is added, changed or removed."""
+        with self.database.read() as session:
+            state = session.exec(select(ServerState)).first()
+            return state.sources_revision if state is not None else 0
+
+    def record_unpropagated_removals(self, *, source_id: int, count: int) -> None:
+        """Count local deletions the source could not be made to carry out."""
+        with self.database.write() as session:
+            session.execute(
+                update(Source)
+                .where(col(Source.id) == source_id)
+                .values(removals_not_propagated=col(Source.removals_not_propagated) + count)
+            )
+
     def list_sources(self, *, user_id: int | None = None) -> list[SourceInfo]:
         with self.database.read() as session:
-            query = select(Source).order_by(col(Source.user_id), col(Source.name))
+            query = (
+                select(Source, User.name)
+                .join(User, col(User.id) == col(Source.user_id))
+                .order_by(col(Source.user_id), col(Source.name))
+            )
             if user_id is not None:
                 query = query.where(Source.user_id == user_id)
-            return [source_view(source) for source in session.exec(query)]
+            return [source_view(source, owner) for source, owner in session.exec(query)]
 
     def get_source(self, *, user_name: str, name: str) -> SourceInfo:
         with self.database.read() as session:
@@ -96,7 +186,7 @@ class SourceOperations(StoreBase):
             ).first()
             if source is None:
                 raise NotFoundError(f"no such source: {user_name}/{name}")
-            return source_view(source)
+            return source_view(source, user_name)
 
     def read_source_secret(self, *, source_id: int) -> str:
         """Decrypt a source's secret for the fetcher; never log or return it to clients."""
@@ -125,6 +215,7 @@ class SourceOperations(StoreBase):
             for origin in session.exec(select(Origin).where(Origin.source_id == source_id)):
                 session.delete(origin)
             session.delete(source)
+            _bump_sources_revision(session)
 
     def has_origin(
         self,
@@ -149,3 +240,14 @@ class SourceOperations(StoreBase):
                 )
             )
             return {uidl for uidl in rows if uidl is not None}
+
+
+def _bump_sources_revision(session: Session) -> None:
+    session.execute(
+        update(ServerState).values(sources_revision=col(ServerState.sources_revision) + 1)
+    )
+
+
+def _owner_name(session: Session, user_id: int) -> str:
+    owner = session.get(User, user_id)
+    return owner.name if owner is not None else ""

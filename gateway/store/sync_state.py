@@ -62,7 +62,7 @@ class SyncStateOperations(StoreBase):
         self._update_source(
             source_id,
             last_attempt_at=now,
-            last_error=message[:_MAX_ERROR_TEXT],
+            last_error=printable_text(message, _MAX_ERROR_TEXT),
             last_error_class=error_class,
             consecutive_failures=col(Source.consecutive_failures) + 1,
             next_run_at=next_run_at,
@@ -165,3 +165,9 @@ class SyncStateOperations(StoreBase):
 
 def _rowcount(result: object) -> int:
     return result.rowcount if isinstance(result, CursorResult) else 0
+
+
+def printable_text(text: str, limit: int) -> str:
+    """`text` without control characters (a remote server's words end up in the message,
+    the admin panel and logs show it), cut to `limit` characters."""
+    return "".join(char if char.isprintable() else "?" for char in text[:limit])

@@ -8,6 +8,9 @@ from typing import Any, NamedTuple
 
 from gateway.store.flags import flag_names
 
+# Logins refused in a row after which a source stops syncing until its password changes.
+AUTH_ATTEMPTS_BEFORE_STOP = 3
+
 
 @dataclass(frozen=True)
 class UserInfo:
@@ -51,6 +54,23 @@ class SourceInfo:
     next_run_at: datetime | None
     messages_fetched: int
     bytes_fetched: int
+    removals_not_propagated: int = 0
+    # The owner's name, so a log line can say `user/source` (`label`).
+    user_name: str = ""
+
+    @property
+    def label(self) -> str:
+        """`user/source`: how log lines and the CLI name a source for a person."""
+        return f"{self.user_name or self.user_id}/{self.name}"
+
+    @property
+    def credentials_rejected(self) -> bool:
+        """Login refused often enough in a row that syncing stops until the password
+        changes: providers lock accounts that keep retrying a wrong one."""
+        return (
+            self.last_error_class == "auth"
+            and self.consecutive_failures >= AUTH_ATTEMPTS_BEFORE_STOP
+        )
 
 
 @dataclass(frozen=True)
@@ -63,6 +83,7 @@ class MailboxInfo:
     uidnext: int
     highestmodseq: int
     subscribed: bool
+    noselect: bool = False  # RFC 3501 §6.3.4: a deleted parent kept for its inferiors
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ def env(tmp_path: Path) -> dict[str, str]:
         GATEWAY_DATA_DIR=str(tmp_path / "data"),
         GATEWAY_SECRET_KEY=Fernet.generate_key().decode(),
     )
+    # As after `gateway migrate`: only serve and migrate create a data directory.
+    (tmp_path / "data").mkdir()
     return variables
 
 
@@ -314,6 +316,20 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_for_health(port: int, process: subprocess.Popen[str], timeout: float = 60) -> object:
+    """The admin's /healthz answer once the server is up (an event, not a guessed delay)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as reply:
+                return json.loads(reply.read())
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("serve never answered /healthz")
+
+
 def test_serve_first_start_creates_admin_cert_and_answers(env: dict[str, str]) -> None:
     port, imap_port, imaps_port = _free_port(), _free_port(), _free_port()
     env = {
@@ -334,15 +350,14 @@ def test_serve_first_start_creates_admin_cert_and_answers(env: dict[str, str]) -
         while "password:" not in line and time.monotonic() < deadline:
             line = process.stdout.readline()
         password = line.rsplit("password:", 1)[1].strip()
-        body = None
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    body = json.loads(r.read())
-                break
-            except OSError:
-                time.sleep(0.1)
-        assert body == {"status": "ok"}
+        # What to do next follows, with the command as it must be typed.
+        after = "".join(process.stdout.readline() for _ in range(12))
+        assert "Next steps" in after and f"{GATEWAY} user add" in after
+        assert f"port {imaps_port}" in after and "selfsigned.crt" in after
+        assert wait_for_health(port, process) == {"status": "ok"}
+        # Readiness says the database answers, and nothing about what it holds.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as reply:
+            assert json.loads(reply.read()) == {"status": "ok"}
         data_dir = Path(env["GATEWAY_DATA_DIR"])
         assert (data_dir / "tls" / "selfsigned.crt").is_file()
         assert (data_dir / "tls" / "selfsigned.key").stat().st_mode & 0o077 == 0
@@ -368,9 +383,12 @@ def test_serve_first_start_creates_admin_cert_and_answers(env: dict[str, str]) -
     second = subprocess.Popen(
         [GATEWAY, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    time.sleep(3)
-    second.send_signal(signal.SIGTERM)
-    out, _ = second.communicate(timeout=30)
+    try:
+        # Ready means the first-start step is long done: its output would be there by now.
+        assert wait_for_health(port, second) == {"status": "ok"}
+    finally:
+        second.send_signal(signal.SIGTERM)
+        out, _ = second.communicate(timeout=30)
     assert "password" not in out
 
 
@@ -425,3 +443,116 @@ def test_key_rotation_re_encrypts_source_secrets_under_the_new_key(env: dict[str
     # The old key alone no longer reads it.
     with env_store(env) as store, pytest.raises(Exception, match="GATEWAY_SECRET_KEY"):
         store.read_source_secret(source_id=source.id)
+
+
+# --- issue 16: what surprised a new user of the command ---------------------------------------
+
+
+def test_plaintext_source_is_refused_unless_explicitly_allowed(env: dict[str, str]) -> None:
+    run(env, "user", "add", "alice", stdin="pw\n")
+    args = ["source", "add", "--user", "alice", "--name", "isp", "--protocol", "pop3"]
+    args += ["--host", "127.0.0.1", "--port", "110", "--security", "none", "--username", "u"]
+    refused = run(env, *args, stdin="secret\n", check=False)
+    assert refused.returncode == 2 and "allow_plaintext=true" in refused.stderr
+    assert run(env, "source", "list").stdout == ""
+    run(env, *args, "--option", "allow_plaintext=true", stdin="secret\n")
+    assert "alice/isp" in run(env, "source", "list").stdout
+
+
+def test_source_edit_passwd_ids_and_credentials_state(env: dict[str, str]) -> None:
+    run(env, "user", "add", "alice", stdin="pw\n")
+    add = ["source", "add", "--user", "alice", "--name", "work", "--protocol", "imap"]
+    add += ["--host", "imap.example.org", "--port", "993", "--security", "tls"]
+    run(env, *add, "--username", "a", "--option", "push=false", stdin="old\n")
+    run(env, "source", "remove", "--user", "alice", "--name", "work")
+    run(env, *add, "--username", "a", "--option", "push=false", stdin="old\n")
+    listed = run(env, "source", "list").stdout
+    assert listed.startswith("#2\talice/work\t"), "ids are shown and never reused"
+    run(
+        env,
+        "source",
+        "edit",
+        "--user",
+        "alice",
+        "--name",
+        "work",
+        "--host",
+        "mail.example.org",
+        "--port",
+        "143",
+        "--security",
+        "starttls",
+        "--option",
+        "delete_policy=keep",
+        "--unset-option",
+        "push",
+        "--interval",
+        "120",
+    )
+    with env_store(env) as store:
+        source = store.get_source(user_name="alice", name="work")
+        assert (source.host, source.port, source.security) == ("mail.example.org", 143, "starttls")
+        assert source.options == {"delete_policy": "keep"} and source.poll_interval == 120
+        bad = run(
+            env,
+            "source",
+            "edit",
+            "--user",
+            "alice",
+            "--name",
+            "work",
+            "--option",
+            "typo=1",
+            check=False,
+        )
+        assert bad.returncode == 2 and "typo" in bad.stderr
+        now = datetime.now(UTC)
+        for _ in range(3):
+            store.record_sync_failure(
+                source.id, error_class="auth", message="login rejected", now=now, next_run_at=now
+            )
+    assert "credentials rejected" in run(env, "source", "list").stdout
+    run(env, "source", "passwd", "--user", "alice", "--name", "work", stdin="new\n")
+    assert "credentials rejected" not in run(env, "source", "list").stdout
+    with env_store(env) as store:
+        source = store.get_source(user_name="alice", name="work")
+        assert store.read_source_secret(source_id=source.id) == "new"
+
+
+def test_commands_other_than_serve_and_migrate_never_create_a_data_dir(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    elsewhere = {**env, "GATEWAY_DATA_DIR": str(tmp_path / "nowhere" / "data")}
+    result = run(elsewhere, "source", "list", check=False)
+    assert result.returncode == 1
+    assert str(tmp_path / "nowhere" / "data") in result.stderr
+    assert not (tmp_path / "nowhere").exists()
+    migrated = run(elsewhere, "migrate")
+    assert (tmp_path / "nowhere" / "data").is_dir()
+    # No Alembic chatter ("Context impl SQLiteImpl.") on any command.
+    quiet = run(elsewhere, "user", "list")
+    assert "Context impl" not in migrated.stderr + quiet.stderr
+    assert "transactional DDL" not in migrated.stderr + quiet.stderr
+
+
+def test_listing_commands_load_neither_alembic_nor_the_fetch_engines(env: dict[str, str]) -> None:
+    """What keeps `gateway user list` / `source list` starting fast: with the schema current,
+    no migration machinery, and nothing of the sync engines, is even imported."""
+    run(env, "migrate")
+    probe = (
+        "import sys; from typer.testing import CliRunner; from gateway.cli import app; "
+        "result = CliRunner().invoke(app, ['{command}', 'list']); "
+        "assert result.exit_code == 0, result.output; "
+        "print(sorted(m for m in sys.modules if m.startswith(('alembic', 'gateway.fetch', "
+        "'imapclient', 'fastapi'))))"
+    )
+    for command in ("user", "source"):
+        result = subprocess.run(
+            [sys.executable, "-c", probe.format(command=command)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert result.stdout.strip() == "[]", result.stdout

@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from gateway.fetch.batching import IMAP_BATCHES
 from gateway.fetch.budget import BudgetExhaustedError
 from gateway.fetch.errors import SyncError, ThrottledError
-from gateway.fetch.imap_source import BATCH_MESSAGES, ImapSyncReport
+from gateway.fetch.imap_source import ImapSyncReport
 from gateway.fetch.runner import run_source_sync
 from gateway.store import MailStore, SourceInfo
 from gateway.tls import ensure_certificate, server_context
@@ -209,7 +210,7 @@ def test_throttling_reply_delays_the_next_run_as_asked(
 # --- a connection dropped mid-FETCH ----------------------------------------------------------
 
 
-BATCH = BATCH_MESSAGES  # messages per body FETCH and group commit
+BATCH = IMAP_BATCHES.messages  # messages per body FETCH and group commit
 
 
 def test_connection_dropped_mid_fetch_keeps_what_was_committed_then_completes(
@@ -410,7 +411,9 @@ def test_starttls_not_offered_and_plaintext_not_allowed_send_no_password(
         sessions = proxy.sessions
         with pytest.raises(SyncError) as refused:
             run_source_sync(sqlite_store, plaintext)
-        assert refused.value.error_class == "tls" and "allow_plaintext" in refused.value.message
+        assert (
+            refused.value.error_class == "plaintext" and "allow_plaintext" in refused.value.message
+        )
         assert proxy.sessions == sessions, "not even connected"
         assert proxy.logins == 0
 

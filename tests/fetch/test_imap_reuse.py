@@ -11,6 +11,7 @@ import pytest
 from imapclient import IMAPClient
 
 from gateway.fetch.connections import PasswordAuthenticator
+from gateway.fetch.imap_client import ImapClientPeer
 from gateway.fetch.imap_reuse import ImapConnectionCache
 from gateway.fetch.imap_source import sync_imap_source
 from gateway.store import MailStore, SourceInfo
@@ -33,7 +34,7 @@ class CountingLogins(PasswordAuthenticator):
         super().__init__("pw")
         self.logins = 0
 
-    def authenticate_imap(self, client: IMAPClient, *, username: str) -> None:
+    def authenticate_imap(self, client: ImapClientPeer, *, username: str) -> None:
         self.logins += 1
         super().authenticate_imap(client, username=username)
 

@@ -218,7 +218,7 @@ def test_plaintext_needs_an_explicit_option(sqlite_store: MailStore) -> None:
         )
         with pytest.raises(SyncError) as caught:
             run_source_sync(sqlite_store, source)
-        assert caught.value.error_class == "tls" and server.logins == 0
+        assert caught.value.error_class == "plaintext" and server.logins == 0
 
 
 def test_auth_failure_on_fake_server_then_fixed_password(sqlite_store: MailStore) -> None:

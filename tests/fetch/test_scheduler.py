@@ -28,6 +28,19 @@ from tests.support.fixtures_dovecot import DOVECOT_PASSWORD, DOVECOT_USER
 MESSAGE = b"From: a@example.org\r\nSubject: hello\r\nMessage-ID: <1@t>\r\n\r\nbody\r\n"
 
 
+class ManualClock:
+    """The scheduler's injected clock, moved only by the test."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
 class RecordingSync:
     """A stand-in for `sync_source_once` that records calls and how many ran at once."""
 
@@ -145,17 +158,29 @@ def test_due_sources_run_once_and_others_wait(
     set_next_run(sqlite_store, later, timedelta(hours=1))
     disable_in_listings(monkeypatch, sqlite_store, {disabled.id})
     sync = RecordingSync()
+    clock = ManualClock()
 
     async def scenario() -> None:
-        scheduler = FetchScheduler(sqlite_store, concurrency=4, rescan_seconds=0.2, sync=sync)
+        scheduler = FetchScheduler(
+            sqlite_store, concurrency=4, rescan_seconds=0.2, sync=sync, clock=clock
+        )
         async with running(scheduler):
             await wait_until(lambda: sync.count(never_run.id) and sync.count(overdue.id))
-            # Several rescans later: the fake sync wrote no next_run_at, yet nothing re-ran
-            # (a finished source waits its interval) and the not-due ones are still waiting.
-            await asyncio.sleep(1.0)
+            await scheduler.settled()
+            # 50 s on: the fake sync wrote no next_run_at, yet nothing re-ran (a finished
+            # source waits its 60 s interval) and the not-due ones are still waiting.
+            clock.advance(50)
+            scheduler.check_due_sources()
+            await scheduler.settled()
+            assert sorted(sync.calls) == sorted([never_run.id, overdue.id])
+            # Past the interval and its jitter (at most 6 s): both run again, nothing else.
+            clock.advance(20)
+            scheduler.check_due_sources()
+            await wait_until(lambda: len(sync.calls) == 4)
+            await scheduler.settled()
 
     asyncio.run(scenario())
-    assert sorted(sync.calls) == sorted([never_run.id, overdue.id])
+    assert sorted(sync.calls) == sorted([never_run.id, overdue.id] * 2)
 
 
 def test_jitter_spreads_sources_that_share_a_due_time(sqlite_store: MailStore) -> None:
@@ -163,15 +188,25 @@ def test_jitter_spreads_sources_that_share_a_due_time(sqlite_store: MailStore) -
     for source in sources:
         set_next_run(sqlite_store, source, timedelta(0))
     sync = RecordingSync()
+    clock = ManualClock()
 
     async def scenario() -> list[int]:
         scheduler = FetchScheduler(
-            sqlite_store, concurrency=20, rescan_seconds=60, sync=sync, rng=random.Random(3)
+            sqlite_store,
+            concurrency=20,
+            rescan_seconds=60,
+            sync=sync,
+            rng=random.Random(3),
+            clock=clock,
         )
         async with running(scheduler):
-            await asyncio.sleep(0.2)
+            clock.advance(0.2)
+            scheduler.check_due_sources()
+            await scheduler.settled()
             early = len(sync.calls)
-            # Jitter is at most 10% of the 20 s interval: everyone has run after 2 s.
+            # Jitter is at most 10% of the 20 s interval: everyone has run 2 s on.
+            clock.advance(1.8)
+            scheduler.check_due_sources()
             await wait_until(lambda: len(sync.calls) == 20, timeout=5)
             return [early]
 
@@ -235,16 +270,14 @@ def test_requests_coalesce_while_queued_and_rerun_once_after_a_running_sync(
             await wait_until(lambda: sync.active == 1)
             for _ in range(5):
                 from_other_thread(lambda: scheduler.request_sync(target.id, reason="test"))
-            await asyncio.sleep(0.2)
-            assert sync.count(target.id) == 0
             # While `blocker` runs, more requests for it make exactly one more run.
             for _ in range(5):
                 scheduler.request_sync(blocker.id, reason="test")
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0)  # the requests reach the loop
+            assert sync.count(target.id) == 0
             sync.hang.clear()
             sync.release.set()
-            await wait_until(lambda: sync.count(blocker.id) == 2 and sync.active == 0)
-            await asyncio.sleep(0.5)
+            await scheduler.settled()
 
     scheduler = FetchScheduler(sqlite_store, concurrency=1, rescan_seconds=60, sync=sync)
     asyncio.run(scenario(scheduler))
@@ -313,12 +346,30 @@ def test_stop_is_prompt_when_idle(sqlite_store: MailStore) -> None:
     assert asyncio.run(scenario()) < 0.5
 
 
-def test_local_change_syncs_the_users_imap_sources_once(sqlite_store: MailStore) -> None:
-    [imap_source] = add_sources(sqlite_store, 1, protocol="imap")
+def feeds(store: MailStore, source: SourceInfo, mailbox_id: int) -> None:
+    """Record that the source's INBOX feeds `mailbox_id`, as its first sync would."""
+    store.save_source_folder(
+        source_id=source.id,
+        remote_name="INBOX",
+        mailbox_id=mailbox_id,
+        uidvalidity=1,
+        last_uid=0,
+        highestmodseq=0,
+        local_modseq=0,
+    )
+
+
+def test_local_change_syncs_the_imap_sources_feeding_the_mailbox_once(
+    sqlite_store: MailStore,
+) -> None:
+    [imap_source, elsewhere] = add_sources(sqlite_store, 2, protocol="imap")
     [pop3_source] = add_sources(sqlite_store, 1, protocol="pop3")
-    for source in (imap_source, pop3_source):
+    for source in (imap_source, elsewhere, pop3_source):
         set_next_run(sqlite_store, source, timedelta(hours=1))
     inbox = sqlite_store.get_mailbox(user_id=imap_source.user_id, name="INBOX")
+    other = sqlite_store.create_mailbox(user_id=imap_source.user_id, name="Other")
+    feeds(sqlite_store, imap_source, inbox.id)
+    feeds(sqlite_store, elsewhere, other.id)  # feeds another mailbox: not synced
 
     def store_like_an_engine(source: SourceInfo) -> BaseException | None:
         # A sync's own commit notifies the change listener too; it must not cause another sync.
@@ -334,14 +385,14 @@ def test_local_change_syncs_the_users_imap_sources_once(sqlite_store: MailStore)
             sqlite_store, concurrency=2, rescan_seconds=60, sync=sync, change_debounce_seconds=0.2
         )
         async with running(scheduler):
-            await asyncio.sleep(0.2)
+            await scheduler.settled()
             # A device stores three messages in a burst: one write-back sync of the IMAP source.
             for _ in range(3):
                 await asyncio.to_thread(
                     sqlite_store.append_message, mailbox_id=inbox.id, content=MESSAGE
                 )
             await wait_until(lambda: sync.count(imap_source.id) == 1)
-            await asyncio.sleep(1.0)
+            await scheduler.settled()
 
     asyncio.run(scenario())
     assert sync.calls == [imap_source.id]
@@ -349,6 +400,11 @@ def test_local_change_syncs_the_users_imap_sources_once(sqlite_store: MailStore)
 
 def test_local_change_waits_for_a_failing_source_backoff(sqlite_store: MailStore) -> None:
     [imap_source] = add_sources(sqlite_store, 1, protocol="imap")
+    feeds(
+        sqlite_store,
+        imap_source,
+        sqlite_store.get_mailbox(user_id=imap_source.user_id, name="INBOX").id,
+    )
     now = datetime.now(UTC)
     sqlite_store.record_sync_failure(
         imap_source.id,
@@ -365,11 +421,11 @@ def test_local_change_waits_for_a_failing_source_backoff(sqlite_store: MailStore
             sqlite_store, concurrency=2, rescan_seconds=60, sync=sync, change_debounce_seconds=0.1
         )
         async with running(scheduler):
-            await asyncio.sleep(0.2)
+            await scheduler.settled()
             await asyncio.to_thread(
                 sqlite_store.append_message, mailbox_id=inbox.id, content=MESSAGE
             )
-            await asyncio.sleep(0.6)
+            await scheduler.settled()
 
     asyncio.run(scenario())
     assert sync.calls == []

@@ -79,7 +79,7 @@ def test_idle_hears_another_process_at_once_through_listen_notify(tmp_path: Path
         other = open_store(gateway.settings)
         try:
             inbox = other.get_mailbox(user_id=1, name="INBOX")
-            time.sleep(0.5)  # let the listener connect
+            assert gateway.server.change_feed_listening.wait(10), "LISTEN never started"
             latencies = []
             for number in range(1, 4):
                 other.append_message(mailbox_id=inbox.id, content=MESSAGE)

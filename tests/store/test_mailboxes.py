@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.store import AlreadyExistsError, InvalidOperationError, MailStore, NotFoundError
+from gateway.store import (
+    AlreadyExistsError,
+    InvalidOperationError,
+    LimitExceededError,
+    MailboxLimits,
+    MailStore,
+    NotFoundError,
+)
 
 MESSAGE = b"From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
 
@@ -40,8 +47,17 @@ def test_delete_keeps_inferiors_and_refuses_inbox(store: MailStore) -> None:
     box = store.get_mailbox(user_id=user.id, name="A")
     store.append_message(mailbox_id=box.id, content=MESSAGE)
     store.delete_mailbox(user_id=user.id, name="A")
-    assert "A/B" in _names(store, user.id)
-    assert "A" not in _names(store, user.id)
+    # RFC 3501 §6.3.4: A loses its messages and becomes \Noselect while A/B exists.
+    assert {"A", "A/B"} <= _names(store, user.id)
+    (kept,) = [m for m in store.list_mailboxes(user_id=user.id) if m.name == "A"]
+    assert kept.noselect and store.list_entries(mailbox_id=kept.id) == []
+    with pytest.raises(NotFoundError):
+        store.get_mailbox(user_id=user.id, name="A")
+    with pytest.raises(InvalidOperationError):
+        store.delete_mailbox(user_id=user.id, name="A")  # \Noselect with inferiors
+    store.delete_mailbox(user_id=user.id, name="A/B")
+    store.delete_mailbox(user_id=user.id, name="A")
+    assert not {"A", "A/B"} & _names(store, user.id)
     with pytest.raises(InvalidOperationError):
         store.delete_mailbox(user_id=user.id, name="INBOX")
     with pytest.raises(NotFoundError):
@@ -89,3 +105,61 @@ def test_subscriptions_and_status(store: MailStore) -> None:
     status = store.mailbox_status(mailbox_id=inbox.id)
     assert (status.messages, status.unseen, status.uidnext) == (2, 1, 3)
     assert status.size == 2 * len(MESSAGE) + 4
+
+
+def test_creating_a_noselect_name_makes_it_a_mailbox_again(store: MailStore) -> None:
+    user = store.create_user(name="alice", password="pw")
+    store.create_mailbox(user_id=user.id, name="P/Q")
+    store.delete_mailbox(user_id=user.id, name="P")
+    revived = store.create_mailbox(user_id=user.id, name="P")
+    assert not revived.noselect
+    assert store.get_mailbox(user_id=user.id, name="P").id == revived.id
+
+
+def test_rename_onto_a_clash_among_inferiors_is_a_clear_error(store: MailStore) -> None:
+    """Issue 13 finding 8: this was an uncaught IntegrityError (NO [SERVERBUG])."""
+    user = store.create_user(name="alice", password="pw")
+    store.create_mailbox(user_id=user.id, name="a/b")
+    store.create_mailbox(user_id=user.id, name="d/b")
+    store.delete_mailbox(user_id=user.id, name="d")
+    with pytest.raises(AlreadyExistsError):
+        store.rename_mailbox(user_id=user.id, old_name="a", new_name="d")
+    store.delete_mailbox(user_id=user.id, name="d/b")
+    store.delete_mailbox(user_id=user.id, name="d")
+    store.create_mailbox(user_id=user.id, name="x/b")
+    store.create_mailbox(user_id=user.id, name="y")
+    store.create_mailbox(user_id=user.id, name="z/y/b")
+    with pytest.raises(AlreadyExistsError):
+        store.rename_mailbox(user_id=user.id, old_name="z/y", new_name="x")
+    assert {"a/b", "x/b", "z/y/b"} <= _names(store, user.id)
+
+
+@pytest.mark.parametrize("name", ["..", "a/../b", "a/.", "./a", "x/.."])
+def test_dot_levels_are_refused_at_create_and_rename(store: MailStore, name: str) -> None:
+    user = store.create_user(name="alice", password="pw")
+    with pytest.raises(InvalidOperationError):
+        store.create_mailbox(user_id=user.id, name=name)
+    store.create_mailbox(user_id=user.id, name="fine")
+    with pytest.raises(InvalidOperationError):
+        store.rename_mailbox(user_id=user.id, old_name="fine", new_name=name)
+    assert not any(".." in n.split("/") for n in _names(store, user.id))
+
+
+def test_mailbox_limits_hold_at_create_and_rename(store: MailStore) -> None:
+    user = store.create_user(name="alice", password="pw")
+    limits = MailboxLimits(max_mailboxes=10, max_depth=3, max_name_length=20)
+    start = len(_names(store, user.id))
+    with pytest.raises(LimitExceededError):
+        store.create_mailbox(user_id=user.id, name="a/b/c/d", limits=limits)
+    with pytest.raises(LimitExceededError):
+        store.create_mailbox(user_id=user.id, name="x" * 21, limits=limits)
+    store.create_mailbox(user_id=user.id, name="a/b/c", limits=limits)
+    for number in range(10 - start - 3):
+        store.create_mailbox(user_id=user.id, name=f"m{number}", limits=limits)
+    with pytest.raises(LimitExceededError):
+        store.create_mailbox(user_id=user.id, name="one-too-many", limits=limits)
+    with pytest.raises(LimitExceededError):
+        store.rename_mailbox(user_id=user.id, old_name="m0", new_name="new/parent", limits=limits)
+    with pytest.raises(LimitExceededError):
+        store.rename_mailbox(user_id=user.id, old_name="a", new_name="p/q", limits=limits)
+    assert len(_names(store, user.id)) == 10

@@ -1,0 +1,202 @@
+"""Login throttling for every protocol: IMAP LOGIN/AUTHENTICATE, SMTP AUTH, the admin login.
+
+Failures are counted per client address and per target user name, in the store, so the
+throttle holds across connections and across replicas sharing one PostgreSQL. A key past its
+free failures waits 1, 2, 4 … seconds (up to a maximum) before its next attempt is even
+checked; an attempt during the wait is refused without looking at the password, so a hundred
+parallel connections guess no faster than one. Only the user's own successful login clears
+the user name's count; an address's count is forgotten after a quiet window, never by a
+success (one account of their own must not let someone guess another's password freely).
+An address the user logged in from lately is spared the user name's slow-down (its own
+address count still applies), so a stranger's guessing does not lock the user out.
+
+Use, around the password check of any protocol::
+
+    async with throttle.attempt(address=peer, username=name, patience=20) as wait:
+        if wait:
+            refuse ("too many failed logins, try again in {ceil(wait)} s")
+        elif password is right:
+            await throttle.record_success(address=peer, username=name)
+        else:
+            await throttle.record_failure(address=peer, username=name)
+
+Within one process `attempt` lets one check per address and per user name run at a time, so
+a burst of parallel guesses is counted one by one; replicas share the counts in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from gateway.settings import Settings
+from gateway.store.login_failures import LoginFailureOperations, LoginThrottlePolicy
+
+__all__ = ["AuthThrottle", "LoginThrottlePolicy", "policy_from_settings"]
+
+T = TypeVar("T")
+# Longer names are cut: the key column holds 320 characters.
+_MAX_KEY_TEXT = 150
+# How long an address the user logged in from is spared the user name's slow-down.
+TRUSTED_ADDRESS_DAYS = 30
+
+
+def policy_from_settings(settings: Settings) -> LoginThrottlePolicy:
+    return LoginThrottlePolicy(
+        free_failures=settings.auth_free_failures,
+        max_delay_seconds=settings.auth_max_delay_seconds,
+        window_seconds=settings.auth_failure_window_seconds,
+    )
+
+
+async def _to_thread(function: Callable[[], T]) -> T:
+    return await asyncio.to_thread(function)
+
+
+class AuthThrottle:
+    """Shared failed-login accounting; `run_blocking` runs store calls off the event loop."""
+
+    def __init__(
+        self,
+        store: LoginFailureOperations,
+        policy: LoginThrottlePolicy,
+        *,
+        run_blocking: Callable[[Callable[[], object]], Awaitable[object]] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self._run = run_blocking or _to_thread
+        self._clock = clock
+        self._turns = _KeyLocks()
+
+    @asynccontextmanager
+    async def attempt(
+        self, *, address: str, username: str, patience: float
+    ) -> AsyncIterator[float]:
+        """This process's turn for `address` and `username` while one password is checked.
+
+        Yields 0.0 once the password may be checked (record the outcome inside the block),
+        or the seconds still to wait if that is longer than `patience` (refuse then).
+        """
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + patience
+        keys = await self._throttled_keys(address, username)
+        async with self._turns.holding(keys, timeout=patience) as held:
+            if not held:
+                yield max(patience, 1.0)  # others hold the turn past our patience
+                return
+            yield await self._wait_for_slot(keys, give_up_at)
+
+    async def check(self, *, address: str, username: str) -> float:
+        """0.0: verify the password now. Otherwise refuse this attempt; the value is the
+        seconds until the address or user name may try again (for the refusal's text)."""
+        return await self._claim(await self._throttled_keys(address, username))
+
+    async def wait_turn(self, *, address: str, username: str, patience: float) -> float:
+        """Wait (up to `patience` seconds) until an attempt may be checked: 0.0 then.
+
+        Otherwise the attempt is refused and the value is the wait still ahead. Parallel
+        waiters are let through one slot at a time, as each check claims its slot.
+        """
+        loop = asyncio.get_running_loop()
+        keys = await self._throttled_keys(address, username)
+        return await self._wait_for_slot(keys, loop.time() + patience)
+
+    async def _throttled_keys(self, address: str, username: str) -> list[str]:
+        """The keys that slow this attempt: the address, and the user name unless the user
+        logged in from this address lately (guesses elsewhere do not lock them out here)."""
+        keys = _keys(address, username)
+        trusted, now = _trusted_key(address, username), self._clock()
+        if await self._run(lambda: self.store.is_login_trusted(key=trusted, now=now)):
+            return keys[:1]
+        return keys
+
+    async def _claim(self, keys: list[str]) -> float:
+        now = self._clock()
+        wait = await self._run(
+            lambda: self.store.claim_login_attempt(keys=keys, now=now, policy=self.policy)
+        )
+        assert isinstance(wait, float)  # noqa: S101
+        return wait
+
+    async def _wait_for_slot(self, keys: list[str], give_up_at: float) -> float:
+        loop = asyncio.get_running_loop()
+        while (wait := await self._claim(keys)) > 0:
+            if loop.time() + wait > give_up_at:
+                return wait
+            await asyncio.sleep(wait)
+        return 0.0
+
+    async def record_failure(self, *, address: str, username: str) -> None:
+        """The password (or user name) was wrong."""
+        keys = _keys(address, username)
+        now = self._clock()
+        await self._run(
+            lambda: self.store.record_login_failure(keys=keys, now=now, policy=self.policy)
+        )
+
+    async def record_success(self, *, address: str, username: str) -> None:
+        """The user logged in: their name's failures are forgotten, the address's are not,
+        and the address is trusted for this user for TRUSTED_ADDRESS_DAYS."""
+        keys = [_user_key(username)]
+        trusted = _trusted_key(address, username)
+        now = self._clock()
+        until = now + timedelta(days=TRUSTED_ADDRESS_DAYS)
+
+        def record() -> None:
+            self.store.clear_login_failures(keys=keys)
+            self.store.trust_login(key=trusted, now=now, until=until)
+
+        await self._run(record)
+
+
+def _user_key(username: str) -> str:
+    return "user:" + username.strip().casefold()[:_MAX_KEY_TEXT]
+
+
+def _trusted_key(address: str, username: str) -> str:
+    return "trusted:" + _user_key(username)[5:] + "|" + address[:_MAX_KEY_TEXT]
+
+
+def _keys(address: str, username: str) -> list[str]:
+    return ["address:" + address[:_MAX_KEY_TEXT], _user_key(username)]
+
+
+class _KeyLocks:
+    """One asyncio lock per key, created on demand and dropped when nobody holds or wants it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def holding(self, keys: list[str], *, timeout: float) -> AsyncIterator[bool]:
+        """Hold every lock of `keys` (taken in sorted order: no deadlock); False on timeout."""
+        ordered = sorted(set(keys))
+        for key in ordered:
+            lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        acquired: list[asyncio.Lock] = []
+        try:
+            try:
+                async with asyncio.timeout(timeout):
+                    for key in ordered:
+                        lock = self._locks[key][0]
+                        await lock.acquire()
+                        acquired.append(lock)
+            except TimeoutError:
+                yield False
+                return
+            yield True
+        finally:
+            for lock in acquired:
+                lock.release()
+            for key in ordered:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
