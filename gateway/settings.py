@@ -150,6 +150,16 @@ class Settings(BaseSettings):
     def _expand_data_dir(cls, value: Path) -> Path:
         return value.expanduser()
 
+    @field_validator("blob_url")
+    @classmethod
+    def _check_blob_url(cls, value: str | None) -> str | None:
+        if value:
+            # Imported here: settings load for every command, most never need it.
+            from gateway.store.object_location import ObjectLocation
+
+            ObjectLocation.parse(value)  # BlobUrlError (a ValueError) names what is wrong
+        return value
+
     @property
     def blob_dir(self) -> Path:
         """Blob files, or with `blob_url` the cache of blob objects."""

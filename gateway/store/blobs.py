@@ -22,11 +22,13 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from gateway.store.blob_cache import BlobCache
 from gateway.store.nowait_read import read_if_cached
-from gateway.store.object_store import ObjectStore
+
+if TYPE_CHECKING:  # boto3 is imported only by a gateway configured for object storage
+    from gateway.store.object_store import ObjectStore
 
 _TMP_DIR = "tmp"
 # Below this many files a batch is cheaper to sync file by file than with one syncfs(2).

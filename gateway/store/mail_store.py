@@ -21,7 +21,6 @@ from gateway.store.mailbox_sync import MailboxSyncOperations
 from gateway.store.mailboxes import MailboxOperations
 from gateway.store.messages import MessageOperations
 from gateway.store.migrations import head_revision, upgrade_database
-from gateway.store.object_store import ObjectLocation, ObjectStore
 from gateway.store.search_data import SearchDataOperations
 from gateway.store.search_index import SearchIndexOperations
 from gateway.store.secrets_box import SecretBox, load_or_create_key
@@ -85,6 +84,9 @@ def open_blob_store(settings: Settings) -> BlobStore:
     """The blob directory, or the object store named by `blob_url` with a local cache."""
     if not settings.blob_url:
         return BlobStore(settings.blob_dir)
+    from gateway.store.object_location import ObjectLocation
+    from gateway.store.object_store import ObjectStore  # imports boto3: only when used
+
     objects = ObjectStore(ObjectLocation.parse(settings.blob_url))
     objects.check_bucket()
     return BlobStore(

@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
+
+from gateway.store.errors import StoreError
+from gateway.store.object_location import ObjectLocation
 
 log = logging.getLogger("gateway.store.objects")
 
@@ -32,51 +34,8 @@ _DELETE_BATCH = 1000
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 
 
-class BlobUrlError(ValueError):
-    """GATEWAY_BLOB_URL is not an s3:// URL this gateway understands."""
-
-
-@dataclass(frozen=True)
-class ObjectLocation:
-    """Where blobs live: a bucket, a key prefix and the S3 endpoint (None: AWS itself)."""
-
-    bucket: str
-    prefix: str
-    endpoint: str | None
-    region: str | None
-
-    @classmethod
-    def parse(cls, url: str) -> ObjectLocation:
-        parts = urlsplit(url)
-        if parts.scheme != "s3" or not parts.netloc:
-            raise BlobUrlError(
-                "blob URL must look like s3://bucket/prefix?endpoint=https://host:port"
-            )
-        query = parse_qs(parts.query)
-        unknown = set(query) - {"endpoint", "region"}
-        if unknown:
-            raise BlobUrlError(f"blob URL has unknown parameters: {', '.join(sorted(unknown))}")
-        endpoint = query.get("endpoint", [None])[0]
-        if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
-            raise BlobUrlError("blob URL endpoint must be an http:// or https:// URL")
-        return cls(
-            bucket=parts.netloc,
-            prefix=parts.path.strip("/"),
-            endpoint=endpoint,
-            region=query.get("region", [None])[0],
-        )
-
-    def key_for(self, digest: str) -> str:
-        name = f"{digest[:2]}/{digest}"
-        return f"{self.prefix}/{name}" if self.prefix else name
-
-    def digest_of(self, key: str) -> str | None:
-        """The content hash a key names, or None for a key this gateway did not write."""
-        parts = key.split("/")
-        name = parts[-1]
-        if len(parts) >= 2 and len(name) == 64 and parts[-2] == name[:2]:
-            return name
-        return None
+class ObjectStoreUnavailableError(StoreError):
+    """The bucket of GATEWAY_BLOB_URL cannot be reached or used."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +65,13 @@ class ObjectStore:
 
     def check_bucket(self) -> None:
         """Fail at start-up, clearly, when the bucket is missing or the credentials are wrong."""
-        self._client.head_bucket(Bucket=self.location.bucket)
+        try:
+            self._client.head_bucket(Bucket=self.location.bucket)
+        except (BotoCoreError, ClientError) as error:
+            raise ObjectStoreUnavailableError(
+                f"object storage bucket {self.location.bucket!r} at "
+                f"{self.location.endpoint or 'AWS S3'} is not usable: {error}"
+            ) from error
 
     def create_bucket(self) -> None:
         """Create the bucket (tests and first-time setups; production buckets exist already)."""

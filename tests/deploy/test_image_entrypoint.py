@@ -127,8 +127,7 @@ def test_the_image_entry_point_comes_up_healthy_as_an_unprivileged_user(image_ro
                 assert process.poll() is None, process.communicate()[1][-3000:]
                 assert time.monotonic() < deadline, "gateway serve never became healthy"
                 time.sleep(0.2)
-        status, body = _get(f"{admin}/readyz")
-        assert status == 200 and b'"users":1' in body  # the first admin
+        assert _get(f"{admin}/readyz") == (200, b'{"status":"ok"}')  # the database answers
         healthcheck = [
             str(venv_bin / stage.healthcheck[0]) if stage.healthcheck[0] == "python" else "",
             *stage.healthcheck[1:],

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
+from gateway.settings import Settings
 from gateway.store.blob_cache import BlobCache
 from gateway.store.blobs import BlobStore, PendingBlob
-from gateway.store.object_store import BlobUrlError, ObjectLocation, ObjectStore
+from gateway.store.object_location import BlobUrlError, ObjectLocation
+from gateway.store.object_store import ObjectStore, ObjectStoreUnavailableError
 from tests.support.seaweedfs import SeaweedServer
 
 pytestmark = [pytest.mark.system]
@@ -171,6 +173,24 @@ def test_a_cache_written_before_a_reboot_is_emptied(tmp_path: Path) -> None:
 def test_a_bad_blob_url_gets_a_clear_error(url: str, message: str) -> None:
     with pytest.raises(BlobUrlError, match=message):
         ObjectLocation.parse(url)
+
+
+def test_settings_refuse_a_bad_blob_url_and_start_up_a_missing_bucket(
+    tmp_path: Path, seaweed: SeaweedServer, objects: ObjectStore
+) -> None:
+    from pydantic import ValidationError
+
+    from gateway.store import open_store
+
+    with pytest.raises(ValidationError, match="unknown parameters: key"):
+        Settings(blob_url="s3://bucket/p?key=x", _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        blob_url=seaweed.blob_url("no-such-bucket-here"),
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    with pytest.raises(ObjectStoreUnavailableError, match="no-such-bucket-here"):
+        open_store(settings)
 
 
 def test_a_blob_url_names_bucket_prefix_endpoint_and_region() -> None:
