@@ -254,3 +254,29 @@ def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
         timeout=120,
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_inline_secrets_and_existing_secrets_mix_without_dangling_references(
+    chart: helm.Chart,
+) -> None:
+    """Keys from an existing Secret, the database URL inline: the chart's own Secret holds
+    the URL (and only it), and every reference points at a Secret that has the key."""
+    documents = render(
+        chart,
+        {
+            "replicaCount": 2,
+            "secret": {"existingSecret": "keys", "secretKey": KEY},  # the existing one wins
+            "database": {"url": POSTGRES_URL},
+            "objectStorage": {"url": BLOB_URL, "accessKeyId": "id", "secretAccessKey": "sk"},
+        },
+    )
+    secret = only(documents, "Secret")
+    assert set(secret["data"]) == {"database-url", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    env = only(documents, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    references = {
+        item["name"]: item["valueFrom"]["secretKeyRef"] for item in env if "valueFrom" in item
+    }
+    assert references["GATEWAY_SECRET_KEY"] == {"name": "keys", "key": "secret-key"}
+    for name in ("GATEWAY_DATABASE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert references[name]["name"] == secret["metadata"]["name"]
+        assert references[name]["key"] in secret["data"]

@@ -49,8 +49,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (include "gateway.fullname" .) .Values.secret.existingSecret }}
 {{- end }}
 
+{{/* Whether the chart renders its own Secret: for any secret value given inline. */}}
 {{- define "gateway.ownsSecret" -}}
-{{- if and (not .Values.secret.existingSecret) (or .Values.secret.secretKey .Values.secret.firstAdminPassword .Values.database.url (and .Values.objectStorage.accessKeyId (not .Values.objectStorage.existingSecret))) }}true{{- end }}
+{{- $v := .Values }}
+{{- if or (include "gateway.inlineKeys" .) (and $v.database.url (not $v.database.existingSecret)) (and $v.objectStorage.accessKeyId (not $v.objectStorage.existingSecret)) }}true{{- end }}
+{{- end }}
+
+{{- define "gateway.inlineKeys" -}}
+{{- if and (not .Values.secret.existingSecret) (or .Values.secret.secretKey .Values.secret.firstAdminPassword) }}true{{- end }}
 {{- end }}
 
 {{- define "gateway.scaledOut" -}}
