@@ -84,6 +84,7 @@ def test_the_default_is_one_replica_on_sqlite_with_a_volume(chart: helm.Chart) -
     assert data["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
     env = {item["name"]: item for item in pod["containers"][0]["env"]}
     assert "GATEWAY_DATABASE_URL" not in env and "GATEWAY_BLOB_URL" not in env
+    assert env["GATEWAY_INGEST_WORKERS"]["value"] == "2"  # not the node's CPU count
     assert {"Ingress", "Secret", "ServiceMonitor"}.isdisjoint(d["kind"] for d in documents)
 
 
