@@ -14,10 +14,11 @@ FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY gateway ./gateway
-# The admin panel's assets (web/) ship inside the wheel as package data: when they land, make
-# pyproject.toml include them and COPY them here too, so the panel needs no file outside the venv.
+# The admin panel's files, installed as the package gateway.web (setup.py): the image needs no
+# file outside the venv.
+COPY web ./web
 RUN python -m venv /opt/gateway \
     && /opt/gateway/bin/pip wheel --no-deps --wheel-dir /tmp/wheels . \
     && /opt/gateway/bin/pip install /tmp/wheels/*.whl

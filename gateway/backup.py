@@ -18,8 +18,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gateway.store import MailStore, NewMessage, NotFoundError
+from gateway.progress import NoProgress, ProgressReporter
+from gateway.store import MailboxInfo, MailStore, NewMessage, NotFoundError
 from gateway.store.flags import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN
+from gateway.store.views import EntryInfo
 
 # Maildir info letters (https://cr.yp.to/proto/maildir.html), in the required ASCII order.
 _MAILDIR_LETTERS = (("D", DRAFT), ("F", FLAGGED), ("R", ANSWERED), ("S", SEEN), ("T", DELETED))
@@ -61,14 +63,32 @@ def _require_inside(directory: Path, path: Path) -> None:
         raise UnsafePathError(f"{path} resolves outside {root}")
 
 
-def export_maildir(store: MailStore, *, user_id: int, directory: Path) -> int:
+def _mailboxes_with_entries(
+    store: MailStore, user_id: int, progress: ProgressReporter
+) -> list[tuple[MailboxInfo, list[EntryInfo]]]:
+    """Every mailbox with its entries, read first so the progress bar knows the total."""
+    listed = [
+        (info, store.list_entries(mailbox_id=info.id))
+        for info in store.list_mailboxes(user_id=user_id)
+    ]
+    progress.set_total(sum(len(entries) for _info, entries in listed))
+    return listed
+
+
+def export_maildir(
+    store: MailStore,
+    *,
+    user_id: int,
+    directory: Path,
+    progress: ProgressReporter | None = None,
+) -> int:
     """Write every mailbox of a user as a Maildir under `directory`; returns messages written."""
+    progress = progress or NoProgress()
     written = 0
-    for info in store.list_mailboxes(user_id=user_id):
+    for info, entries in _mailboxes_with_entries(store, user_id, progress):
         folder = confined_path(directory, info.name)
         for sub in ("cur", "new", "tmp"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
-        entries = store.list_entries(mailbox_id=info.id)
         keywords = sorted({k for entry in entries for k in entry.keywords})[: len(_KEYWORD_LETTERS)]
         letter_for = dict(zip(keywords, _KEYWORD_LETTERS, strict=False))
         if keywords:
@@ -91,20 +111,27 @@ def export_maildir(store: MailStore, *, user_id: int, directory: Path) -> int:
             os.utime(tmp_path, (stamp, stamp))
             os.replace(tmp_path, folder / "cur" / f"{name}:2,{info_letters}")
             written += 1
+            progress.advance()
     return written
 
 
-def export_mbox(store: MailStore, *, user_id: int, directory: Path) -> int:
+def export_mbox(
+    store: MailStore,
+    *,
+    user_id: int,
+    directory: Path,
+    progress: ProgressReporter | None = None,
+) -> int:
     """Write every mailbox of a user as `<name>.mbox` files under `directory`."""
+    progress = progress or NoProgress()
     written = 0
-    for info in store.list_mailboxes(user_id=user_id):
+    for info, entries in _mailboxes_with_entries(store, user_id, progress):
         # Appended, not with_suffix: mailbox "a.b" is a.b.mbox, not a.mbox.
         path = confined_path(directory, info.name, ".mbox")
         path.parent.mkdir(parents=True, exist_ok=True)
         box = mailbox.mbox(path, create=True)
         box.lock()
         try:
-            entries = store.list_entries(mailbox_id=info.id)
             metadata = store.get_messages(message_ids=[entry.message_id for entry in entries])
             for entry in entries:
                 with store.open_message(message_id=entry.message_id) as source:
@@ -117,6 +144,7 @@ def export_mbox(store: MailStore, *, user_id: int, directory: Path) -> int:
                 )
                 box.add(message)
                 written += 1
+                progress.advance()
             box.flush()
         finally:
             box.unlock()
@@ -125,9 +153,17 @@ def export_mbox(store: MailStore, *, user_id: int, directory: Path) -> int:
 
 
 def import_path(
-    store: MailStore, *, user_id: int, path: Path, mailbox_name: str | None = None
+    store: MailStore,
+    *,
+    user_id: int,
+    path: Path,
+    mailbox_name: str | None = None,
+    progress: ProgressReporter | None = None,
 ) -> int:
-    """Import a Maildir tree, an mbox file or a directory of mbox files; returns messages added."""
+    """Import a Maildir tree, an mbox file or a directory of mbox files; returns messages added.
+
+    `progress` advances per message read (the total is not known in advance)."""
+    progress = progress or NoProgress()
     imported = 0
     for name, messages in _discover(path, mailbox_name):
         try:
@@ -137,6 +173,7 @@ def import_path(
         batch: list[NewMessage] = []
         for content, flags, internal_date in messages:
             batch.append(NewMessage(target.id, content, flags, internal_date))
+            progress.advance(label=name)
             if len(batch) >= _IMPORT_BATCH:
                 imported += len(store.append_messages(items=batch, actor="import"))
                 batch = []

@@ -5,7 +5,6 @@ Thin by design: every command parses arguments, calls store or service operation
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
 import sys
@@ -110,6 +109,18 @@ def _option_pairs(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
+# Written out rather than built from the option models (gateway/fetch/source_options.py),
+# which would import the fetch engines into every command; a test keeps the two in step.
+SOURCE_OPTION_HELP = (
+    "Source option KEY=VALUE, repeatable. Both: allow_plaintext=true, "
+    "timeout_seconds=N, tls_ca_file=PATH, tls_fingerprint_sha256=HEX, "
+    "daily_budget_mb=N (0: no limit). POP3: retention=keep|delete_after_download|"
+    'delete_after_days, retention_days=N. IMAP: folders=\'["INBOX","Work"]\', '
+    "delete_policy=trash|expunge|keep, move_policy=follow|keep, push=false, "
+    "max_connections=N."
+)
+
+
 def _check_options(protocol: str, options: dict[str, Any]) -> None:
     from gateway.fetch.source_options import InvalidSourceOptionError, validate_source_options
 
@@ -138,6 +149,8 @@ def _read_secret(prompt: str) -> str:
 @app.command()
 def serve() -> None:
     """Start every part of the gateway (admin, and IMAP/SMTP/fetch as they exist) and run."""
+    import asyncio
+
     from gateway.memory_tuning import limit_malloc_arenas
     from gateway.server import serve as run_server
 
@@ -225,14 +238,7 @@ def source_add(
     interval: Annotated[int, typer.Option(help="Seconds between polls (min 10).")] = 60,
     option: Annotated[
         list[str] | None,
-        typer.Option(
-            help="Source option KEY=VALUE, repeatable. Both: allow_plaintext=true, "
-            "timeout_seconds=N, tls_ca_file=PATH, tls_fingerprint_sha256=HEX, "
-            "daily_budget_mb=N (0: no limit). POP3: retention=keep|delete_after_download|"
-            'delete_after_days, retention_days=N. IMAP: folders=\'["INBOX","Work"]\', '
-            "delete_policy=trash|expunge|keep, move_policy=follow|keep, push=false, "
-            "max_connections=N."
-        ),
+        typer.Option(help=SOURCE_OPTION_HELP),
     ] = None,
 ) -> None:
     """Add an external account; its password is read from stdin and stored encrypted."""
@@ -382,16 +388,48 @@ def source_passwd(
         typer.echo(f"password changed for source {user}/{name}")
 
 
+# --- `gateway source test` (admin issue 19): the panel's connection test, from a terminal ---
+
+
+@source_app.command("test")
+def source_test(
+    user: Annotated[str, typer.Option(help="Owner of the source.")],
+    name: Annotated[str, typer.Option(help="Name of the source.")],
+    deadline: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 20.0,
+) -> None:
+    """Connect, secure, log in and list (IMAP) or count (POP3); say which step failed."""
+    import asyncio
+
+    from gateway.fetch.connection_check import check_connection
+
+    with _store() as store:
+        source = store.get_source(user_name=user, name=name)
+        password = store.read_source_secret(source_id=source.id)
+    result = asyncio.run(check_connection(source, password, deadline_seconds=deadline))
+    for step in result.passed:
+        typer.echo(f"ok\t{step.step}\t{step.seconds:.3f}s")
+    if not result.ok:
+        typer.echo(f"FAILED\t{result.failed_step}\t{result.message}", err=True)
+        raise typer.Exit(1)
+    detail = (
+        f"{result.messages} messages on the server"
+        if result.messages is not None
+        else f"folders: {', '.join(result.folders)}"
+    )
+    typer.echo(f"connection OK; {detail}")
+
+
 @app.command()
 def sync(
     user: Annotated[str | None, typer.Option(help="Only this user's sources.")] = None,
     source: Annotated[str | None, typer.Option(help="Only the source with this name.")] = None,
 ) -> None:
     """Run one sync pass over the selected sources now, then exit (non-zero on any failure)."""
+    from gateway.progress import terminal_progress
     from gateway.sync_pass import run_sync_pass
 
-    with _store() as store:
-        failures = run_sync_pass(store, user_name=user, source_name=source)
+    with _store() as store, terminal_progress("sync", "sources") as progress:
+        failures = run_sync_pass(store, user_name=user, source_name=source, progress=progress)
     raise typer.Exit(1 if failures else 0)
 
 
@@ -410,7 +448,10 @@ def export_command(
         owner = store.get_user(name=user)
         directory.mkdir(parents=True, exist_ok=True)
         exporter = export_maildir if format is ExportFormat.maildir else export_mbox
-        count = exporter(store, user_id=owner.id, directory=directory)
+        from gateway.progress import terminal_progress
+
+        with terminal_progress("export", "messages") as progress:
+            count = exporter(store, user_id=owner.id, directory=directory, progress=progress)
         typer.echo(f"exported {count} messages to {directory}")
 
 
@@ -427,7 +468,12 @@ def import_command(
 
     with _store() as store:
         owner = store.get_user(name=user)
-        count = import_path(store, user_id=owner.id, path=path, mailbox_name=mailbox)
+        from gateway.progress import terminal_progress
+
+        with terminal_progress("import", "messages") as progress:
+            count = import_path(
+                store, user_id=owner.id, path=path, mailbox_name=mailbox, progress=progress
+            )
         typer.echo(f"imported {count} messages from {path}")
 
 

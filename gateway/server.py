@@ -12,6 +12,7 @@ from pathlib import Path
 import uvicorn
 
 from gateway.admin.app import create_app
+from gateway.admin.metrics import GatewayMetrics
 from gateway.bootstrap import create_first_admin
 from gateway.fetch.push import PushWatchers
 from gateway.fetch.scheduler import FetchScheduler
@@ -53,7 +54,14 @@ async def serve(settings: Settings) -> None:
         settings.resolved_database_url().split("://")[0],
         cert,
     )
-    imap = ImapServer(store, settings, server_context(cert, key))
+    metrics = GatewayMetrics(store)
+    imap = ImapServer(
+        store,
+        settings,
+        server_context(cert, key),
+        command_observer=metrics.observe_imap_command,
+    )
+    metrics.watch_imap_sessions(imap.session_count)
     await imap.start(starttls_port=settings.imap_port or None, tls_port=settings.imaps_port or None)
     for part, port in (
         ("submission", settings.submission_port),
@@ -74,7 +82,7 @@ async def serve(settings: Settings) -> None:
     tasks: list[asyncio.Task[None]] = []
     if settings.admin_port:
         config = uvicorn.Config(
-            create_app(store),
+            create_app(store, settings, scheduler=fetching, metrics=metrics),
             host=settings.bind,
             port=settings.admin_port,
             log_level=settings.log_level.lower(),

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         default=1465, ge=0, le=65535, description="SMTP submission over TLS; 0 = off."
     )
     admin_port: int = Field(default=8080, ge=0, le=65535, description="Admin HTTP; 0 = off.")
+    admin_session_hours: float = Field(
+        default=12.0, gt=0, description="How long a login to the web panel lasts."
+    )
     tls_cert: Path | None = Field(default=None, description="PEM certificate chain.")
     tls_key: Path | None = Field(default=None, description="PEM private key.")
     secret_key: str | None = Field(

@@ -57,8 +57,6 @@ class SyncContext:
     actor: SourceSyncActor
     keyword: str
     dedupe: bool
-    # `user/source`, how log lines name the source for a person reading them.
-    source_label: str
     plans: list[FolderPlan] = field(default_factory=list)
     # Every folder the source LISTed, synced or not (where to find its Trash).
     remote_folders: list[RemoteFolder] = field(default_factory=list)

@@ -173,7 +173,7 @@ class NewMailDownload:
                 log.warning(
                     "event=imap_message_skipped source=%s folder=%r uid=%d size=%d "
                     "reason=larger_than_max_message_size",
-                    self.sync.source_label,
+                    self.sync.source.label,
                     self.folder.name,
                     uid,
                     size,

@@ -90,7 +90,7 @@ def reconcile_flags(folder: OpenFolder, changes: RemoteFlagChanges, local_uids: 
         if result.both_changed:
             log.info(
                 "event=flags_conflict source=%s folder=%r uid=%d resolution=per_flag_merge",
-                sync.source_label,
+                sync.source.label,
                 folder.name,
                 pair.remote_uid,
             )
@@ -158,7 +158,7 @@ def pull_deletions(folder: OpenFolder, scanned: set[int] | None, scanned_up_to: 
     sync.report.expunged_locally += len(expunged)
     log.info(
         "event=imap_removed_at_source source=%s folder=%r remote=%d local_expunged=%d",
-        sync.source_label,
+        sync.source.label,
         folder.name,
         len(gone),
         len(expunged),

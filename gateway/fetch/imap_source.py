@@ -86,7 +86,6 @@ def sync_imap_source(
             real = open_imap(source, authenticator)
         peer = real
     succeeded = False
-    label = source.label
     try:
         user = store.get_user_by_id(user_id=source.user_id)
         capabilities = peer.capabilities
@@ -102,7 +101,6 @@ def sync_imap_source(
             actor=SourceSyncActor(source.id),
             keyword=source_keyword(source.name),
             dedupe=user.dedupe_across_sources,
-            source_label=label,
         )
         _plan(sync)
         for plan in sync.plans:
@@ -123,7 +121,7 @@ def sync_imap_source(
     log.info(
         "event=imap_synced source=%s source_id=%d folders=%d fetched=%d bytes=%d adopted=%d "
         "flags_pulled=%d flags_pushed=%d expunged_locally=%d moved=%d deleted=%d seconds=%.2f",
-        label,
+        source.label,
         source.id,
         report.folders,
         report.fetched,
@@ -157,7 +155,7 @@ def _plan(sync: SyncContext) -> None:
         if saved.remote_name not in followed:
             log.info(
                 "event=imap_folder_dropped source=%s folder=%r",
-                sync.source_label,
+                sync.source.label,
                 saved.remote_name,
             )
             sync.store.delete_source_folder(source_id=sync.source.id, remote_name=saved.remote_name)
@@ -193,7 +191,7 @@ def _sync_folder(sync: SyncContext, plan: FolderPlan) -> None:
         log.warning(
             "event=imap_uidvalidity_changed source=%s folder=%r old=%s new=%d "
             "action=resync_by_content",
-            sync.source_label,
+            sync.source.label,
             plan.remote_name,
             saved.uidvalidity if saved else None,
             uidvalidity,

@@ -81,7 +81,7 @@ def delete_at_source(folder: OpenFolder, pairs: Sequence[RemotePair]) -> None:
     sync.report.removals_not_propagated += len(uids)
     log.warning(
         "event=imap_removal_not_propagated source=%s folder=%r count=%d policy=%s reason=%s",
-        sync.source_label,
+        sync.source.label,
         folder.name,
         len(uids),
         policy,
@@ -106,13 +106,13 @@ def find_or_create_trash(folder: OpenFolder) -> str | None:
     except Exception as error:  # a server may forbid new folders; the caller reports it
         log.warning(
             "event=imap_trash_create_failed source=%s folder=%r error=%s",
-            sync.source_label,
+            sync.source.label,
             name,
             classify_error(error).message,
         )
         return None
     sync.remote_folders.append(RemoteFolder(name, None, frozenset()))
-    log.info("event=imap_trash_created source=%s folder=%r", sync.source_label, name)
+    log.info("event=imap_trash_created source=%s folder=%r", sync.source.label, name)
     return name
 
 
@@ -147,7 +147,7 @@ def upload_to_source(folder: OpenFolder, local_uids: set[int]) -> None:
     sync.report.uploaded += len(entries)
     log.info(
         "event=imap_uploaded source=%s folder=%r count=%d",
-        sync.source_label,
+        sync.source.label,
         folder.name,
         len(entries),
     )
@@ -174,7 +174,7 @@ def move_at_source(folder: OpenFolder, pairs: Sequence[RemotePair], target: str)
     sync.report.moved_at_source += len(uids)
     log.info(
         "event=imap_moved_at_source source=%s from=%r to=%r count=%d copyuid=%s",
-        sync.source_label,
+        sync.source.label,
         folder.name,
         target,
         len(uids),

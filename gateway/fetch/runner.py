@@ -129,6 +129,7 @@ def _sync_and_record(
     connections: ImapConnectionCache | None,
 ) -> SyncOutcome:
     last_renewal = time.monotonic()
+    started = datetime.now(UTC)
 
     def renew(_fetched: int, _bytes: int) -> None:
         nonlocal last_renewal
@@ -159,6 +160,7 @@ def _sync_and_record(
             next_run_at=next_run_after_failure(source, finished, error),
             fetched=partial.fetched if partial else 0,
             bytes=partial.bytes_stored if partial else 0,
+            started_at=started,
         )
         log.warning(
             "event=sync_failed source=%s source_id=%d error_class=%s message=%r",
@@ -188,5 +190,6 @@ def _sync_and_record(
         bytes=report.bytes + report.adopted_bytes,
         now=finished,
         next_run_at=finished + timedelta(seconds=source.poll_interval),
+        started_at=started,
     )
     return report

@@ -1,78 +1,130 @@
-"""Every per-source option, checked in one place before a source is stored or changed.
+"""Every per-source option as a typed pydantic model per protocol: one definition serves the
+CLI (`--option KEY=VALUE` and its help), the admin API's schema and validation.
 
-Options live in the source's JSON `options`; the engines read them with their defaults. A
-typo must be refused when it is typed, not discovered at 3 a.m. as a failing sync.
+Options live in the source's JSON `options`; the engines read them with their defaults, so only
+the options someone set are stored (unset ones stay absent). A typo must be refused when it is
+typed, not discovered at 3 a.m. as a failing sync.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
-from gateway.fetch.errors import SyncError
-from gateway.fetch.retention import retention_policy
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import model_validator as _model_validator
+
+NonEmptyText = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
 
 class InvalidSourceOptionError(ValueError):
     """An option is unknown, not for this protocol, or has a value it cannot take."""
 
 
-def _one_of(*choices: str) -> Callable[[Any], bool]:
-    return lambda value: value in choices
+class CommonOptions(BaseModel):
+    """Options both engines read."""
 
+    # strict: "yes" is not a boolean and true is not a number.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-def _number(minimum: float) -> Callable[[Any], bool]:
-    return lambda value: (
-        isinstance(value, int | float) and not isinstance(value, bool) and value >= minimum
+    allow_plaintext: bool | None = Field(
+        default=None,
+        description="true or false: allow security none (password sent unencrypted).",
+    )
+    timeout_seconds: float | None = Field(
+        default=None, ge=1, description="a number of seconds >= 1 for each network step (30)."
+    )
+    tls_ca_file: NonEmptyText | None = Field(
+        default=None, description="a path to a PEM file whose CAs alone are trusted."
+    )
+    tls_fingerprint_sha256: NonEmptyText | None = Field(
+        default=None, description="a hex SHA-256 of the server certificate to trust (a pin)."
+    )
+    daily_budget_mb: float | None = Field(
+        default=None,
+        ge=0,
+        description="megabytes downloaded per day at most, 0 = no limit "
+        "(IMAP 2500, POP3 1250: the Gmail limits).",
     )
 
 
-def _boolean(value: Any) -> bool:
-    return isinstance(value, bool)
+class Pop3Options(CommonOptions):
+    """Options of POP3 sources."""
+
+    retention: Literal["keep", "delete_after_download", "delete_after_days"] | None = Field(
+        default=None,
+        description="keep, delete_after_download or delete_after_days: what happens to mail "
+        "on the server once it is safely stored here (keep).",
+    )
+    retention_days: float | None = Field(
+        default=None, ge=0, description="a number of days, for retention delete_after_days."
+    )
+
+    @_model_validator(mode="after")
+    def _days_with_delete_after_days(self) -> Pop3Options:
+        if self.retention == "delete_after_days" and self.retention_days is None:
+            raise ValueError("retention_days is required with retention delete_after_days")
+        return self
 
 
-def _text(value: Any) -> bool:
-    return isinstance(value, str) and bool(value)
+class ImapOptions(CommonOptions):
+    """Options of IMAP sources."""
+
+    folders: list[NonEmptyText] | None = Field(
+        default=None,
+        description='a JSON list of folder names, e.g. ["INBOX"] (all folders when unset).',
+    )
+    delete_policy: Literal["trash", "expunge", "keep"] | None = Field(
+        default=None,
+        description="trash, expunge or keep: what a delete here does at the source (trash).",
+    )
+    move_policy: Literal["follow", "keep"] | None = Field(
+        default=None, description="follow or keep: whether moves here are made there (follow)."
+    )
+    push: bool | None = Field(
+        default=None, description="true or false: watch INBOX with IDLE for new mail (true)."
+    )
+    max_connections: int | None = Field(
+        default=None, ge=1, description="a whole number >= 1 of connections to the server (2)."
+    )
 
 
-def _folder_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+OPTION_MODELS: dict[str, type[CommonOptions]] = {"pop3": Pop3Options, "imap": ImapOptions}
 
 
-# name → (protocols it applies to, check, what a valid value looks like)
-OPTIONS: dict[str, tuple[frozenset[str], Callable[[Any], bool], str]] = {
-    "allow_plaintext": (frozenset({"pop3", "imap"}), _boolean, "true or false"),
-    "timeout_seconds": (frozenset({"pop3", "imap"}), _number(1), "a number of seconds >= 1"),
-    "tls_ca_file": (frozenset({"pop3", "imap"}), _text, "a path to a PEM file"),
-    "tls_fingerprint_sha256": (frozenset({"pop3", "imap"}), _text, "a hex SHA-256"),
-    "daily_budget_mb": (frozenset({"pop3", "imap"}), _number(0), "megabytes per day, 0 = no limit"),
-    "retention": (frozenset({"pop3"}), _text, "keep, delete_after_download or delete_after_days"),
-    "retention_days": (frozenset({"pop3"}), _number(0), "a number of days"),
-    "folders": (frozenset({"imap"}), _folder_list, 'a JSON list of folder names, e.g. ["INBOX"]'),
-    "delete_policy": (
-        frozenset({"imap"}),
-        _one_of("trash", "expunge", "keep"),
-        "trash, expunge or keep",
-    ),
-    "move_policy": (frozenset({"imap"}), _one_of("follow", "keep"), "follow or keep"),
-    "push": (frozenset({"imap"}), _boolean, "true or false"),
-    "max_connections": (frozenset({"imap"}), _number(1), "a whole number >= 1"),
-}
+def parse_source_options(protocol: str, options: Mapping[str, Any]) -> CommonOptions:
+    """The typed options, or `InvalidSourceOptionError` naming the first bad one."""
+    model = OPTION_MODELS.get(protocol)
+    if model is None:
+        raise InvalidSourceOptionError(f"no options for protocol {protocol!r}")
+    for name in options:
+        if name in model.model_fields:
+            continue
+        if any(name in other.model_fields for other in OPTION_MODELS.values()):
+            raise InvalidSourceOptionError(f"option {name} does not apply to {protocol} sources")
+        raise InvalidSourceOptionError(f"unknown source option: {name}")
+    try:
+        return model.model_validate(dict(options))
+    except ValidationError as error:
+        raise InvalidSourceOptionError(_describe(model, error)) from None
 
 
 def validate_source_options(protocol: str, options: Mapping[str, Any]) -> None:
     """Raise `InvalidSourceOptionError` naming the first bad option and what it should be."""
-    for name, value in options.items():
-        known = OPTIONS.get(name)
-        if known is None:
-            raise InvalidSourceOptionError(f"unknown source option: {name}")
-        protocols, check, expected = known
-        if protocol not in protocols:
-            raise InvalidSourceOptionError(f"option {name} does not apply to {protocol} sources")
-        if not check(value):
-            raise InvalidSourceOptionError(f"option {name}: expected {expected}, got {value!r}")
-    if protocol == "pop3":
-        try:
-            retention_policy(options)
-        except SyncError as error:
-            raise InvalidSourceOptionError(error.message) from None
+    parse_source_options(protocol, options)
+
+
+def stored_options(options: CommonOptions) -> dict[str, Any]:
+    """What goes into the source's JSON: the options that were set."""
+    return options.model_dump(exclude_none=True)
+
+
+def _describe(model: type[CommonOptions], error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = [str(part) for part in first["loc"]]
+    if not location:
+        return str(first["msg"]).removeprefix("Value error, ")
+    name = location[0]
+    field = model.model_fields.get(name)
+    expected = field.description if field is not None else ""
+    return f"option {name}: expected {expected} Got {first.get('input')!r}"

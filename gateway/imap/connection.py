@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import ssl
+import time
 import zlib
 
 from gateway.imap.context import ServerContext
 from gateway.imap.protocol import responses
+from gateway.imap.protocol.codes import ResponseCode
 from gateway.imap.protocol.commands import Command
 from gateway.imap.protocol.events import CommandError, LiteralContinuation
 from gateway.imap.protocol.parser import NEED_DATA, CommandParser
@@ -189,6 +191,7 @@ class ImapConnection:
             await self._close()
 
     async def _run_command(self, command: Command) -> None:
+        started = time.perf_counter()
         try:
             await self.session.handle(command)
         except (ConnectionClosedError, ConnectionError, ssl.SSLError):
@@ -200,7 +203,12 @@ class ImapConnection:
                 self.session_id,
                 type(command).__name__,
             )
-            self.write(responses.tagged(command.tag, "NO", "internal server error", "SERVERBUG"))
+            self.write(
+                responses.tagged(command.tag, "NO", "internal server error", ResponseCode.SERVERBUG)
+            )
+        observer = self.context.command_observer
+        if observer is not None:
+            observer(type(command).__name__, time.perf_counter() - started)
         await self.drain()
 
     def _error_response(self, error: CommandError) -> bytes:

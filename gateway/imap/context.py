@@ -35,6 +35,8 @@ class ServerContext:
     recent: RecentTracker = field(default_factory=RecentTracker)
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     snapshots: SnapshotCache = field(default_factory=SnapshotCache)
+    # Told (command name, seconds) after each command: the /metrics latency histogram.
+    command_observer: Callable[[str, float], None] | None = None
 
     @property
     def mailbox_limits(self) -> MailboxLimits:

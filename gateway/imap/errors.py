@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from gateway.imap.protocol.codes import ResponseCode
 from gateway.store.errors import (
     AlreadyExistsError,
     InvalidOperationError,
@@ -36,16 +37,18 @@ def bad(text: str, code: str | None = None) -> CommandFailedError:
     return CommandFailedError("BAD", text, code)
 
 
-def from_store_error(error: StoreError, *, missing_code: str = "NONEXISTENT") -> CommandFailedError:
+def from_store_error(
+    error: StoreError, *, missing_code: ResponseCode = ResponseCode.NONEXISTENT
+) -> CommandFailedError:
     """RFC 5530 response codes for the store's domain errors."""
     if isinstance(error, NotFoundError):
         return no(str(error), missing_code)
     if isinstance(error, AlreadyExistsError):
-        return no(str(error), "ALREADYEXISTS")
+        return no(str(error), ResponseCode.ALREADYEXISTS)
     if isinstance(error, MessageTooLargeError):
-        return no(str(error), "TOOBIG")
+        return no(str(error), ResponseCode.TOOBIG)
     if isinstance(error, LimitExceededError):
-        return no(str(error), "LIMIT")
+        return no(str(error), ResponseCode.LIMIT)
     if isinstance(error, InvalidOperationError):
-        return no(str(error), "CANNOT")
-    return no(str(error), "SERVERBUG")
+        return no(str(error), ResponseCode.CANNOT)
+    return no(str(error), ResponseCode.SERVERBUG)

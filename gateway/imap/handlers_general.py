@@ -12,6 +12,7 @@ from gateway.imap.capabilities import capabilities
 from gateway.imap.errors import CommandFailedError, bad, no
 from gateway.imap.protocol import commands as c
 from gateway.imap.protocol import responses
+from gateway.imap.protocol.codes import ResponseCode
 from gateway.imap.session_base import SessionBase, State, log
 from gateway.store.views import UserInfo
 
@@ -73,7 +74,9 @@ class GeneralHandlers(SessionBase):
 
     def require_login_allowed(self) -> None:
         if not (self.channel.tls_active or self.context.settings.allow_plaintext):
-            raise CommandFailedError("NO", "log in over TLS (STARTTLS) first", "PRIVACYREQUIRED")
+            raise CommandFailedError(
+                "NO", "log in over TLS (STARTTLS) first", ResponseCode.PRIVACYREQUIRED
+            )
 
     async def do_login(self, command: c.Login) -> str:
         self.require_login_allowed()
@@ -104,7 +107,7 @@ class GeneralHandlers(SessionBase):
             raise bad("malformed PLAIN response")
         authzid, authcid, password = (part.decode("utf-8", "replace") for part in parts)
         if authzid and authzid != authcid:
-            raise no("acting as another user is not allowed", "AUTHORIZATIONFAILED")
+            raise no("acting as another user is not allowed", ResponseCode.AUTHORIZATIONFAILED)
         await self.log_in(authcid, password)
         return "Logged in"
 
@@ -126,7 +129,7 @@ class GeneralHandlers(SessionBase):
                 # RFC 5530 UNAVAILABLE: try again later; the password was not looked at.
                 raise no(
                     f"too many failed logins, try again in {math.ceil(wait)} seconds",
-                    "UNAVAILABLE",
+                    ResponseCode.UNAVAILABLE,
                 )
             user: UserInfo | None = await context.call(
                 context.store.authenticate_user, name=name, password=password
@@ -139,10 +142,10 @@ class GeneralHandlers(SessionBase):
                     self.peer,
                     name[:64],
                 )
-                raise no("invalid credentials", "AUTHENTICATIONFAILED")
+                raise no("invalid credentials", ResponseCode.AUTHENTICATIONFAILED)
             await throttle.record_success(address=self.peer, username=name)
         if not context.limits.open_session(user.id, context.settings.imap_sessions_per_user):
-            raise no("too many sessions for this user", "LIMIT")
+            raise no("too many sessions for this user", ResponseCode.LIMIT)
         self.user = user
         self.state = State.AUTHENTICATED
         log.info(
@@ -153,18 +156,19 @@ class GeneralHandlers(SessionBase):
         enabled = []
         for name in command.capabilities:
             if name == "CONDSTORE":
-                self.condstore = True
+                self.enable_condstore()
                 enabled.append(name)
             elif name == "QRESYNC":
                 # RFC 7162 §3.2.3: enabling QRESYNC implies CONDSTORE.
-                self.condstore = self.qresync = True
+                self.enable_condstore()
+                self.qresync = True
                 enabled.append(name)
         self.untagged("ENABLED" + "".join(f" {name}" for name in enabled))
         return "Enabled"
 
     async def do_compress(self, command: c.Compress) -> str | None:
         if self.channel.compression_active:
-            raise no("compression is already active", "COMPRESSIONACTIVE")
+            raise no("compression is already active", ResponseCode.COMPRESSIONACTIVE)
         if command.mechanism != "DEFLATE":
             raise bad(f"unknown compression mechanism {command.mechanism}")
         self.write(responses.tagged(command.tag, "OK", "DEFLATE active"))

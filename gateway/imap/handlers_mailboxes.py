@@ -11,6 +11,7 @@ from gateway.imap.mailbox_list import (
 )
 from gateway.imap.protocol import commands as c
 from gateway.imap.protocol import responses
+from gateway.imap.protocol.codes import ResponseCode
 from gateway.imap.session_base import SessionBase
 from gateway.store.errors import StoreError
 from gateway.store.views import AppendResult, MailboxInfo, MailboxStatus
@@ -45,15 +46,17 @@ class MailboxHandlers(SessionBase):
                 raise no("unsupported special use", "USEATTR")
             special_use = command.special_use[0]
         try:
-            await self.context.call(
+            created = await self.context.call(
                 self.store.create_mailbox,
                 user_id=self.user_id,
                 name=name,
                 special_use=special_use,
+                subscribe=False,  # RFC 3501 §6.3.3 does not subscribe; the client may
                 limits=self.context.mailbox_limits,
             )
         except StoreError as error:
             raise from_store_error(error) from error
+        self.context.recent.note_added((created.id, created.uidvalidity), 1)
         return "Create completed"
 
     async def do_delete(self, command: c.Delete) -> str:
@@ -105,6 +108,7 @@ class MailboxHandlers(SessionBase):
                 self.store.list_mailboxes(user_id=user_id),
                 reference=command.reference,
                 patterns=command.patterns,
+                subscriptions=frozenset(self.store.list_subscriptions(user_id=user_id)),
                 selection=command.selection,
                 return_options=command.return_options,
             )
@@ -132,6 +136,7 @@ class MailboxHandlers(SessionBase):
                 self.store.list_mailboxes(user_id=user_id),
                 reference=command.reference,
                 pattern=command.pattern,
+                subscriptions=frozenset(self.store.list_subscriptions(user_id=user_id)),
             )
 
         listed = await self.context.call(read_and_match)
@@ -159,9 +164,20 @@ class MailboxHandlers(SessionBase):
         }
         if self.selected is not None and self.selected.mailbox_id == mailbox.id:
             values["RECENT"] = len(self.selected.recent)
+        elif "RECENT" in items:
+            values["RECENT"] = await self.count_recent(status.mailbox)
         body = " ".join(f"{item} {values[item]}" for item in items)
         name = responses.mailbox_name(mailbox.name).decode("ascii")
         self.untagged(f"STATUS {name} ({body})")
+
+    async def count_recent(self, mailbox: MailboxInfo) -> int:
+        """Messages no session has seen yet, without taking \\Recent from them (RFC 3501
+        §6.3.10: STATUS leaves the mailbox as it was)."""
+        key = (mailbox.id, mailbox.uidvalidity)
+        if not self.context.recent.may_have_recent(key, mailbox.uidnext):
+            return 0
+        cached = await self.context.snapshots.load(self.context, mailbox)
+        return len(self.context.recent.peek(key, cached.uids))
 
     async def do_append(self, command: c.Append) -> str:
         user_id, actor = self.user_id, self.actor
@@ -185,7 +201,8 @@ class MailboxHandlers(SessionBase):
         try:
             mailbox, result = await self.context.call(look_up_and_append)
         except StoreError as error:
-            raise from_store_error(error, missing_code="TRYCREATE") from error
+            raise from_store_error(error, missing_code=ResponseCode.TRYCREATE) from error
+        self.context.recent.note_added((mailbox.id, mailbox.uidvalidity), result.uid)
         if self.selected is not None and self.selected.mailbox_id == mailbox.id:
             await self.send_updates(allow_expunge=False, force=True)
-        return f"[APPENDUID {result.uidvalidity} {result.uid}] Append completed"
+        return f"[{ResponseCode.APPENDUID} {result.uidvalidity} {result.uid}] Append completed"

@@ -11,6 +11,7 @@ from gateway.imap.fetch_render import render_fetch
 from gateway.imap.loop_fetch import render_on_loop
 from gateway.imap.protocol import commands as c
 from gateway.imap.protocol import responses
+from gateway.imap.protocol.codes import ResponseCode
 from gateway.imap.protocol.fetch_items import FetchAttribute
 from gateway.imap.protocol.sequence import SequenceSet
 from gateway.imap.search import search_messages, uses_modseq
@@ -30,7 +31,7 @@ _RENDERED_PER_SNAPSHOT = 4
 # Entry-only FETCHes up to this many messages are rendered on the event loop (no I/O).
 _INLINE_RENDER_LIMIT = 256
 _EXPUNGE_ISSUED = CommandFailedError(
-    "NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED"
+    "NO", "Some of the requested messages no longer exist", ResponseCode.EXPUNGEISSUED
 )
 
 
@@ -49,8 +50,8 @@ class MessageHandlers(SessionBase):
         selected = self.require_selected()
         if command.vanished and not (command.uid and self.qresync):
             raise bad("VANISHED needs UID FETCH with QRESYNC enabled")
-        if command.changed_since is not None:
-            self.condstore = True
+        if command.changed_since is not None or _MODSEQ in command.attributes:
+            self.enable_condstore()
         await self.send_updates(allow_expunge=command.uid)
         indexes = self.resolve(selected, command.sequence_set, command.uid)
         attributes = list(command.attributes)
@@ -185,7 +186,7 @@ class MessageHandlers(SessionBase):
             if selected.entries[i].uid not in selected.pending_expunges
         ]
         if command.unchanged_since is not None:
-            self.condstore = True
+            self.enable_condstore()
         update = await self.context.call(
             self.store.set_flags,
             mailbox_id=selected.mailbox_id,
@@ -196,6 +197,8 @@ class MessageHandlers(SessionBase):
             actor=self.actor,
         )
         placed = selected.replace_entries(update.entries)
+        # Even a silent STORE must say a new keyword exists before any FETCH shows it.
+        self.write_lines(selected.new_keyword_lines())
         if not command.silent:
             condstore, uid = self.condstore, command.uid
             self.write_lines(
@@ -213,9 +216,11 @@ class MessageHandlers(SessionBase):
                 failed = [
                     i + 1 for uid in update.modified if (i := selected.index_of(uid)) is not None
                 ]
-            return f"[MODIFIED {responses.sequence_set_text(failed)}] Conditional store completed"
-        if len(uids) < len(indexes):
-            raise _EXPUNGE_ISSUED
+            modified = responses.sequence_set_text(failed)
+            return f"[{ResponseCode.MODIFIED} {modified}] Conditional store completed"
+        # Messages another session expunged are skipped and the STORE still succeeds: RFC 2180
+        # §4.2.1 allows OK or NO here, and Dovecot (whose behaviour clients are tuned to, and
+        # imaptest checks) answers OK; the EXPUNGE follows at the next allowed point.
         return "Store completed"
 
     # --- SEARCH --------------------------------------------------------------------------------
@@ -224,13 +229,15 @@ class MessageHandlers(SessionBase):
         selected = self.require_selected()
         if command.charset is not None and command.charset not in _SEARCH_CHARSETS:
             # RFC 3501 §6.4.4: NO with BADCHARSET listing what we support (not BAD).
-            raise CommandFailedError("NO", "unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
+            raise CommandFailedError(
+                "NO", "unsupported charset", f"{ResponseCode.BADCHARSET} (UTF-8 US-ASCII)"
+            )
         await self.send_updates(allow_expunge=command.uid)
         if uses_modseq(command.criteria):
-            self.condstore = True
+            self.enable_condstore()
         settings = self.context.settings
         if count_search_keys(command.criteria) > settings.imap_search_max_keys:
-            raise no(f"more than {settings.imap_search_max_keys} search keys", "LIMIT")
+            raise no(f"more than {settings.imap_search_max_keys} search keys", ResponseCode.LIMIT)
         entries = list(selected.entries)
         try:
             async with self.context.search_slots.turn(self.user_id):
@@ -243,17 +250,18 @@ class MessageHandlers(SessionBase):
                     deadline=time.monotonic() + settings.imap_search_timeout_seconds,
                 )
         except SearchTooCostlyError:
-            raise no("search took too long; use fewer or narrower keys", "LIMIT") from None
+            raise no(
+                "search took too long; use fewer or narrower keys", ResponseCode.LIMIT
+            ) from None
         # Messages expunged elsewhere but not yet announced keep their numbers and still
         # match on what the session knows of them (flags, UID); their text is gone.
         numbers = [entries[i].uid if command.uid else i + 1 for i in indexes]
-        modseq_suffix = ""
-        if uses_modseq(command.criteria) and indexes:
-            modseq_suffix = f" (MODSEQ {max(entries[i].modseq for i in indexes)})"
+        modseqs = [entries[i].modseq for i in indexes] if uses_modseq(command.criteria) else None
         if command.return_options is None:
+            modseq_suffix = f" (MODSEQ {max(modseqs)})" if modseqs else ""
             self.untagged("SEARCH" + "".join(f" {n}" for n in numbers) + modseq_suffix)
         else:
-            self.untagged(_esearch(command, numbers, modseq_suffix))
+            self.untagged(_esearch(command, numbers, modseqs))
         await self.send_updates(allow_expunge=command.uid)
         return "Search completed"
 
@@ -266,7 +274,7 @@ class MessageHandlers(SessionBase):
             self.require_writable()
         indexes = self.resolve(selected, command.sequence_set, command.uid)
         uids = [selected.entries[i].uid for i in indexes]
-        target = await self.find_mailbox(command.mailbox, missing_code="TRYCREATE")
+        target = await self.find_mailbox(command.mailbox, missing_code=ResponseCode.TRYCREATE)
         operation = self.store.move_messages if is_move else self.store.copy_messages
         try:
             result = await self.context.call(
@@ -280,9 +288,11 @@ class MessageHandlers(SessionBase):
             raise from_store_error(error) from error
         code = ""
         if result.uid_pairs:
+            first_copy = min(pair[1] for pair in result.uid_pairs)
+            self.context.recent.note_added((target.id, target.uidvalidity), first_copy)
             sources = responses.sequence_set_text(pair[0] for pair in result.uid_pairs)
             copies = responses.sequence_set_text(pair[1] for pair in result.uid_pairs)
-            code = f"[COPYUID {result.uidvalidity} {sources} {copies}] "
+            code = f"[{ResponseCode.COPYUID} {result.uidvalidity} {sources} {copies}] "
         if is_move:
             # RFC 6851 §4.3: COPYUID goes in an untagged OK before the expunges.
             if code:
@@ -316,8 +326,13 @@ def _take_chunks(chunks: Iterator[bytes], budget: int = 1 << 20) -> tuple[bytes,
     return b"".join(taken), True
 
 
-def _esearch(command: c.Search, numbers: list[int], modseq_suffix: str) -> str:
-    """RFC 4731 ESEARCH response: `ESEARCH (TAG "a") UID MIN 1 MAX 9 COUNT 3 ALL 1:3`."""
+def _esearch(command: c.Search, numbers: list[int], modseqs: list[int] | None) -> str:
+    """RFC 4731 ESEARCH response: `ESEARCH (TAG "a") UID MIN 1 MAX 9 COUNT 3 ALL 1:3`.
+
+    `modseqs` (parallel to `numbers`) when the criteria used MODSEQ: RFC 7162 §3.1.5 gives
+    the highest mod-sequence of the messages the response reports, so MIN alone reports
+    the first message's and MAX alone the last one's.
+    """
     options = set(command.return_options or ()) or {"ALL"}
     parts = [f'ESEARCH (TAG "{command.tag}")']
     if command.uid:
@@ -330,6 +345,11 @@ def _esearch(command: c.Search, numbers: list[int], modseq_suffix: str) -> str:
         parts.append(f"COUNT {len(numbers)}")
     if numbers and "ALL" in options:
         parts.append(f"ALL {responses.sequence_set_text(numbers)}")
-    if modseq_suffix:
-        parts.append(f"MODSEQ {modseq_suffix.strip(' ()').split()[-1]}")
+    if modseqs:
+        if options & {"ALL", "COUNT"}:
+            reported = modseqs
+        else:
+            reported = [modseqs[0]] * ("MIN" in options) + [modseqs[-1]] * ("MAX" in options)
+        if reported:
+            parts.append(f"MODSEQ {max(reported)}")
     return " ".join(parts)

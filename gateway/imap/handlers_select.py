@@ -7,12 +7,10 @@ import contextlib
 from gateway.imap.errors import bad
 from gateway.imap.protocol import commands as c
 from gateway.imap.protocol import responses
+from gateway.imap.protocol.codes import ResponseCode
 from gateway.imap.selected import SelectedMailbox
 from gateway.imap.session_base import SessionBase
 from gateway.store.errors import NotFoundError
-from gateway.store.flags import SYSTEM_FLAG_BITS
-
-_SYSTEM_FLAGS = " ".join(SYSTEM_FLAG_BITS)
 
 
 class SelectHandlers(SessionBase):
@@ -23,10 +21,12 @@ class SelectHandlers(SessionBase):
             self.leave_mailbox()
             if self.qresync:
                 # RFC 7162 §3.2.11: mark where the old mailbox's responses end.
-                self.untagged("OK [CLOSED] Previous mailbox closed")
+                self.untagged(f"OK [{ResponseCode.CLOSED}] Previous mailbox closed")
         mailbox = await self.find_mailbox(command.mailbox)
-        cached = await self.context.snapshots.load(self.context, mailbox.id)
-        recent = self.context.recent.claim(mailbox.id, cached.uids)
+        cached = await self.context.snapshots.load(self.context, mailbox)
+        tracker = self.context.recent
+        see_recent = tracker.peek if command.read_only else tracker.claim
+        recent = see_recent((mailbox.id, mailbox.uidvalidity), cached.uids)
         selected = SelectedMailbox(
             cached.snapshot,
             read_only=command.read_only,
@@ -39,22 +39,29 @@ class SelectHandlers(SessionBase):
         self.selected_snapshot = cached
         if command.condstore or command.qresync is not None:
             self.condstore = True
-        keywords = "".join(f" {keyword}" for keyword in sorted(selected.keywords))
-        lines = [responses.untagged(f"FLAGS ({_SYSTEM_FLAGS}{keywords})")]
-        permanent = "" if command.read_only else f"{_SYSTEM_FLAGS}{keywords} \\*"
-        lines.append(responses.untagged(f"OK [PERMANENTFLAGS ({permanent})] Flags permitted"))
+        lines = selected.flags_lines()
         lines.append(responses.untagged(f"{len(selected)} EXISTS"))
         lines.append(responses.untagged(f"{len(selected.recent)} RECENT"))
         first_unseen = selected.first_unseen()
         if first_unseen is not None:
-            lines.append(responses.untagged(f"OK [UNSEEN {first_unseen}] First unseen"))
-        lines.append(responses.untagged(f"OK [UIDVALIDITY {selected.uidvalidity}] UIDs valid"))
-        lines.append(responses.untagged(f"OK [UIDNEXT {selected.uidnext}] Predicted next UID"))
-        lines.append(responses.untagged(f"OK [HIGHESTMODSEQ {selected.highestmodseq}] Highest"))
+            lines.append(
+                responses.untagged(f"OK [{ResponseCode.UNSEEN} {first_unseen}] First unseen")
+            )
+        lines.append(
+            responses.untagged(f"OK [{ResponseCode.UIDVALIDITY} {selected.uidvalidity}] UIDs valid")
+        )
+        lines.append(
+            responses.untagged(f"OK [{ResponseCode.UIDNEXT} {selected.uidnext}] Predicted next UID")
+        )
+        lines.append(
+            responses.untagged(
+                f"OK [{ResponseCode.HIGHESTMODSEQ} {selected.highestmodseq}] Highest"
+            )
+        )
         self.write_lines(lines)
         if command.qresync is not None:
             await self.send_qresync_changes(selected, command.qresync)
-        access = "READ-ONLY" if command.read_only else "READ-WRITE"
+        access = ResponseCode.READ_ONLY if command.read_only else ResponseCode.READ_WRITE
         return f"[{access}] {'Examine' if command.read_only else 'Select'} completed"
 
     async def send_qresync_changes(

@@ -23,6 +23,7 @@ class MailboxPattern:
         self._star = sum(1 << i for i, item in enumerate(items) if item == "*")
         self._wildcards = self._star | sum(1 << i for i, item in enumerate(items) if item == "%")
         self._accept = 1 << len(items)
+        self._literals = sum(item not in "*%" for item in items)
         self._literal_masks: dict[str, int] = {}
 
     def _literal_mask(self, char: str) -> int:
@@ -39,6 +40,10 @@ class MailboxPattern:
         return mask
 
     def matches(self, name: str) -> bool:
+        if self._literals > len(name):
+            # Each literal takes one character: this bounds the work by the name, not by a
+            # pattern as long as the command line.
+            return False
         star, wildcards = self._star, self._wildcards
         state = 1 | ((1 & wildcards) << 1)  # a leading wildcard may match nothing
         for char in name:

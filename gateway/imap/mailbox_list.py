@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-from gateway.imap.list_pattern import SEPARATOR, compile_pattern
+from gateway.imap.list_pattern import SEPARATOR, MailboxPattern, compile_pattern
 from gateway.imap.protocol import responses
 from gateway.store.views import MailboxInfo
 
@@ -23,34 +23,50 @@ def list_mailboxes(
     *,
     reference: str,
     patterns: Iterable[str],
+    subscriptions: Collection[str] = frozenset(),
     selection: frozenset[str] = frozenset(),
     return_options: frozenset[str] = frozenset(),
 ) -> list[ListedMailbox]:
-    """The mailboxes a LIST answers with, in name order, each with its attributes."""
+    """The mailboxes a LIST answers with, in name order, each with its attributes.
+
+    With the SUBSCRIBED selection option the subscribed names are listed, a deleted one as
+    \\NonExistent (RFC 5258 §3.1); RECURSIVEMATCH adds a parent that matches the patterns
+    when a subscribed descendant does not, with CHILDINFO (§3.5; Dovecot leaves out a parent
+    whose subscribed descendants are listed themselves).
+    """
     compiled = [compile_pattern(reference, pattern) for pattern in patterns]
-    parents = _parent_names(mailboxes)
+    by_name = {mailbox.name: mailbox for mailbox in mailboxes}
+    parents = _parent_names(by_name)
+    subscribed = set(subscriptions)
     subscribed_only = "SUBSCRIBED" in selection
     special_only = "SPECIAL-USE" in selection
     show_subscribed = subscribed_only or "SUBSCRIBED" in return_options
+    with_child_info = (
+        _parents_of_unmatched(subscribed, compiled) if "RECURSIVEMATCH" in selection else set()
+    )
+    candidates = set(by_name) | subscribed if subscribed_only else set(by_name)
     listed: list[ListedMailbox] = []
-    for mailbox in sorted(mailboxes, key=lambda item: (item.name != "INBOX", item.name)):
-        if not any(pattern.matches(mailbox.name) for pattern in compiled):
+    for name in sorted(candidates, key=lambda item: (item != "INBOX", item)):
+        if not _matches(compiled, name):
             continue
-        if special_only and not mailbox.special_use:
+        mailbox = by_name.get(name)
+        if special_only and (mailbox is None or not mailbox.special_use):
             continue
-        attributes = ["\\HasChildren" if mailbox.name in parents else "\\HasNoChildren"]
-        if mailbox.noselect:
-            attributes.append("\\Noselect")  # RFC 3501 §6.3.4: deleted, inferiors remain
-        if mailbox.special_use:
-            attributes.append(mailbox.special_use)
-        if show_subscribed and mailbox.subscribed:
+        child_info = name in with_child_info
+        if subscribed_only and name not in subscribed and not child_info:
+            continue
+        if mailbox is None:
+            # RFC 5258 §3.4: \NonExistent implies \Noselect and says no more.
+            attributes = ["\\NonExistent"]
+        else:
+            attributes = ["\\HasChildren" if name in parents else "\\HasNoChildren"]
+            if mailbox.noselect:
+                attributes.append("\\Noselect")  # RFC 3501 §6.3.4: deleted, inferiors remain
+            if mailbox.special_use:
+                attributes.append(mailbox.special_use)
+        if show_subscribed and name in subscribed:
             attributes.append("\\Subscribed")
-        if subscribed_only and not mailbox.subscribed:
-            # RFC 5258 §3.5 RECURSIVEMATCH: an unsubscribed parent of subscribed children.
-            if "RECURSIVEMATCH" in selection and _has_subscribed_child(mailbox.name, mailboxes):
-                listed.append(ListedMailbox(mailbox.name, tuple(attributes), mailbox, True))
-            continue
-        listed.append(ListedMailbox(mailbox.name, tuple(attributes), mailbox))
+        listed.append(ListedMailbox(name, tuple(attributes), mailbox, child_info))
     return listed
 
 
@@ -62,30 +78,59 @@ def render_list(item: ListedMailbox, *, command: str = "LIST") -> bytes:
 
 
 def lsub_mailboxes(
-    mailboxes: Sequence[MailboxInfo], *, reference: str, pattern: str
+    mailboxes: Sequence[MailboxInfo],
+    *,
+    reference: str,
+    pattern: str,
+    subscriptions: Collection[str],
 ) -> list[ListedMailbox]:
-    """LSUB: subscribed mailboxes matching the pattern (RFC 3501 §6.3.9)."""
+    """LSUB: subscribed names matching the pattern (RFC 3501 §6.3.9).
+
+    When `%` stops at a level above a subscribed name, that unsubscribed parent is listed
+    as \\Noselect, so the client can still descend to the subscribed mailbox below it.
+    """
     compiled = compile_pattern(reference, pattern)
-    return [
-        ListedMailbox(mailbox.name, (), mailbox)
-        for mailbox in sorted(mailboxes, key=lambda item: (item.name != "INBOX", item.name))
-        if mailbox.subscribed and compiled.matches(mailbox.name)
-    ]
+    by_name = {mailbox.name: mailbox for mailbox in mailboxes}
+    listed: dict[str, ListedMailbox] = {}
+    for name in subscriptions:
+        if compiled.matches(name):
+            listed[name] = ListedMailbox(name, (), by_name.get(name))
+            continue
+        for parent in _ancestors(name):
+            if parent not in subscriptions and compiled.matches(parent):
+                listed.setdefault(parent, ListedMailbox(parent, ("\\Noselect",), None))
+                break
+    return [listed[name] for name in sorted(listed, key=lambda item: (item != "INBOX", item))]
 
 
-def _parent_names(mailboxes: Sequence[MailboxInfo]) -> set[str]:
+def _matches(compiled: Sequence[MailboxPattern], name: str) -> bool:
+    return any(pattern.matches(name) for pattern in compiled)
+
+
+def _ancestors(name: str) -> Iterable[str]:
+    """`a/b/c` -> `a/b`, `a`: nearest first."""
+    while (cut := name.rfind(SEPARATOR)) > 0:
+        name = name[:cut]
+        yield name
+
+
+def _parent_names(names: Iterable[str]) -> set[str]:
     """Every name that has an inferior: linear in the names, not quadratic."""
     parents: set[str] = set()
-    for mailbox in mailboxes:
-        name = mailbox.name
-        while (cut := name.rfind(SEPARATOR)) > 0:
-            name = name[:cut]
-            if name in parents:
+    for name in names:
+        for parent in _ancestors(name):
+            if parent in parents:
                 break
-            parents.add(name)
+            parents.add(parent)
     return parents
 
 
-def _has_subscribed_child(name: str, mailboxes: Sequence[MailboxInfo]) -> bool:
-    prefix = name + SEPARATOR
-    return any(m.subscribed and m.name.startswith(prefix) for m in mailboxes)
+def _parents_of_unmatched(
+    subscribed: Iterable[str], compiled: Sequence[MailboxPattern]
+) -> set[str]:
+    """Names with a subscribed descendant the patterns do not reach (RECURSIVEMATCH)."""
+    found: set[str] = set()
+    for name in subscribed:
+        if not _matches(compiled, name):
+            found.update(_ancestors(name))
+    return found

@@ -12,10 +12,13 @@ from collections.abc import Callable, Iterable
 
 from gateway.imap.fetch_render import flags_item
 from gateway.imap.protocol import responses
+from gateway.imap.protocol.codes import ResponseCode
 from gateway.imap.protocol.sequence import SequenceSet
-from gateway.store.flags import SEEN
+from gateway.store.flags import SEEN, SYSTEM_FLAG_BITS
 from gateway.store.mailbox_sync import MailboxDelta, MailboxSnapshot
 from gateway.store.views import EntryInfo, MailboxInfo
+
+SYSTEM_FLAGS_TEXT = " ".join(SYSTEM_FLAG_BITS)
 
 
 class InvalidSequenceError(ValueError):
@@ -54,6 +57,8 @@ class SelectedMailbox:
                 self.keywords.update(entry.keywords)
         else:
             self.keywords.update(keywords)
+        # Keywords the client has been told of in FLAGS/PERMANENTFLAGS (SELECT sends these).
+        self._announced_keywords = frozenset(self.keywords)
         self._first_unseen = first_unseen
         self._flags_texts: dict[tuple[int, frozenset[str], bool], bytes] = {}
 
@@ -77,6 +82,11 @@ class SelectedMailbox:
     @property
     def uidvalidity(self) -> int:
         return self.mailbox.uidvalidity
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """(id, UIDVALIDITY): what tells this mailbox from one that reused its id."""
+        return (self.mailbox.id, self.mailbox.uidvalidity)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -133,6 +143,26 @@ class SelectedMailbox:
 
     # --- updates --------------------------------------------------------------------------
 
+    def flags_lines(self) -> list[bytes]:
+        """The untagged FLAGS and PERMANENTFLAGS of SELECT, for the keywords known now."""
+        keywords = "".join(f" {keyword}" for keyword in sorted(self.keywords))
+        permanent = "" if self.read_only else f"{SYSTEM_FLAGS_TEXT}{keywords} \\*"
+        self._announced_keywords = frozenset(self.keywords)
+        return [
+            responses.untagged(f"FLAGS ({SYSTEM_FLAGS_TEXT}{keywords})"),
+            responses.untagged(f"OK [{ResponseCode.PERMANENTFLAGS} ({permanent})] Flags permitted"),
+        ]
+
+    def new_keyword_lines(self) -> list[bytes]:
+        """FLAGS/PERMANENTFLAGS again if a keyword appeared since they were last sent.
+
+        RFC 3501 §7.2.6: a client learns of keywords from FLAGS; one that first meets a
+        keyword in a FETCH response has no way to know the server defined it.
+        """
+        if self.keywords <= self._announced_keywords:
+            return []
+        return self.flags_lines()
+
     def replace_entries(self, updated: Iterable[EntryInfo]) -> list[tuple[int, EntryInfo]]:
         """Take this session's own flag changes; returns (index, entry) of those in the view.
 
@@ -162,10 +192,13 @@ class SelectedMailbox:
         *,
         condstore: bool,
         claim_recent: Callable[[list[int]], Iterable[int]] | None = None,
+        expunge_now: bool = False,
+        qresync: bool = False,
     ) -> list[bytes]:
         """Fold a store delta into the view; returns the EXISTS/RECENT/FETCH lines to send.
 
-        Expunges are only recorded here; `flush_expunges` announces them when allowed.
+        Expunges are only recorded here unless `expunge_now`; `flush_expunges` announces
+        them when allowed.
         """
         lines: list[bytes] = []
         new_entries: list[EntryInfo] = []
@@ -187,6 +220,10 @@ class SelectedMailbox:
         for uid in delta.expunged:
             if self.index_of(uid) is not None:
                 self.pending_expunges.add(uid)
+        if expunge_now:
+            # Before EXISTS, so the count it gives already leaves the expunged out (a MOVE
+            # into the selected mailbox: `* 1 EXPUNGE` then `* 1 EXISTS`, as Dovecot sends).
+            lines.extend(self.flush_expunges(qresync=qresync))
         if new_entries:
             self._own()
             if claim_recent is not None:
@@ -202,7 +239,7 @@ class SelectedMailbox:
             lines.append(responses.untagged(f"{len(self.recent)} RECENT"))
         self.highestmodseq = max(self.highestmodseq, delta.mailbox.highestmodseq)
         self.uidnext = max(self.uidnext, delta.mailbox.uidnext)
-        return lines
+        return self.new_keyword_lines() + lines
 
     def flush_expunges(self, *, qresync: bool) -> list[bytes]:
         """Remove announced-expunged messages; EXPUNGE lines, or one VANISHED (RFC 7162 §3.2.10)."""

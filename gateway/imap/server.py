@@ -7,7 +7,7 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 
 from gateway.auth_throttle import AuthThrottle, policy_from_settings
@@ -26,9 +26,15 @@ class ImapServer:
     """Start with `await start(...)`; `ports` then holds what each listener is bound to."""
 
     def __init__(
-        self, store: MailStore, settings: Settings, tls_context: ssl.SSLContext | None
+        self,
+        store: MailStore,
+        settings: Settings,
+        tls_context: ssl.SSLContext | None,
+        *,
+        command_observer: Callable[[str, float], None] | None = None,
     ) -> None:
         self.store = store
+        self._command_observer = command_observer
         self.settings = settings
         self.tls_context = tls_context
         self.ports: dict[str, int] = {}
@@ -54,6 +60,7 @@ class ImapServer:
             ),
             hub=hub,
             tls_context=self.tls_context,
+            command_observer=self._command_observer,
             throttle=AuthThrottle(self.store, policy_from_settings(self.settings)),
             search_slots=SearchSlots(
                 per_user=self.settings.imap_searches_per_user,
@@ -130,6 +137,12 @@ class ImapServer:
         finally:
             context.limits.close_connection(peer)
             self._connections.discard(task)
+
+    def session_count(self) -> int:
+        """Logged-in IMAP sessions right now (a metric)."""
+        if self._context is None:
+            return 0
+        return sum(self._context.limits.per_user.values())
 
     async def _handshake(self, writer: asyncio.StreamWriter, peer: str) -> bool:
         """Implicit TLS within bounds: so many handshakes at once, each so long."""

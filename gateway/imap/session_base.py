@@ -12,6 +12,7 @@ from gateway.imap.channel import Channel
 from gateway.imap.context import ServerContext
 from gateway.imap.errors import CommandFailedError, SessionEndedError, bad, from_store_error
 from gateway.imap.protocol import responses
+from gateway.imap.protocol.codes import ResponseCode
 from gateway.imap.selected import SelectedMailbox
 from gateway.imap.snapshot_cache import CachedMailbox
 from gateway.store.errors import NotFoundError, StoreError
@@ -79,12 +80,27 @@ class SessionBase:
     def require_writable(self) -> SelectedMailbox:
         selected = self.require_selected()
         if selected.read_only:
-            raise CommandFailedError("NO", "mailbox is read-only", "READ-ONLY")
+            raise CommandFailedError("NO", "mailbox is read-only", ResponseCode.READ_ONLY)
         return selected
+
+    def enable_condstore(self) -> None:
+        """Turn CONDSTORE on for the rest of the session (RFC 7162 §3.1).
+
+        Once on, every FETCH the server sends carries MODSEQ (§3.1.4); a client that enabled it
+        with a mailbox already selected learns the mailbox's HIGHESTMODSEQ at once (§3.1.2.1).
+        """
+        if self.condstore:
+            return
+        self.condstore = True
+        if self.selected is not None:
+            highest = self.selected.highestmodseq
+            self.untagged(f"OK [{ResponseCode.HIGHESTMODSEQ} {highest}] Highest")
 
     # --- store helpers ----------------------------------------------------------------------
 
-    async def find_mailbox(self, name: str, *, missing_code: str = "NONEXISTENT") -> MailboxInfo:
+    async def find_mailbox(
+        self, name: str, *, missing_code: ResponseCode = ResponseCode.NONEXISTENT
+    ) -> MailboxInfo:
         try:
             return await self.context.call(self.store.get_mailbox, user_id=self.user_id, name=name)
         except StoreError as error:
@@ -139,9 +155,16 @@ class SessionBase:
 
             if self.selected is not selected:
                 return
-            claim = partial(self.context.recent.claim, selected.mailbox_id)
+            tracker = self.context.recent
+            claim = partial(tracker.peek if selected.read_only else tracker.claim, selected.key)
             self.write_lines(
-                selected.apply_delta(delta, condstore=self.condstore, claim_recent=claim)
+                selected.apply_delta(
+                    delta,
+                    condstore=self.condstore,
+                    claim_recent=claim,
+                    expunge_now=allow_expunge,
+                    qresync=self.qresync,
+                )
             )
         if allow_expunge:
             self.write_lines(selected.flush_expunges(qresync=self.qresync))

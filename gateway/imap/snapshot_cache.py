@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from gateway.store.flags import SEEN
 from gateway.store.mailbox_sync import MailboxDelta, MailboxSnapshot
-from gateway.store.views import EntryInfo
+from gateway.store.views import EntryInfo, MailboxInfo
 
 if TYPE_CHECKING:
     from gateway.imap.context import ServerContext
@@ -85,8 +85,12 @@ class SnapshotCache:
         self.capacity = capacity
         self._mailboxes: OrderedDict[int, CachedMailbox] = OrderedDict()
 
-    async def load(self, context: ServerContext, mailbox_id: int) -> CachedMailbox:
+    async def load(self, context: ServerContext, mailbox: MailboxInfo) -> CachedMailbox:
+        mailbox_id = mailbox.id
         cached = self._mailboxes.get(mailbox_id)
+        if cached is not None and cached.snapshot.mailbox.uidvalidity != mailbox.uidvalidity:
+            # SQLite may give a deleted mailbox's id to the next one created: not the same box.
+            cached = None
         if cached is None:
             snapshot = await context.call(context.store.load_mailbox, mailbox_id=mailbox_id)
             loaded = CachedMailbox(snapshot)
@@ -102,7 +106,11 @@ class SnapshotCache:
         current = self._mailboxes.get(mailbox_id)
         # Another session may have stored a newer one while we awaited: keep the newest.
         newest = loaded.snapshot.mailbox.highestmodseq
-        if current is None or current.snapshot.mailbox.highestmodseq <= newest:
+        if (
+            current is None
+            or current.snapshot.mailbox.uidvalidity != mailbox.uidvalidity
+            or current.snapshot.mailbox.highestmodseq <= newest
+        ):
             self._mailboxes[mailbox_id] = loaded
         self._mailboxes.move_to_end(mailbox_id)
         while len(self._mailboxes) > self.capacity:

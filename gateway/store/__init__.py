@@ -15,6 +15,7 @@ from gateway.store.mail_store import MailStore, open_store
 from gateway.store.mailboxes import MailboxLimits
 from gateway.store.source_sync import FolderKey, LinkedMessage, RemotePair, SourceFolderInfo
 from gateway.store.views import (
+    ApiTokenInfo,
     AppendResult,
     ChangeInfo,
     CopyResult,
@@ -25,12 +26,14 @@ from gateway.store.views import (
     MailboxStatus,
     MessageInfo,
     SourceInfo,
+    SyncRunInfo,
     UserInfo,
 )
 
 __all__ = [
     "AdoptRule",
     "AlreadyExistsError",
+    "ApiTokenInfo",
     "AppendResult",
     "ChangeInfo",
     "CopyResult",
@@ -54,6 +57,7 @@ __all__ = [
     "SourceFolderInfo",
     "SourceInfo",
     "StoreError",
+    "SyncRunInfo",
     "UserInfo",
     "open_store",
 ]

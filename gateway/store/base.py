@@ -28,13 +28,15 @@ from gateway.store.notices import queue_change_notice
 from gateway.store.passwords import VerifiedPasswordCache
 from gateway.store.secrets_box import SecretBox
 from gateway.store.tables import MAILBOXES
-from gateway.store.views import EntryInfo, MailboxInfo, SourceInfo, UserInfo
+from gateway.store.views import EntryInfo, MailboxInfo, SourceInfo, SyncRunInfo, UserInfo
 
 log = logging.getLogger("gateway.store")
 
 # Called after a commit that changed a mailbox: (user_id, mailbox_id, highestmodseq).
 # (user id, mailbox id, new HIGHESTMODSEQ, actor of the change)
 ChangeListener = Callable[[int, int, int, str], None]
+# Called after a timed sync of a source was recorded (metrics).
+SyncListener = Callable[[SyncRunInfo], None]
 
 
 # Fewer new messages than this are not worth starting workers ahead of time for.
@@ -64,6 +66,7 @@ class StoreBase:
         self._secrets = secrets
         self.max_message_size = max_message_size
         self._listeners: list[ChangeListener] = []
+        self._sync_listeners: list[SyncListener] = []
         self._verified_passwords = VerifiedPasswordCache()
 
     def _analysis_pool(self) -> ProcessPoolExecutor | None:
@@ -317,7 +320,6 @@ def mailbox_view(mailbox: Mailbox) -> MailboxInfo:
         uidvalidity=mailbox.uidvalidity,
         uidnext=mailbox.uidnext,
         highestmodseq=mailbox.highestmodseq,
-        subscribed=mailbox.subscribed,
         noselect=mailbox.noselect,
     )
 

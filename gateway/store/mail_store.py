@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.settings import Settings
+from gateway.store.admin_access import AdminAccessOperations
 from gateway.store.blobs import BlobStore
 from gateway.store.change_feed import ChangeFeedOperations
 from gateway.store.database import Database, create_database_engine
@@ -45,6 +46,7 @@ class MailStore(
     SearchIndexOperations,
     ChangeFeedOperations,
     SyncStateOperations,
+    AdminAccessOperations,
     LoginFailureOperations,
 ):
     """Users, sources, mailboxes and messages, with durable ingest and a change log."""

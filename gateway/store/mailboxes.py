@@ -17,8 +17,8 @@ from gateway.store.errors import (
     NotFoundError,
 )
 from gateway.store.flags import SEEN
-from gateway.store.models import Mailbox, MailboxEntry, Message
-from gateway.store.tables import MAILBOXES
+from gateway.store.models import Mailbox, MailboxEntry, Message, Subscription
+from gateway.store.tables import MAILBOX_INFO_COLUMNS, MAILBOXES
 from gateway.store.views import MailboxInfo, MailboxStatus
 
 SEPARATOR = "/"
@@ -26,17 +26,9 @@ INBOX = "INBOX"
 SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
 
 
-_MAILBOX_BY_NAME = select_columns(
-    MAILBOXES.c.id,
-    MAILBOXES.c.user_id,
-    MAILBOXES.c.name,
-    MAILBOXES.c.special_use,
-    MAILBOXES.c.uidvalidity,
-    MAILBOXES.c.uidnext,
-    MAILBOXES.c.highestmodseq,
-    MAILBOXES.c.subscribed,
-    MAILBOXES.c.noselect,
-).where(MAILBOXES.c.user_id == bindparam("user_id"), MAILBOXES.c.name == bindparam("name"))
+_MAILBOX_BY_NAME = select_columns(*MAILBOX_INFO_COLUMNS).where(
+    MAILBOXES.c.user_id == bindparam("user_id"), MAILBOXES.c.name == bindparam("name")
+)
 
 
 def normalize_mailbox_name(name: str) -> str:
@@ -101,6 +93,17 @@ class MailboxOperations(StoreBase):
             raise NotFoundError(f"no such mailbox: {name}")
         return MailboxInfo(*rows[0])
 
+    def list_subscriptions(self, *, user_id: int) -> list[str]:
+        """Subscribed names, whether or not a mailbox of that name exists (RFC 3501 §6.3.9)."""
+        with self.database.read() as session:
+            return list(
+                session.exec(
+                    select(Subscription.name)
+                    .where(Subscription.user_id == user_id)
+                    .order_by(col(Subscription.name))
+                )
+            )
+
     def create_mailbox(
         self,
         *,
@@ -108,8 +111,14 @@ class MailboxOperations(StoreBase):
         name: str,
         special_use: str | None = None,
         limits: MailboxLimits | None = None,
+        subscribe: bool = True,
     ) -> MailboxInfo:
-        """Create a mailbox and any missing parents (RFC 3501 §6.3.3) within `limits`."""
+        """Create a mailbox and any missing parents (RFC 3501 §6.3.3) within `limits`.
+
+        Mailboxes the gateway makes (fetched folders, restores) are subscribed so every client
+        shows them; an IMAP CREATE passes `subscribe=False` and leaves that to the client, as
+        Dovecot does.
+        """
         name = normalize_mailbox_name(name)
         check_new_mailbox_name(name, limits)
         if special_use is not None and special_use not in SPECIAL_USES:
@@ -128,6 +137,9 @@ class MailboxOperations(StoreBase):
                 self._check_room(session, user_id, len(missing) + (existing is None), limits)
                 for parent in missing:
                     self._insert_mailbox(session, user_id, parent, None)
+                if subscribe:
+                    for subscribed in [*missing, name]:
+                        self._subscribe(session, user_id, subscribed)
                 if existing is not None:
                     # Creating a \Noselect name makes it a mailbox again, as Dovecot does.
                     existing.noselect = False
@@ -140,7 +152,8 @@ class MailboxOperations(StoreBase):
 
     def delete_mailbox(self, *, user_id: int, name: str) -> None:
         """Delete a mailbox and its messages (RFC 3501 §6.3.4): a mailbox with inferiors
-        keeps its name as a Noselect one, so the inferiors keep their parent."""
+        keeps its name as a Noselect one, so the inferiors keep their parent. Its subscription
+        stays (§6.3.9)."""
         name = normalize_mailbox_name(name)
         if name == INBOX:
             raise InvalidOperationError("INBOX cannot be deleted")
@@ -225,16 +238,25 @@ class MailboxOperations(StoreBase):
             for inferior in inferiors:
                 inferior.name = renamed[inferior.name]
                 session.add(inferior)
+            self._rename_subscriptions(session, user_id, old_name, new_name)
             session.flush()
             for parent in missing:
                 self._insert_mailbox(session, user_id, parent, None)
             return mailbox_view(mailbox)
 
     def set_subscribed(self, *, user_id: int, name: str, subscribed: bool) -> None:
+        """SUBSCRIBE needs the mailbox to exist (RFC 3501 §6.3.6 allows the check);
+        UNSUBSCRIBE works on any name, existing, subscribed or not (nothing to undo)."""
+        name = normalize_mailbox_name(name)
         with self.database.write() as session:
-            mailbox = self._mailbox_by_name(session, user_id, normalize_mailbox_name(name))
-            mailbox.subscribed = subscribed
-            session.add(mailbox)
+            existing = session.get(Subscription, (user_id, name))
+            if not subscribed:
+                if existing is not None:
+                    session.delete(existing)
+                return
+            self._mailbox_by_name(session, user_id, name)
+            if existing is None:
+                self._subscribe(session, user_id, name)
 
     def mailbox_status(self, *, mailbox_id: int) -> MailboxStatus:
         """Counters for STATUS/SELECT in one round trip."""
@@ -282,6 +304,29 @@ class MailboxOperations(StoreBase):
                 entry.modseq = modseq
                 session.add(entry)
         return target
+
+    @staticmethod
+    def _subscribe(session: Session, user_id: int, name: str) -> None:
+        if session.get(Subscription, (user_id, name)) is None:
+            session.add(Subscription(user_id=user_id, name=name))
+            session.flush()
+
+    @staticmethod
+    def _rename_subscriptions(session: Session, user_id: int, old_name: str, new_name: str) -> None:
+        """A renamed mailbox and its inferiors stay subscribed under their new names."""
+        subscribed = session.exec(
+            select(Subscription).where(
+                Subscription.user_id == user_id,
+                (col(Subscription.name) == old_name)
+                | col(Subscription.name).startswith(old_name + SEPARATOR, autoescape=True),
+            )
+        ).all()
+        renamed = {new_name + row.name[len(old_name) :] for row in subscribed}
+        for row in subscribed:
+            session.delete(row)
+        session.flush()
+        for name in renamed:
+            MailboxOperations._subscribe(session, user_id, name)
 
     def _insert_mailbox(
         self, session: Session, user_id: int, name: str, special_use: str | None

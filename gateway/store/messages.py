@@ -12,9 +12,9 @@ from sqlalchemy.engine import Row
 from sqlmodel import Session, col, select
 
 from gateway.store.base import StoreBase, change_row, chunked_ids, entry_info, entry_view
-from gateway.store.errors import InvalidOperationError, NotFoundError
+from gateway.store.errors import NotFoundError
 from gateway.store.flags import DELETED, decode_keywords, encode_keywords, split_flags
-from gateway.store.models import Change, MailboxEntry, Message
+from gateway.store.models import Change, MailboxEntry, Message, ServerState
 from gateway.store.tables import CHANGES, MAILBOX_ENTRIES
 from gateway.store.views import ChangeInfo, CopyResult, EntryInfo, FlagUpdate, MessageInfo
 
@@ -82,7 +82,8 @@ class MessageOperations(StoreBase):
         (`gateway.fetch.scheduler.FetchScheduler.write_back`).
         """
         bits, keywords = split_flags(flags)
-        with self.database.write() as session:
+        # A flag change lost to a power cut harms no mail: committed without an fsync.
+        with self.database.write(durable=False) as session:
             mailbox = self._lock_mailboxes(session, mailbox_id)[mailbox_id]
             rows = self._select_entries(session, mailbox_id, uids)
             modified: list[int] = []
@@ -144,9 +145,10 @@ class MessageOperations(StoreBase):
         to_mailbox_id: int,
         actor: str = "",
     ) -> CopyResult:
-        """Copy then expunge from the source in one transaction (RFC 6851 atomicity)."""
-        if from_mailbox_id == to_mailbox_id:
-            raise InvalidOperationError("cannot move messages into the mailbox they are in")
+        """Copy then expunge from the source in one transaction (RFC 6851 atomicity).
+
+        Into the same mailbox too, as Dovecot does: the messages get new UIDs at the end.
+        """
         with self.database.write() as session:
             result, changed = self._copy(session, from_mailbox_id, uids, to_mailbox_id, actor)
             moved = [source_uid for source_uid, _ in result.uid_pairs]
@@ -160,8 +162,12 @@ class MessageOperations(StoreBase):
     def expunge(
         self, *, mailbox_id: int, uids: Collection[int] | None = None, actor: str = ""
     ) -> list[int]:
-        """Remove \\Deleted entries (only among `uids` for UID EXPUNGE); returns their UIDs."""
-        with self.database.write() as session:
+        """Remove \\Deleted entries (only among `uids` for UID EXPUNGE); returns their UIDs.
+
+        Committed without an fsync: a power cut can only bring an expunged message back (its
+        file is removed later, by `collect_garbage`), never lose one.
+        """
+        with self.database.write(durable=False) as session:
             expunged, changed = self._expunge(session, mailbox_id, uids, actor, only_deleted=True)
         self._notify(changed, actor)
         return expunged
@@ -202,6 +208,12 @@ class MessageOperations(StoreBase):
 
     def collect_garbage(self, *, grace_seconds: float = 3600.0) -> int:
         """Delete blob files no message refers to (after the grace period); returns the count."""
+        # Expunges commit without an fsync (`expunge`): make them durable first, or a power
+        # cut could bring back a message whose file this removed.
+        with self.database.write() as session:
+            session.execute(
+                update(ServerState).values(next_uidvalidity=col(ServerState.next_uidvalidity))
+            )
         with self.database.read() as session:
             referenced = set(session.exec(select(Message.blob_hash).distinct()))
         return self.blobs.collect_garbage(referenced, grace_seconds=grace_seconds)

@@ -148,12 +148,24 @@ class Mailbox(SQLModel, table=True):
     uidvalidity: int = Field(sa_type=BigInteger)
     uidnext: int = Field(default=1, sa_type=BigInteger)
     highestmodseq: int = Field(default=1, sa_type=BigInteger)
-    subscribed: bool = True
     # RFC 3501 §6.3.4: a deleted mailbox that still has inferiors stays as a \Noselect name.
     noselect: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
     )
     created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+
+
+class Subscription(SQLModel, table=True):
+    """A subscribed mailbox name (RFC 3501 §6.3.6): kept apart from `mailboxes`, since a
+    subscription outlives the mailbox's deletion (RFC 3501 §6.3.9, RFC 5258 \\NonExistent)."""
+
+    __tablename__ = "subscriptions"
+    user_id: int = Field(
+        sa_column=Column(
+            ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, nullable=False
+        )
+    )
+    name: str = Field(max_length=1024, primary_key=True)
 
 
 class Message(SQLModel, table=True):
@@ -319,6 +331,49 @@ class Change(SQLModel, table=True):
     # Who made the change ("imap", "smtp", "source:<id>", "cli"): write-back skips its own echoes.
     actor: str = Field(default="", max_length=64)
     created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+
+
+class AdminSession(SQLModel, table=True):
+    """A browser's login to the admin panel; only the SHA-256 of its cookie is kept."""
+
+    __tablename__ = "admin_sessions"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+    expires_at: datetime = Field(sa_column=_timestamp())
+
+
+class ApiToken(SQLModel, table=True):
+    """A script's credential for the admin API; only the SHA-256 of the token is kept."""
+
+    __tablename__ = "api_tokens"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    name: str = Field(max_length=100)
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+    last_used_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+
+
+class SyncRun(SQLModel, table=True):
+    """One finished sync of a source, kept for a couple of days for the panel's charts."""
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (Index("ix_sync_runs_source_finished", "source_id", "finished_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(
+        sa_column=Column(ForeignKey("sources.id", ondelete="CASCADE"), nullable=False)
+    )
+    finished_at: datetime = Field(sa_column=_timestamp())
+    seconds: float
+    fetched: int = Field(default=0, sa_type=BigInteger)
+    bytes: int = Field(default=0, sa_type=BigInteger)
+    error_class: str | None = Field(default=None, max_length=32)
 
 
 class LoginFailure(SQLModel, table=True):

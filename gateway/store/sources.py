@@ -188,6 +188,13 @@ class SourceOperations(StoreBase):
                 raise NotFoundError(f"no such source: {user_name}/{name}")
             return source_view(source, user_name)
 
+    def get_source_by_id(self, *, source_id: int) -> SourceInfo:
+        with self.database.read() as session:
+            source = session.get(Source, source_id)
+            if source is None:
+                raise NotFoundError(f"no such source id: {source_id}")
+            return source_view(source, _owner_name(session, source.user_id))
+
     def read_source_secret(self, *, source_id: int) -> str:
         """Decrypt a source's secret for the fetcher; never log or return it to clients."""
         with self.database.read() as session:

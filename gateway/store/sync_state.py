@@ -11,14 +11,16 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, or_, update
+from sqlalchemy import CursorResult, delete, or_, update
 from sqlmodel import col, select
 
-from gateway.store.base import StoreBase
+from gateway.store.base import StoreBase, SyncListener, log
 from gateway.store.errors import NotFoundError
-from gateway.store.models import Origin, Source
+from gateway.store.models import Origin, Source, SyncRun
+from gateway.store.views import SyncRunInfo
 
 _MAX_ERROR_TEXT = 500
+SYNC_RUN_RETENTION = timedelta(days=2)
 
 
 class SyncStateOperations(StoreBase):
@@ -30,8 +32,13 @@ class SyncStateOperations(StoreBase):
         bytes: int,
         now: datetime,
         next_run_at: datetime | None,
+        started_at: datetime | None = None,
     ) -> None:
-        """A sync finished: clear the error, reset the failure count, add to the counters."""
+        """A sync finished: clear the error, reset the failure count, add to the counters.
+
+        With `started_at`, the run is also kept for the panel's chart and told to the sync
+        listeners (metrics).
+        """
         self._update_source(
             source_id,
             last_attempt_at=now,
@@ -43,6 +50,7 @@ class SyncStateOperations(StoreBase):
             messages_fetched=col(Source.messages_fetched) + fetched,
             bytes_fetched=col(Source.bytes_fetched) + bytes,
         )
+        self._note_sync_run(source_id, started_at, now, fetched, bytes, None)
 
     def record_sync_failure(
         self,
@@ -54,6 +62,7 @@ class SyncStateOperations(StoreBase):
         next_run_at: datetime | None,
         fetched: int = 0,
         bytes: int = 0,
+        started_at: datetime | None = None,
     ) -> None:
         """A sync failed: keep its class and short message, count consecutive failures.
 
@@ -69,6 +78,57 @@ class SyncStateOperations(StoreBase):
             messages_fetched=col(Source.messages_fetched) + fetched,
             bytes_fetched=col(Source.bytes_fetched) + bytes,
         )
+        self._note_sync_run(source_id, started_at, now, fetched, bytes, error_class)
+
+    def add_sync_listener(self, listener: SyncListener) -> None:
+        """Register a callback told of every finished sync that was timed (metrics)."""
+        self._sync_listeners.append(listener)
+
+    def remove_sync_listener(self, listener: SyncListener) -> None:
+        self._sync_listeners.remove(listener)
+
+    def _note_sync_run(
+        self,
+        source_id: int,
+        started_at: datetime | None,
+        finished_at: datetime,
+        fetched: int,
+        bytes: int,
+        error_class: str | None,
+    ) -> None:
+        if started_at is None:
+            return
+        run = SyncRunInfo(
+            source_id=source_id,
+            finished_at=finished_at,
+            seconds=max(0.0, (finished_at - started_at).total_seconds()),
+            fetched=fetched,
+            bytes=bytes,
+            error_class=error_class,
+        )
+        with self.database.write() as session:
+            session.add(
+                SyncRun(
+                    source_id=source_id,
+                    finished_at=finished_at,
+                    seconds=run.seconds,
+                    fetched=fetched,
+                    bytes=bytes,
+                    error_class=error_class,
+                )
+            )
+            # Runs older than this are pruned as new ones arrive; the chart shows the last day.
+            session.execute(
+                delete(SyncRun).where(
+                    col(SyncRun.source_id) == source_id,
+                    col(SyncRun.finished_at) < finished_at - SYNC_RUN_RETENTION,
+                )
+            )
+        for listener in list(self._sync_listeners):
+            try:
+                listener(run)
+            except Exception:
+                log.exception("event=sync_listener_failed source_id=%d", source_id)
 
     def acquire_source_lease(
         self, source_id: int, *, owner: str, ttl_seconds: float, now: datetime

@@ -32,3 +32,15 @@ MAILBOX_ENTRIES = _table(MailboxEntry)
 CHANGES = _table(Change)
 ORIGINS = _table(Origin)
 SOURCE_FOLDERS = _table(SourceFolder)
+
+# The columns of a `MailboxInfo`, in its field order, for hot raw reads of one mailbox row.
+MAILBOX_INFO_COLUMNS = (
+    MAILBOXES.c.id,
+    MAILBOXES.c.user_id,
+    MAILBOXES.c.name,
+    MAILBOXES.c.special_use,
+    MAILBOXES.c.uidvalidity,
+    MAILBOXES.c.uidnext,
+    MAILBOXES.c.highestmodseq,
+    MAILBOXES.c.noselect,
+)

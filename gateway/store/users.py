@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from gateway.store.base import StoreBase, user_view
 from gateway.store.errors import AlreadyExistsError, InvalidOperationError, NotFoundError
-from gateway.store.models import Identity, Mailbox, User
+from gateway.store.models import Identity, Mailbox, Subscription, User
 from gateway.store.passwords import hash_password, needs_rehash, verify_password
 from gateway.store.views import IdentityInfo, UserInfo
 
@@ -55,6 +55,7 @@ class UserOperations(StoreBase):
                             uidvalidity=self._allocate_uidvalidity(session),
                         )
                     )
+                    session.add(Subscription(user_id=user.id, name=mailbox_name))
                 return user_view(user)
         except IntegrityError as error:
             raise AlreadyExistsError(f"user already exists: {name}") from error

@@ -82,7 +82,6 @@ class MailboxInfo:
     uidvalidity: int
     uidnext: int
     highestmodseq: int
-    subscribed: bool
     noselect: bool = False  # RFC 3501 §6.3.4: a deleted parent kept for its inferiors
 
 
@@ -179,3 +178,26 @@ class ChangeInfo:
     flags: int
     keywords: frozenset[str]
     actor: str
+
+
+@dataclass(frozen=True)
+class ApiTokenInfo:
+    """An API token as its owner sees it: name and dates, never the token."""
+
+    id: int
+    user_id: int
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SyncRunInfo:
+    """One finished sync of a source (the panel's per-source chart)."""
+
+    source_id: int
+    finished_at: datetime
+    seconds: float
+    fetched: int
+    bytes: int
+    error_class: str | None

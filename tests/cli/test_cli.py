@@ -22,7 +22,7 @@ from cryptography.fernet import Fernet
 
 from gateway.settings import Settings
 from gateway.store import MailStore, NewMessage, open_store
-from tests.support.dovecot import free_port
+from tests.support.dovecot import DovecotServer, free_port
 
 GATEWAY = str(Path(sys.executable).with_name("gateway"))
 
@@ -556,3 +556,31 @@ def test_listing_commands_load_neither_alembic_nor_the_fetch_engines(env: dict[s
             check=True,
         )
         assert result.stdout.strip() == "[]", result.stdout
+
+
+def test_source_test_reports_each_step_and_the_failing_one(
+    env: dict[str, str], dovecot: DovecotServer
+) -> None:
+    from tests.support.fixtures_dovecot import DOVECOT_PASSWORD, DOVECOT_USER
+
+    run(env, "user", "add", "tess", stdin="pw\n")
+    for name, password in (("good", DOVECOT_PASSWORD), ("bad", "wrong")):
+        run(
+            env,
+            "source", "add", "--user", "tess", "--name", name, "--protocol", "imap",
+            "--host", "127.0.0.1", "--port", str(dovecot.imap_port), "--security", "none",
+            "--username", DOVECOT_USER, "--option", "allow_plaintext=true",
+            stdin=f"{password}\n",
+        )  # fmt: skip
+    good = run(env, "source", "test", "--user", "tess", "--name", "good")
+    assert good.returncode == 0, good.stderr
+    assert [line.split("\t")[1] for line in good.stdout.splitlines()[:-1]] == [
+        "dns",
+        "tcp",
+        "authentication",
+        "protocol",
+    ]
+    assert "connection OK; folders: INBOX" in good.stdout
+    bad = run(env, "source", "test", "--user", "tess", "--name", "bad", check=False)
+    assert bad.returncode == 1 and "FAILED\tauthentication\tlogin rejected" in bad.stderr
+    assert "wrong" not in bad.stdout + bad.stderr

@@ -128,6 +128,8 @@ def test_the_image_entry_point_comes_up_healthy_as_an_unprivileged_user(image_ro
                 assert time.monotonic() < deadline, "gateway serve never became healthy"
                 time.sleep(0.2)
         assert _get(f"{admin}/readyz") == (200, b'{"status":"ok"}')  # the database answers
+        status, page = _get(f"{admin}/")  # the panel ships inside the venv (gateway.web)
+        assert status == 200 and b"<html" in page.lower()
         healthcheck = [
             str(venv_bin / stage.healthcheck[0]) if stage.healthcheck[0] == "python" else "",
             *stage.healthcheck[1:],

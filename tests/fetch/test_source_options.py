@@ -43,3 +43,12 @@ def test_bad_options_are_refused_with_a_reason(
 ) -> None:
     with pytest.raises(InvalidSourceOptionError, match=message):
         validate_source_options(protocol, options)
+
+
+def test_the_cli_help_names_every_option_of_the_models() -> None:
+    from gateway.cli import SOURCE_OPTION_HELP
+    from gateway.fetch.source_options import OPTION_MODELS
+
+    for model in OPTION_MODELS.values():
+        for name in model.model_fields:
+            assert f"{name}=" in SOURCE_OPTION_HELP, name

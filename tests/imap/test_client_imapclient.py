@@ -282,7 +282,8 @@ def test_append_with_flags_and_date(account: Account) -> None:
     client.normalise_times = False
     client.select_folder("Archive")
     data = client.fetch([1], ["FLAGS", "INTERNALDATE", "RFC822.SIZE"])[1]
-    assert set(data[b"FLAGS"]) == {b"\\Seen", b"$Forwarded"}
+    # Appended here, so \\Recent to the first session that selects it (RFC 3501 §2.3.2).
+    assert set(data[b"FLAGS"]) == {b"\\Seen", b"$Forwarded", b"\\Recent"}
     assert data[b"INTERNALDATE"] == when
     assert data[b"RFC822.SIZE"] == len(MULTIPART)
 
@@ -294,7 +295,8 @@ def test_examine_is_read_only(account: Account) -> None:
     assert info[b"READ-ONLY"] == [b""]
     assert info[b"EXISTS"] == 1
     assert client.fetch([1], ["BODY[]"])[1][b"BODY[]"] == PLAIN
-    assert client.get_flags([1]) == {1: ()}  # BODY[] on EXAMINE leaves \Seen unset
+    # BODY[] on EXAMINE leaves \Seen unset, and EXAMINE leaves \Recent (RFC 3501 §6.3.2).
+    assert client.get_flags([1]) == {1: (b"\\Recent",)}
     with pytest.raises(IMAPClientError, match="READ-ONLY"):
         client.add_flags([1], [b"\\Seen"])
     with pytest.raises(IMAPClientError, match="READ-ONLY"):
@@ -310,6 +312,7 @@ def test_examine_is_read_only(account: Account) -> None:
 def test_fetch_every_item(account: Account) -> None:
     client = account.connect()
     append_all(client, "INBOX", [PLAIN, MULTIPART])
+    account.connect().select_folder("INBOX")  # takes \\Recent, so FLAGS below are exact
     client.select_folder("INBOX")
     header, _, text = MULTIPART.partition(b"\r\n\r\n")
     data = client.fetch(
@@ -391,6 +394,7 @@ def test_fetch_every_item(account: Account) -> None:
 def test_store_flags_silent_and_keywords_persist(account: Account) -> None:
     client = account.connect()
     uids = append_all(client, "INBOX", [PLAIN, PLAIN, PLAIN])
+    account.connect().select_folder("INBOX")  # takes \\Recent, so FLAGS below are exact
     client.select_folder("INBOX")
     assert client.add_flags(uids[:2], [b"\\Flagged", b"$Junk"]) == {
         uids[0]: (b"\\Flagged", b"$Junk"),
@@ -536,7 +540,7 @@ def test_copy_and_move_report_copyuid(account: Account) -> None:
     assert client.search("ALL") == uids[:1]
     assert client.folder_status("Archive", [b"MESSAGES"])[b"MESSAGES"] == 2
     client.select_folder("Keep")
-    assert client.get_flags([1, 2]) == {1: (b"$Important",), 2: ()}
+    assert client.get_flags([1, 2]) == {1: (b"\\Recent", b"$Important"), 2: (b"\\Recent",)}
     assert client.fetch([2], ["BODY.PEEK[]"])[2][b"BODY[]"] == MULTIPART
 
 

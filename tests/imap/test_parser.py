@@ -161,6 +161,9 @@ CLIENT_LINES = [
     (b'A101 LIST "" ""', List("A101", "", ("",))),
     (b'A102 LIST #news.comp.mail.misc ""', List("A102", "#news.comp.mail.misc", ("",))),
     (b'3 list "" *', List("3", "", ("*",))),
+    # Not modified UTF-7: kept as sent, it matches no mailbox (imaptest `atoms`, as Dovecot).
+    (b'4 LIST "" !#$&\'+,-.:;<=>?@^_`|[}%*', List("4", "", ("!#$&'+,-.:;<=>?@^_`|[}%*",))),
+    (b'5 LIST "&Jjo" %', List("5", "&Jjo", ("%",))),
     (b'4 LIST "" "%"', List("4", "", ("%",))),
     (b"5 LIST ~/Mail/ %", List("5", "~/Mail/", ("%",))),
     (b'6 LIST "" inbox', List("6", "", ("INBOX",))),
@@ -377,12 +380,12 @@ BAD_LINES = [
     (b"A1 SELECT INBOX (QRESYNC (1 2 1:*))", CommandError("A1", "BAD", "'*' not allowed here")),
     (
         b"A1 SELECT &Jjo",
-        CommandError("A1", "BAD", "bad mailbox name: unterminated '&' in mailbox name"),
+        CommandError("A1", "NO", "bad mailbox name: unterminated '&' in mailbox name"),
     ),
     (
         b'A1 SELECT "&AGE-"',
         CommandError(
-            "A1", "BAD", "bad mailbox name: printable ASCII encoded in mailbox name: &AGE-"
+            "A1", "NO", "bad mailbox name: printable ASCII encoded in mailbox name: &AGE-"
         ),
     ),
     (
@@ -409,14 +412,6 @@ BAD_LINES = [
     (b'A1 LIST "" % FOO (CHILDREN)', CommandError("A1", "BAD", "expected RETURN")),
     (b'A1 LIST "" ()', CommandError("A1", "BAD", "empty patterns")),
     (b'A1 LIST ""', CommandError("A1", "BAD", "missing argument")),
-    (
-        b'A1 LIST "" "&Jjo"',
-        CommandError("A1", "BAD", "bad mailbox name: unterminated '&' in mailbox name"),
-    ),
-    (
-        b'A1 LIST "&U,BTFw-&ZeVnLIqe-" %',
-        CommandError("A1", "BAD", "bad mailbox name: adjacent encoded runs in mailbox name"),
-    ),
     (b'A1 LIST ((SUBSCRIBED)) "" %', CommandError("A1", "BAD", "expected selection option")),
     (
         b'A1 LIST (SUBSCRIBED "" %',

@@ -23,7 +23,6 @@ def mailbox(highestmodseq: int = 5, uidnext: int = 40, name: str = "INBOX") -> M
         uidvalidity=7,
         uidnext=uidnext,
         highestmodseq=highestmodseq,
-        subscribed=True,
     )
 
 
@@ -93,10 +92,21 @@ def test_own_changes_are_not_reported_twice() -> None:
 
 def test_recent_belongs_to_the_first_session_only() -> None:
     tracker = RecentTracker()
-    assert tracker.claim(1, [1, 2]) == set()
-    assert tracker.claim(1, [1, 2, 3]) == {3}
-    assert tracker.claim(1, [3, 4]) == {4}
-    assert tracker.claim(1, [4]) == set()
+    assert tracker.claim((1, 7), [1, 2]) == set()
+    assert tracker.claim((1, 7), [1, 2, 3]) == {3}
+    assert tracker.claim((1, 7), [3, 4]) == {4}
+    assert tracker.claim((1, 7), [4]) == set()
+
+
+def test_messages_added_here_are_recent_to_the_first_session() -> None:
+    tracker = RecentTracker()
+    tracker.note_added((1, 7), 1)
+    tracker.note_added((1, 7), 2)  # a later APPEND: the first one set the baseline
+    assert tracker.claim((1, 7), [1, 2]) == {1, 2}
+    assert tracker.claim((1, 7), [1, 2]) == set()
+    # A mailbox that reused id 1 under a new UIDVALIDITY starts apart.
+    tracker.note_added((1, 8), 1)
+    assert tracker.claim((1, 8), [1]) == {1}
 
 
 def test_list_patterns() -> None:

@@ -46,3 +46,19 @@ def test_a_raw_read_returns_its_connection_with_no_transaction_open(store: MailS
         assert not driver.in_transaction
     else:
         assert driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_flag_and_expunge_writes_commit_without_waiting_for_the_disk(store: MailStore) -> None:
+    """`write(durable=False)` (flags, expunges) skips the commit fsync; every other write
+    keeps it, on the same pooled connection too (imaptest stress: the fsync per STORE was
+    what serialised concurrent writers)."""
+    database = store.database
+    if database.is_sqlite:
+        query, lazy, durable = "PRAGMA synchronous", 1, 2  # NORMAL, FULL
+    else:
+        query, lazy, durable = "SHOW synchronous_commit", "off", "on"
+    for _ in range(2):
+        with database.write(durable=False) as session:
+            assert session.execute(text(query)).scalar() == lazy
+        with database.write() as session:
+            assert session.execute(text(query)).scalar() == durable

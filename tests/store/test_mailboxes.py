@@ -97,8 +97,19 @@ def test_rename_inbox_moves_messages_and_leaves_inbox_empty(store: MailStore) ->
 def test_subscriptions_and_status(store: MailStore) -> None:
     user = store.create_user(name="alice", password="pw")
     store.set_subscribed(user_id=user.id, name="Junk", subscribed=False)
-    subscribed = {m.name for m in store.list_mailboxes(user_id=user.id) if m.subscribed}
+    subscribed = set(store.list_subscriptions(user_id=user.id))
     assert "Junk" not in subscribed and "INBOX" in subscribed
+    # RFC 3501 §6.3.9: deleting a mailbox leaves its subscription; RENAME carries it along.
+    store.create_mailbox(user_id=user.id, name="Old/Child")
+    store.create_mailbox(user_id=user.id, name="Quiet", subscribe=False)
+    store.delete_mailbox(user_id=user.id, name="Trash")
+    store.rename_mailbox(user_id=user.id, old_name="Old", new_name="New")
+    assert {"Trash", "New", "New/Child"} <= set(store.list_subscriptions(user_id=user.id))
+    assert not {"Old", "Old/Child", "Quiet"} & set(store.list_subscriptions(user_id=user.id))
+    store.set_subscribed(user_id=user.id, name="Trash", subscribed=False)
+    assert "Trash" not in store.list_subscriptions(user_id=user.id)
+    with pytest.raises(NotFoundError):
+        store.set_subscribed(user_id=user.id, name="Trash", subscribed=True)
     inbox = store.get_mailbox(user_id=user.id, name="inbox")
     store.append_message(mailbox_id=inbox.id, content=MESSAGE, flags=["\\Seen"])
     store.append_message(mailbox_id=inbox.id, content=MESSAGE + b"more")

@@ -145,3 +145,41 @@ def _start_replica(data_dir: Path, url: str) -> bool:
         return create_first_admin(store, password="operator-chosen-pw") is not None
     finally:
         store.close()
+
+
+def test_subscriptions_move_to_their_own_table_and_back(backend_settings: Settings) -> None:
+    """0010 keeps every subscription, and its downgrade folds them back into `mailboxes`."""
+    url = backend_settings.resolved_database_url()
+    backend_settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_database(url, "0004")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO users (name, password_hash, is_admin, dedupe_across_sources,"
+                    " created_at) VALUES ('sub', 'x', false, true, CURRENT_TIMESTAMP)"
+                )
+            )
+            user_id = connection.execute(text("SELECT id FROM users")).scalar_one()
+            for number, (name, subscribed) in enumerate([("INBOX", True), ("Junk", False)]):
+                connection.execute(
+                    text(
+                        "INSERT INTO mailboxes (user_id, name, uidvalidity, uidnext,"
+                        " highestmodseq, subscribed, created_at) VALUES (:user, :name, :v, 1, 1,"
+                        " :subscribed, CURRENT_TIMESTAMP)"
+                    ),
+                    {"user": user_id, "name": name, "v": number + 1, "subscribed": subscribed},
+                )
+        upgrade_database(url)
+        with engine.connect() as connection:
+            names = connection.execute(text("SELECT name FROM subscriptions")).scalars().all()
+            assert names == ["INBOX"]
+        command.downgrade(alembic_config(url), "0009")
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT name, subscribed FROM mailboxes ORDER BY name")
+            ).all()
+            assert [(name, bool(flag)) for name, flag in rows] == [("INBOX", True), ("Junk", False)]
+    finally:
+        engine.dispose()

@@ -39,13 +39,23 @@ def read_text(reader: Reader, what: str = "string") -> str:
     return decode_text(reader.read_astring(what))
 
 
-def _decode_name(raw: bytes) -> str:
+def _decode_name(raw: bytes, *, pattern: bool = False) -> str:
+    """A wire mailbox name decoded from modified UTF-7 (RFC 3501 §5.1.3).
+
+    8-bit bytes break the syntax (BAD). A well-formed astring that is not valid modified
+    UTF-7 names no mailbox that can exist: NO, as Dovecot answers; as a LIST pattern or
+    reference it is kept as sent and simply matches nothing a client could have created.
+    """
     try:
-        return decode_mailbox_name(raw.decode("ascii"))
+        text = raw.decode("ascii")
     except UnicodeDecodeError:
         raise ParseError("mailbox name is not modified UTF-7 (8-bit characters)") from None
+    try:
+        return decode_mailbox_name(text)
     except MailboxNameError as error:
-        raise ParseError(f"bad mailbox name: {error}") from None
+        if pattern:
+            return text
+        raise ParseError(f"bad mailbox name: {error}", status="NO") from None
 
 
 def _normalise_inbox(name: str) -> str:
@@ -61,12 +71,12 @@ def read_mailbox(reader: Reader) -> str:
 
 def read_reference(reader: Reader) -> str:
     """The LIST/LSUB reference name: decoded, but not INBOX-normalised (it is a prefix)."""
-    return _decode_name(reader.read_astring("reference name"))
+    return _decode_name(reader.read_astring("reference name"), pattern=True)
 
 
 def read_list_pattern(reader: Reader) -> str:
     """RFC 3501 §9 list-mailbox; `*` and `%` are printable, so they survive decoding."""
-    return _normalise_inbox(_decode_name(reader.read_list_mailbox()))
+    return _normalise_inbox(_decode_name(reader.read_list_mailbox(), pattern=True))
 
 
 def read_search_date(reader: Reader) -> date:

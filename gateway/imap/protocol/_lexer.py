@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Final, Literal, TypeVar
 
+from gateway.imap.protocol.codes import ResponseCode
 from gateway.imap.protocol.sequence import Bound, SequenceSet
 
 T = TypeVar("T")
@@ -204,11 +205,11 @@ class Reader:
         if self._index == len(self._lines) - 1:
             assert self._pending is not None  # noqa: S101 - at_literal() guarantees it
             if self._pending > limit:
-                raise ParseError("literal too large", status="NO", code="TOOBIG")
+                raise ParseError("literal too large", status="NO", code=ResponseCode.TOOBIG)
             raise Incomplete
         literal = self._literals[self._index]
         if len(literal) > limit:
-            raise ParseError("literal too large", status="NO", code="TOOBIG")
+            raise ParseError("literal too large", status="NO", code=ResponseCode.TOOBIG)
         self._index += 1
         self._position = 0
         return literal

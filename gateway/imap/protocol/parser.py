@@ -12,6 +12,7 @@ from typing import Final, TypeVar
 
 from gateway.imap.protocol._command_table import parse_command, read_tag
 from gateway.imap.protocol._lexer import TAG_CHARS, Incomplete, ParseError, Reader
+from gateway.imap.protocol.codes import ResponseCode
 from gateway.imap.protocol.commands import Command
 from gateway.imap.protocol.events import NEED_DATA, CommandError, LiteralContinuation, NeedData
 
@@ -253,7 +254,7 @@ class CommandParser:
         )
         if too_big:
             # RFC 7889 §4 / RFC 7888 §4: refuse an oversized literal with [TOOBIG].
-            return CommandError(self._tag, "NO", "literal too large", code="TOOBIG")
+            return CommandError(self._tag, "NO", "literal too large", code=ResponseCode.TOOBIG)
         return None
 
     def _fail(

@@ -1,0 +1,46 @@
+"""Every IMAP response code this server sends, in one place (RFC 3501 §7.1 and the RFCs named).
+
+A `StrEnum`: a member is its text, so `f"[{ResponseCode.UIDNEXT} 42]"` and
+`responses.tagged(tag, "NO", text, ResponseCode.TRYCREATE)` render the code itself.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ResponseCode(StrEnum):
+    # RFC 3501 §7.1
+    ALERT = "ALERT"
+    BADCHARSET = "BADCHARSET"
+    CAPABILITY = "CAPABILITY"
+    PARSE = "PARSE"
+    PERMANENTFLAGS = "PERMANENTFLAGS"
+    READ_ONLY = "READ-ONLY"
+    READ_WRITE = "READ-WRITE"
+    TRYCREATE = "TRYCREATE"
+    UIDNEXT = "UIDNEXT"
+    UIDVALIDITY = "UIDVALIDITY"
+    UNSEEN = "UNSEEN"
+    # RFC 4315 (UIDPLUS)
+    APPENDUID = "APPENDUID"
+    COPYUID = "COPYUID"
+    # RFC 5530
+    ALREADYEXISTS = "ALREADYEXISTS"
+    AUTHENTICATIONFAILED = "AUTHENTICATIONFAILED"
+    AUTHORIZATIONFAILED = "AUTHORIZATIONFAILED"
+    CANNOT = "CANNOT"
+    EXPUNGEISSUED = "EXPUNGEISSUED"
+    LIMIT = "LIMIT"
+    NONEXISTENT = "NONEXISTENT"
+    PRIVACYREQUIRED = "PRIVACYREQUIRED"
+    SERVERBUG = "SERVERBUG"
+    UNAVAILABLE = "UNAVAILABLE"
+    # RFC 4978 (COMPRESS)
+    COMPRESSIONACTIVE = "COMPRESSIONACTIVE"
+    # RFC 7162 (CONDSTORE, QRESYNC)
+    CLOSED = "CLOSED"
+    HIGHESTMODSEQ = "HIGHESTMODSEQ"
+    MODIFIED = "MODIFIED"
+    # RFC 7889 (APPENDLIMIT)
+    TOOBIG = "TOOBIG"

@@ -1,0 +1,1 @@
+"""Suggest a mail account's server settings from its address, the way Thunderbird does."""

@@ -1,0 +1,89 @@
+// Identities, API tokens and (for administrators) users: a list and a small form each.
+import { api, describeError } from "./api.js";
+import { h, field, when } from "./dom.js";
+import { reportError } from "./feedback.js";
+import { t } from "./i18n.js";
+
+function listPage(main, { title, help, empty, load, item, formFields, create }) {
+  const list = h("ul", { class: "plain" });
+  const error = h("p", { class: "error", role: "alert" });
+  const extra = h("div", { role: "status", "aria-live": "polite" });
+  const refresh = async () => {
+    try {
+      const items = await load();
+      list.replaceChildren(...(items.length ? items.map((entry) => item(entry, refresh)) : [h("li", { class: "muted" }, empty)]));
+    } catch (failure) {
+      reportError(failure);
+    }
+  };
+  const inputs = formFields.map(([label, attributes]) => field(label, attributes));
+  const form = h("form", { class: "inline" }, inputs.map(([wrapper]) => wrapper), h("button", { type: "submit" }, t("action.add")));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    try {
+      const shown = await create(Object.fromEntries(inputs.map(([, input]) => [input.name, input.type === "checkbox" ? input.checked : input.value])));
+      extra.replaceChildren(...(shown ? [shown] : []));
+      form.reset();
+      refresh();
+    } catch (failure) {
+      error.textContent = describeError(failure);
+    }
+  });
+  main.replaceChildren(h("section", { class: "card", "aria-labelledby": "page-title" },
+    h("h2", { id: "page-title" }, title), help ? h("p", { class: "muted" }, help) : null, list, form, error, extra));
+  refresh();
+}
+
+function removeButton(label, path, refresh) {
+  return h("button", {
+    type: "button", class: "danger", onclick: async () => {
+      try {
+        await api("DELETE", path);
+        refresh();
+      } catch (failure) {
+        reportError(failure);
+      }
+    },
+  }, label);
+}
+
+export function showIdentities(main) {
+  listPage(main, {
+    title: t("identities.title"), help: t("identities.help"), empty: t("identities.none"),
+    load: () => api("GET", "/api/identities"),
+    item: (identity, refresh) => h("li", {}, identity.display_name ? `${identity.display_name} <${identity.address}>` : identity.address, " ",
+      removeButton(t("action.delete"), `/api/identities/${identity.id}`, refresh)),
+    formFields: [[t("identities.address"), { name: "address", type: "email", required: true }],
+      [t("identities.display"), { name: "display_name" }]],
+    create: (values) => api("POST", "/api/identities", values).then(() => null),
+  });
+}
+
+export function showTokens(main) {
+  listPage(main, {
+    title: t("tokens.title"), help: t("tokens.help"), empty: t("tokens.none"),
+    load: () => api("GET", "/api/tokens"),
+    item: (token, refresh) => h("li", {}, `${token.name} · ${when(token.created_at)}`,
+      token.last_used_at ? ` · ${t("tokens.lastUsed")} ${when(token.last_used_at)}` : "", " ",
+      removeButton(t("action.revoke"), `/api/tokens/${token.id}`, refresh)),
+    formFields: [[t("tokens.name"), { name: "name", required: true, maxlength: 100 }]],
+    create: async (values) => {
+      const created = await api("POST", "/api/tokens", values);
+      return h("p", {}, t("tokens.created"), " ", h("code", { class: "secret" }, created.token));
+    },
+  });
+}
+
+export function showUsers(main) {
+  listPage(main, {
+    title: t("users.title"), empty: t("users.none"),
+    load: () => api("GET", "/api/users"),
+    item: (user, refresh) => h("li", {}, user.name, user.is_admin ? ` (${t("users.admin")})` : "", " ",
+      removeButton(t("action.delete"), `/api/users/${user.id}`, refresh)),
+    formFields: [[t("users.name"), { name: "name", required: true, autocomplete: "off" }],
+      [t("users.password"), { name: "password", type: "password", required: true, autocomplete: "new-password" }],
+      [t("users.admin"), { name: "is_admin", type: "checkbox" }]],
+    create: (values) => api("POST", "/api/users", values).then(() => null),
+  });
+}
