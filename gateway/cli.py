@@ -178,6 +178,14 @@ def gc(
         typer.echo(f"removed {store.collect_garbage(grace_seconds=grace)} unreferenced files")
 
 
+@app.command("rotate-secrets")
+def rotate_secrets() -> None:
+    """Re-encrypt stored source secrets under the first key of GATEWAY_SECRET_KEY
+    ("NEW,OLD" during a rotation), after which OLD may be removed."""
+    with _store() as store:
+        typer.echo(f"re-encrypted {store.rotate_source_secrets()} source secrets")
+
+
 @app.command()
 def index() -> None:
     """Decode the search text of fetched mail now (what `gateway serve` does in the

@@ -31,8 +31,10 @@ async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM; opening the store also migrates it."""
     store = await asyncio.to_thread(open_store, settings)
     cert, key = await asyncio.to_thread(ensure_certificate, settings)
-    first_admin = await asyncio.to_thread(create_first_admin, store)
-    if first_admin is not None:
+    first_admin = await asyncio.to_thread(
+        partial(create_first_admin, store, password=settings.first_admin_password)
+    )
+    if first_admin is not None and not settings.first_admin_password:
         user, password = first_admin
         # Printed once, to the terminal only: it is never logged or stored in clear.
         print(

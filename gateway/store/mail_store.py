@@ -79,10 +79,24 @@ def open_store(settings: Settings, *, migrate: bool = True) -> MailStore:
         upgrade_database(url)
     return MailStore(
         database=Database(engine),
-        blobs=BlobStore(settings.blob_dir),
+        blobs=open_blob_store(settings),
         secrets=SecretBox(load_or_create_key(settings.secret_key, settings.data_dir)),
         max_message_size=settings.max_message_size,
         ingest_workers=settings.resolved_ingest_workers(),
+    )
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    """The blob directory, or the object store named by `blob_url` with a local cache."""
+    if not settings.blob_url:
+        return BlobStore(settings.blob_dir)
+    from gateway.store.object_location import ObjectLocation
+    from gateway.store.object_store import ObjectStore  # imports boto3: only when used
+
+    objects = ObjectStore(ObjectLocation.parse(settings.blob_url))
+    objects.check_bucket()
+    return BlobStore(
+        settings.blob_dir, objects=objects, cache_bytes=settings.blob_cache_mb * 1024 * 1024
     )
 
 

@@ -209,6 +209,16 @@ class SourceOperations(StoreBase):
                 raise NotFoundError(f"no such source id: {source_id}")
             return self._secrets.decrypt(source.secret_ciphertext)
 
+    def rotate_source_secrets(self) -> int:
+        """Re-encrypt every source's secret under the newest key (the first of
+        GATEWAY_SECRET_KEY); returns how many. After it, older keys may be dropped."""
+        with self.database.write() as session:
+            sources = list(session.exec(select(Source)))
+            for source in sources:
+                source.secret_ciphertext = self._secrets.rotate(source.secret_ciphertext)
+                session.add(source)
+        return len(sources)
+
     def remove_source(self, *, source_id: int) -> None:
         """Forget a source and its origins; messages it fetched stay in the mailbox."""
         with self.database.write() as session:
