@@ -178,6 +178,14 @@ def gc(
         typer.echo(f"removed {store.collect_garbage(grace_seconds=grace)} unreferenced files")
 
 
+@app.command("rotate-secrets")
+def rotate_secrets() -> None:
+    """Re-encrypt stored source secrets under the first key of GATEWAY_SECRET_KEY
+    ("NEW,OLD" during a rotation), after which OLD may be removed."""
+    with _store() as store:
+        typer.echo(f"re-encrypted {store.rotate_source_secrets()} source secrets")
+
+
 @app.command()
 def index() -> None:
     """Decode the search text of fetched mail now (what `gateway serve` does in the
@@ -467,6 +475,13 @@ def import_command(
                 store, user_id=owner.id, path=path, mailbox_name=mailbox, progress=progress
             )
         typer.echo(f"imported {count} messages from {path}")
+
+
+# --- sending: identities and the outbound queue (gateway/cli_smtp.py) ----------------------
+from gateway.cli_smtp import identity_app, queue_app  # noqa: E402 - needs _store above
+
+app.add_typer(identity_app, name="identity")
+app.add_typer(queue_app, name="queue")
 
 
 def main() -> None:

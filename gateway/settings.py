@@ -23,6 +23,14 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default sqlite in the data directory."
     )
+    blob_url: str | None = Field(
+        default=None,
+        description="Object storage for blobs, s3://bucket/prefix?endpoint=https://host:port "
+        "(credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); default: the data directory.",
+    )
+    blob_cache_mb: int = Field(
+        default=1024, gt=0, description="Local cache of blob objects, in MiB (with blob_url)."
+    )
     bind: str = Field(default="127.0.0.1", description="Address every listener binds to.")
     imap_port: int = Field(default=1143, ge=0, le=65535, description="IMAP with STARTTLS; 0 = off.")
     imaps_port: int = Field(default=1993, ge=0, le=65535, description="IMAP over TLS; 0 = off.")
@@ -42,6 +50,10 @@ class Settings(BaseSettings):
         default=None,
         description="Key that encrypts source secrets (Fernet, urlsafe base64). "
         "Generated into the data directory on first start when unset.",
+    )
+    first_admin_password: str | None = Field(
+        default=None,
+        description="Password of the `admin` user created on first start; random when unset.",
     )
     allow_plaintext: bool = Field(
         default=False, description="Allow authentication without TLS. Local testing only."
@@ -135,15 +147,58 @@ class Settings(BaseSettings):
         description="How often the scheduler re-reads the source list for new, changed and due "
         "sources.",
     )
+    smtp_hostname: str | None = Field(
+        default=None,
+        description="Name the SMTP server greets with and puts in bounces; unset: the host's FQDN.",
+    )
+    smtp_queue_lifetime_seconds: float = Field(
+        default=5 * 86400.0,
+        gt=0,
+        description="How long a message is retried before it bounces (default 5 days).",
+    )
+    smtp_retry_base_seconds: float = Field(
+        default=60.0, gt=0, description="First retry delay; it doubles with each failure."
+    )
+    smtp_retry_max_seconds: float = Field(
+        default=3600.0, gt=0, description="Longest delay between two relay attempts."
+    )
+    smtp_relay_concurrency: int = Field(
+        default=20, gt=0, description="Messages relayed at the same time by one process."
+    )
+    smtp_relay_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Timeout of each network step when relaying."
+    )
+    smtp_relay_lease_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long a claimed message belongs to one relay worker; after a crash "
+        "another worker (or replica) takes it over once this has passed.",
+    )
+    smtp_queue_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the relay worker looks for due messages (new ones wake it).",
+    )
 
     @field_validator("data_dir")
     @classmethod
     def _expand_data_dir(cls, value: Path) -> Path:
         return value.expanduser()
 
+    @field_validator("blob_url")
+    @classmethod
+    def _check_blob_url(cls, value: str | None) -> str | None:
+        if value:
+            # Imported here: settings load for every command, most never need it.
+            from gateway.store.object_location import ObjectLocation
+
+            ObjectLocation.parse(value)  # BlobUrlError (a ValueError) names what is wrong
+        return value
+
     @property
     def blob_dir(self) -> Path:
-        return self.data_dir / "blobs"
+        """Blob files, or with `blob_url` the cache of blob objects."""
+        return self.data_dir / ("blob-cache" if self.blob_url else "blobs")
 
     def resolved_ingest_workers(self) -> int:
         if self.ingest_workers is not None:

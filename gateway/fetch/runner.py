@@ -89,9 +89,14 @@ def run_source_sync(
         raise SyncError("protocol", f"no sync engine for protocol {source.protocol!r}")
     owner = lease_owner_id()
     _acquire(store, source, owner)
+    # Logged after the lease is ours and before it is given back, so that each logged span
+    # lies within the lease: spans of different processes never overlap (tests/system/
+    # test_replicas.py checks exactly that).
+    log.info("event=lease_acquired source_id=%d owner=%s", source.id, owner)
     try:
         return _sync_and_record(store, source, owner, now, connections)
     finally:
+        log.info("event=lease_releasing source_id=%d owner=%s", source.id, owner)
         store.release_source_lease(source.id, owner=owner)
 
 

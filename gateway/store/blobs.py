@@ -3,6 +3,11 @@
 Durability order (DESIGN invariant 1): data fsynced → renamed to its hash name → rename made
 durable → only then may a database row point at it. A crash at any step leaves at worst an
 unreferenced file, which `collect_garbage` removes later.
+
+With an object store (`GATEWAY_BLOB_URL=s3://…`, several replicas) the durable copy is the
+object: a blob is committed once its PUT returned, and the local directory becomes a cache of
+objects (`gateway.store.blob_cache`) that FETCH reads exactly as it reads local blobs, the
+loop-side non-blocking read included. Callers see one interface either way.
 """
 
 from __future__ import annotations
@@ -17,9 +22,13 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
+from gateway.store.blob_cache import BlobCache
 from gateway.store.nowait_read import read_if_cached
+
+if TYPE_CHECKING:  # boto3 is imported only by a gateway configured for object storage
+    from gateway.store.object_store import ObjectStore
 
 _TMP_DIR = "tmp"
 # Below this many files a batch is cheaper to sync file by file than with one syncfs(2).
@@ -28,6 +37,8 @@ _SYNCFS_THRESHOLD = 8
 _SYNC_THREADS = 4
 # How long `commit_soon` waits for its helper thread to start flushing (normally ~0.1 ms).
 _SYNC_START_WAIT = 0.005
+# Concurrent PUTs of one batch to an object store (a round trip each, ~1-10 ms).
+_UPLOAD_THREADS = 8
 
 
 def _load_libc_function(function: str) -> ctypes._NamedFuncPointer | None:
@@ -79,9 +90,12 @@ class PendingBlob:
 
 
 class BlobStore:
-    """Files named by their SHA-256 under `root/ab/<hash>`."""
+    """Files named by their SHA-256 under `root/ab/<hash>`; with `objects`, objects named
+    alike in a bucket, `root` then holding a cache of them of at most `cache_bytes`."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, *, objects: ObjectStore | None = None, cache_bytes: int = 1 << 30
+    ) -> None:
         self._syncer: ThreadPoolExecutor | None = None
         self._syncer_lock = threading.Lock()
         self._flushing = 0  # flushes submitted to the helpers and not yet done
@@ -90,12 +104,22 @@ class BlobStore:
         self.tmp_root.mkdir(parents=True, exist_ok=True)
         # Non-blocking reads refuse symbolic links anywhere in the path (a symlinked volume).
         self._resolved_root = os.path.realpath(root)
+        self._objects = objects
+        self._cache = BlobCache(root, max_bytes=cache_bytes) if objects is not None else None
 
     def _new_tmp_path(self) -> Path:
         return self.tmp_root / f"{secrets.token_hex(12)}.tmp"
 
-    def path_for(self, digest: str) -> Path:
+    def _local_path(self, digest: str) -> Path:
         return self.root / digest[:2] / digest
+
+    def path_for(self, digest: str) -> Path:
+        """A local file holding the blob (fetched into the cache first with an object store);
+        the path of a missing blob does not exist."""
+        path = self._local_path(digest)
+        if self._objects is not None and not path.exists():
+            self._download(digest)
+        return path
 
     def begin(self) -> PendingBlob:
         tmp_path = self._new_tmp_path()
@@ -111,6 +135,9 @@ class BlobStore:
             blob.close()
         if not pending:
             return
+        if self._objects is not None:
+            self._upload(self._objects, pending, syncing)
+            return
         batched = len(pending) >= _SYNCFS_THRESHOLD and _syncfs is not None
         if batched:
             self._sync_filesystem()
@@ -120,7 +147,7 @@ class BlobStore:
         touched: set[Path] = set()
         for blob in pending:
             assert blob.digest is not None  # noqa: S101 - set by close() above
-            final = self.path_for(blob.digest)
+            final = self._local_path(blob.digest)
             # Replacing identical content is harmless and atomic, and the fresh mtime renews the
             # garbage collector's grace period until our row commits.
             try:
@@ -170,6 +197,40 @@ class BlobStore:
         if syncer is not None:
             syncer.shutdown(wait=True)
 
+    def _upload(
+        self, objects: ObjectStore, pending: list[PendingBlob], syncing: threading.Event | None
+    ) -> None:
+        """Store each blob as an object (durable once every PUT returned), then keep the file
+        as a cache entry. Re-putting content that exists renews the object's modification time,
+        the garbage collector's grace period, as the local rename renews the file's."""
+        if syncing is not None:
+            syncing.set()
+        uploads = {blob.digest: blob for blob in pending if blob.digest is not None}
+        if len(uploads) == 1:
+            ((digest, blob),) = uploads.items()
+            objects.put_file(digest, blob.tmp_path)
+        else:
+            with ThreadPoolExecutor(_UPLOAD_THREADS, thread_name_prefix="blob-upload") as pool:
+                for done in [
+                    pool.submit(objects.put_file, digest, blob.tmp_path)
+                    for digest, blob in uploads.items()
+                ]:
+                    done.result()
+        assert self._cache is not None  # noqa: S101 - set together with `objects`
+        for blob in pending:
+            assert blob.digest is not None  # noqa: S101 - set by close()
+            self._cache.keep(blob.tmp_path, self._local_path(blob.digest), blob.size)
+
+    def _download(self, digest: str) -> None:
+        """Fetch an object into the cache; nothing happens when there is no such object."""
+        assert self._objects is not None and self._cache is not None  # noqa: S101
+        tmp_path = self._new_tmp_path()
+        try:
+            if self._objects.get_file(digest, tmp_path):
+                self._cache.keep(tmp_path, self._local_path(digest), tmp_path.stat().st_size)
+        finally:
+            tmp_path.unlink(missing_ok=True)
+
     def open(self, digest: str) -> BinaryIO:
         return self.path_for(digest).open("rb")
 
@@ -196,15 +257,34 @@ class BlobStore:
         """
         cutoff = time.time() - grace_seconds
         removed = 0
+        if self._objects is not None:
+            removed = self._collect_objects(self._objects, referenced, cutoff)
         for digest, path in list(self.iter_digests()):
-            if digest not in referenced and path.stat().st_mtime < cutoff:
+            if digest not in referenced and (
+                self._objects is not None or path.stat().st_mtime < cutoff
+            ):
+                # A cache entry of an unreferenced object goes at once: the object is the
+                # truth, and a later read fetches it again if it is still there.
                 path.unlink(missing_ok=True)
-                removed += 1
+                if self._objects is None:
+                    removed += 1
         for path in self.tmp_root.iterdir():
             if path.stat().st_mtime < cutoff:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+    @staticmethod
+    def _collect_objects(objects: ObjectStore, referenced: set[str], cutoff: float) -> int:
+        """Delete unreferenced objects older than `cutoff`; every replica may run this at
+        once (deleting a deleted key is a no-op in S3)."""
+        doomed = [
+            stored.key
+            for stored in objects.list_objects()
+            if stored.digest not in referenced and stored.modified.timestamp() < cutoff
+        ]
+        objects.delete_objects(doomed)
+        return len(doomed)
 
     def _sync_filesystem(self) -> None:
         assert _syncfs is not None  # noqa: S101

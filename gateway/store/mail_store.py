@@ -16,12 +16,14 @@ from gateway.store.change_feed import ChangeFeedOperations
 from gateway.store.database import Database, create_database_engine
 from gateway.store.fetch_data import FetchDataOperations
 from gateway.store.file_modes import make_private_dir, make_private_sqlite_file
+from gateway.store.identities import IdentityOperations
 from gateway.store.ingest import IngestOperations
 from gateway.store.login_failures import LoginFailureOperations
 from gateway.store.mailbox_sync import MailboxSyncOperations
 from gateway.store.mailboxes import MailboxOperations
 from gateway.store.messages import MessageOperations
 from gateway.store.migrations import head_revision, upgrade_database
+from gateway.store.outbound import OutboundOperations
 from gateway.store.search_data import SearchDataOperations
 from gateway.store.search_index import SearchIndexOperations
 from gateway.store.secrets_box import SecretBox, load_or_create_key
@@ -35,6 +37,8 @@ log = logging.getLogger("gateway.store")
 
 class MailStore(
     UserOperations,
+    IdentityOperations,
+    OutboundOperations,
     SourceOperations,
     MailboxOperations,
     IngestOperations,
@@ -75,10 +79,24 @@ def open_store(settings: Settings, *, migrate: bool = True) -> MailStore:
         upgrade_database(url)
     return MailStore(
         database=Database(engine),
-        blobs=BlobStore(settings.blob_dir),
+        blobs=open_blob_store(settings),
         secrets=SecretBox(load_or_create_key(settings.secret_key, settings.data_dir)),
         max_message_size=settings.max_message_size,
         ingest_workers=settings.resolved_ingest_workers(),
+    )
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    """The blob directory, or the object store named by `blob_url` with a local cache."""
+    if not settings.blob_url:
+        return BlobStore(settings.blob_dir)
+    from gateway.store.object_location import ObjectLocation
+    from gateway.store.object_store import ObjectStore  # imports boto3: only when used
+
+    objects = ObjectStore(ObjectLocation.parse(settings.blob_url))
+    objects.check_bucket()
+    return BlobStore(
+        settings.blob_dir, objects=objects, cache_bytes=settings.blob_cache_mb * 1024 * 1024
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from gateway.store.errors import StoreError
 
@@ -17,13 +17,28 @@ class SecretDecryptionError(StoreError):
 
 
 class SecretBox:
-    """Encrypts and decrypts small secrets with one symmetric key."""
+    """Encrypts and decrypts small secrets with one symmetric key.
+
+    For key rotation the key may be a comma-separated list, newest first: the first key
+    encrypts, every key decrypts, and `rotate` re-encrypts a secret under the first key.
+    """
 
     def __init__(self, key: str | bytes) -> None:
-        self._fernet = Fernet(key)
+        text = key.decode("ascii") if isinstance(key, bytes) else key
+        keys = [part.strip() for part in text.split(",") if part.strip()]
+        self._fernet = MultiFernet([Fernet(part) for part in keys])
 
     def encrypt(self, plaintext: str) -> bytes:
         return self._fernet.encrypt(plaintext.encode("utf-8"))
+
+    def rotate(self, ciphertext: bytes) -> bytes:
+        """The same secret encrypted under the first (newest) key."""
+        try:
+            return self._fernet.rotate(ciphertext)
+        except InvalidToken as error:
+            raise SecretDecryptionError(
+                "stored secret cannot be decrypted with any key in GATEWAY_SECRET_KEY"
+            ) from error
 
     def decrypt(self, ciphertext: bytes) -> str:
         try:

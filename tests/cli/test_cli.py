@@ -425,6 +425,26 @@ def test_index_decodes_the_search_text_sync_left_for_later(env: dict[str, str]) 
     assert "of 0 messages" in run(env, "index").stdout
 
 
+def test_key_rotation_re_encrypts_source_secrets_under_the_new_key(env: dict[str, str]) -> None:
+    """docs/operations.md, "Key rotation": NEW,OLD for the rotation, then NEW alone."""
+    old_key, new_key = env["GATEWAY_SECRET_KEY"], Fernet.generate_key().decode()
+    run(env, "user", "add", "rosa", stdin="rosa-pw\n")
+    run(
+        env,
+        *("source", "add", "--user", "rosa", "--name", "isp", "--protocol", "pop3"),
+        *("--host", "pop.example", "--port", "995", "--security", "tls", "--username", "r"),
+        stdin="source-pw\n",
+    )
+    rotating = {**env, "GATEWAY_SECRET_KEY": f"{new_key},{old_key}"}
+    assert run(rotating, "rotate-secrets").stdout.strip() == "re-encrypted 1 source secrets"
+    with env_store({**env, "GATEWAY_SECRET_KEY": new_key}) as store:
+        source = store.get_source(user_name="rosa", name="isp")
+        assert store.read_source_secret(source_id=source.id) == "source-pw"
+    # The old key alone no longer reads it.
+    with env_store(env) as store, pytest.raises(Exception, match="GATEWAY_SECRET_KEY"):
+        store.read_source_secret(source_id=source.id)
+
+
 # --- issue 16: what surprised a new user of the command ---------------------------------------
 
 

@@ -105,6 +105,48 @@ def test_a_failed_sqlite_migration_leaves_nothing_behind(
     )
 
 
+@pytest.mark.postgres
+def test_replicas_starting_together_migrate_once_and_create_one_first_admin(
+    tmp_path: Path,
+) -> None:
+    """Three `gateway serve` replicas on one fresh PostgreSQL database: the advisory lock makes
+    the others wait for the first one's migration, and only one creates the first admin."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tests.support.fixtures_store import PostgresDatabase, make_settings
+
+    with PostgresDatabase() as url:
+        # Processes, as replicas are: Alembic's command API is not thread-safe.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(3, mp_context=context) as pool:
+            created = list(
+                pool.map(_start_replica, [tmp_path / f"replica{n}" for n in range(3)], [url] * 3)
+            )
+        assert created.count(True) == 1
+        head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+        assert current_revision(url) == head
+        store = open_store(make_settings(tmp_path / "check", url), migrate=False)
+        try:
+            (admin,) = store.list_users()
+            assert admin.name == "admin" and admin.is_admin
+            assert store.authenticate_user(name="admin", password="operator-chosen-pw") is not None
+        finally:
+            store.close()
+
+
+def _start_replica(data_dir: Path, url: str) -> bool:
+    """What `gateway serve` does first: open (migrate) the store, create the first admin."""
+    from gateway.bootstrap import create_first_admin
+    from tests.support.fixtures_store import make_settings
+
+    store = open_store(make_settings(data_dir, url))
+    try:
+        return create_first_admin(store, password="operator-chosen-pw") is not None
+    finally:
+        store.close()
+
+
 def test_subscriptions_move_to_their_own_table_and_back(backend_settings: Settings) -> None:
     """0010 keeps every subscription, and its downgrade folds them back into `mailboxes`."""
     url = backend_settings.resolved_database_url()

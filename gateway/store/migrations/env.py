@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from alembic import context
-from sqlalchemy import Connection, Engine, create_engine, event, pool
+from sqlalchemy import Connection, Engine, create_engine, event, pool, text
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import SQLModel
 
 from gateway.store import models  # noqa: F401 - registers the tables on SQLModel.metadata
 
 target_metadata = SQLModel.metadata
+# Replicas starting together on one PostgreSQL database migrate one at a time: the first holds
+# this transaction-scoped advisory lock while it migrates, the others then find the schema at
+# head and do nothing. (Any constant works; this one is "mgw" in ASCII.)
+_MIGRATION_LOCK = 0x6D6777
 
 
 def run_migrations() -> None:
@@ -30,6 +34,9 @@ def run_migrations() -> None:
             transactional_ddl=True,
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                lock = text("SELECT pg_advisory_xact_lock(:key)")
+                connection.execute(lock, {"key": _MIGRATION_LOCK})
             context.run_migrations()
     engine.dispose()
 
