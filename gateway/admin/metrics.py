@@ -11,6 +11,7 @@ import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -102,7 +103,7 @@ class _StateCollector(Collector):
             self._cached = (now, states, self._store.stored_message_bytes())
         _, states, size = self._cached
         by_state = GaugeMetricFamily("gateway_sources", "Sources by sync state.", labels=["state"])
-        for state in ("ok", "failing", "never_synced", "disabled"):
+        for state in get_args(SourceState):
             by_state.add_metric([state], states.get(state, 0))
         yield by_state
         yield GaugeMetricFamily(

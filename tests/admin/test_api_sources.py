@@ -175,7 +175,7 @@ def test_saved_source_test_sync_now_status_history_and_metrics(
     history = alice.get(f"/api/sources/{sid}/history").json()
     assert len(history) == 1 and history[0]["fetched"] == 2 and history[0]["seconds"] >= 0
     # A failing sync: status carries the class and time, metrics count it.
-    store.update_source(source_id=sid, secret="wrong")
+    store.set_source_secret(source_id=sid, secret="wrong")
     try:
         run_source_sync(store, store.get_source_by_id(source_id=sid))
     except Exception as error:
@@ -185,6 +185,16 @@ def test_saved_source_test_sync_now_status_history_and_metrics(
     assert failing["consecutive_failures"] == 1 and failing["last_error_at"] is not None
     metrics = admin_harness.client().get("/metrics").text
     assert 'gateway_sources{state="failing"} 1.0' in metrics
+    # Refused again and again: the source stops until its password changes, and says so.
+    for _ in range(3):
+        store.record_sync_failure(
+            sid, error_class="auth", message="login rejected", now=datetime.now(UTC),
+            next_run_at=None,
+        )  # fmt: skip
+    assert alice.get(f"/api/sources/{sid}").json()["status"]["state"] == "credentials_rejected"
+    changed = alice.patch(f"/api/sources/{sid}", json={"password": DOVECOT_PASSWORD})
+    assert changed.json()["status"]["state"] != "credentials_rejected"
+    assert store.read_source_secret(source_id=sid) == DOVECOT_PASSWORD
     assert "gateway_store_message_bytes" in metrics
     assert "gateway_sync_duration_seconds_bucket" in metrics
 
