@@ -477,5 +477,12 @@ def import_command(
         typer.echo(f"imported {count} messages from {path}")
 
 
+# --- sending: identities and the outbound queue (gateway/cli_smtp.py) ----------------------
+from gateway.cli_smtp import identity_app, queue_app  # noqa: E402 - needs _store above
+
+app.add_typer(identity_app, name="identity")
+app.add_typer(queue_app, name="queue")
+
+
 def main() -> None:
     app()

@@ -20,6 +20,7 @@ from gateway.imap.server import ImapServer
 from gateway.memory_tuning import HeapTrimmer, tune_garbage_collector
 from gateway.search_indexer import SearchIndexer
 from gateway.settings import Settings
+from gateway.smtp.server import SmtpService
 from gateway.store import MailStore, open_store
 from gateway.tls import ensure_certificate, server_context
 
@@ -63,12 +64,10 @@ async def serve(settings: Settings) -> None:
     )
     metrics.watch_imap_sessions(imap.session_count)
     await imap.start(starttls_port=settings.imap_port or None, tls_port=settings.imaps_port or None)
-    for part, port in (
-        ("submission", settings.submission_port),
-        ("smtps", settings.smtps_port),
-    ):
-        if port:
-            log.warning("event=listener_unavailable part=%s reason=not_built_yet", part)
+    smtp = SmtpService(store, settings, server_context(cert, key))
+    await smtp.start(
+        submission_port=settings.submission_port or None, smtps_port=settings.smtps_port or None
+    )
     indexer = SearchIndexer(store)
     await indexer.start()
     fetching = await start_fetching(store, settings)
@@ -98,6 +97,7 @@ async def serve(settings: Settings) -> None:
     if settings.admin_port:
         admin.should_exit = True
     await imap.stop()
+    await smtp.stop()
     await asyncio.gather(*tasks, return_exceptions=True)
     if fetching is not None:
         await fetching.stop()

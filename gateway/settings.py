@@ -147,6 +147,38 @@ class Settings(BaseSettings):
         description="How often the scheduler re-reads the source list for new, changed and due "
         "sources.",
     )
+    smtp_hostname: str | None = Field(
+        default=None,
+        description="Name the SMTP server greets with and puts in bounces; unset: the host's FQDN.",
+    )
+    smtp_queue_lifetime_seconds: float = Field(
+        default=5 * 86400.0,
+        gt=0,
+        description="How long a message is retried before it bounces (default 5 days).",
+    )
+    smtp_retry_base_seconds: float = Field(
+        default=60.0, gt=0, description="First retry delay; it doubles with each failure."
+    )
+    smtp_retry_max_seconds: float = Field(
+        default=3600.0, gt=0, description="Longest delay between two relay attempts."
+    )
+    smtp_relay_concurrency: int = Field(
+        default=20, gt=0, description="Messages relayed at the same time by one process."
+    )
+    smtp_relay_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Timeout of each network step when relaying."
+    )
+    smtp_relay_lease_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long a claimed message belongs to one relay worker; after a crash "
+        "another worker (or replica) takes it over once this has passed.",
+    )
+    smtp_queue_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the relay worker looks for due messages (new ones wake it).",
+    )
 
     @field_validator("data_dir")
     @classmethod

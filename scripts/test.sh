@@ -5,7 +5,7 @@ set -eu
 cd "$(dirname "$0")/.."
 . scripts/lib-system.sh
 
-apt_install dovecot-imapd dovecot-pop3d isync offlineimap chromium python3-venv
+apt_install dovecot-imapd dovecot-pop3d isync offlineimap chromium swaks postfix python3-venv
 ensure_postgres
 sh scripts/bootstrap-python.sh test
 

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 
 from gateway.store.base import StoreBase, user_view
 from gateway.store.errors import InvalidOperationError, NotFoundError
-from gateway.store.models import AdminSession, ApiToken, Identity, Message, SyncRun, User
+from gateway.store.models import AdminSession, ApiToken, Message, SyncRun, User
 from gateway.store.views import ApiTokenInfo, SyncRunInfo, UserInfo
 
 MAX_TOKEN_NAME = 100
@@ -123,14 +123,6 @@ class AdminAccessOperations(StoreBase):
                 )
                 for row in rows
             ]
-
-    def remove_identity(self, *, user_id: int, identity_id: int) -> None:
-        """Delete one of the user's identities; another user's is 'not found'."""
-        with self.database.write() as session:
-            row = session.get(Identity, identity_id)
-            if row is None or row.user_id != user_id:
-                raise NotFoundError(f"no such identity: {identity_id}")
-            session.delete(row)
 
     def stored_message_bytes(self) -> int:
         """Total size of every stored message (a metric; blobs shared by users count once

@@ -16,12 +16,14 @@ from gateway.store.change_feed import ChangeFeedOperations
 from gateway.store.database import Database, create_database_engine
 from gateway.store.fetch_data import FetchDataOperations
 from gateway.store.file_modes import make_private_dir, make_private_sqlite_file
+from gateway.store.identities import IdentityOperations
 from gateway.store.ingest import IngestOperations
 from gateway.store.login_failures import LoginFailureOperations
 from gateway.store.mailbox_sync import MailboxSyncOperations
 from gateway.store.mailboxes import MailboxOperations
 from gateway.store.messages import MessageOperations
 from gateway.store.migrations import head_revision, upgrade_database
+from gateway.store.outbound import OutboundOperations
 from gateway.store.search_data import SearchDataOperations
 from gateway.store.search_index import SearchIndexOperations
 from gateway.store.secrets_box import SecretBox, load_or_create_key
@@ -35,6 +37,8 @@ log = logging.getLogger("gateway.store")
 
 class MailStore(
     UserOperations,
+    IdentityOperations,
+    OutboundOperations,
     SourceOperations,
     MailboxOperations,
     IngestOperations,

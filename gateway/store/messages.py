@@ -216,6 +216,8 @@ class MessageOperations(StoreBase):
             )
         with self.database.read() as session:
             referenced = set(session.exec(select(Message.blob_hash).distinct()))
+        # Queued outbound mail has a blob and no message row yet (outbound.py).
+        referenced |= self.outbound_blob_hashes()  # type: ignore[attr-defined]
         return self.blobs.collect_garbage(referenced, grace_seconds=grace_seconds)
 
     # --- helpers --------------------------------------------------------------------------

@@ -93,6 +93,30 @@ class Identity(SQLModel, table=True):
         default=None, sa_column=Column(ForeignKey("sources.id", ondelete="SET NULL"))
     )
     is_default: bool = False
+    # Where mail sent as this address leaves (gateway/smtp/relay.py): the provider's own
+    # submission server, so its SPF/DKIM hold. Defaulted from the source (identities.py).
+    relay_host: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    relay_port: int = Field(
+        default=587, sa_column=Column(Integer, nullable=False, server_default="587")
+    )
+    relay_security: str = Field(
+        default="starttls", sa_column=Column(Text, nullable=False, server_default="starttls")
+    )
+    relay_username: str = Field(
+        default="", sa_column=Column(Text, nullable=False, server_default="")
+    )
+    # Encrypted like a source's secret; NULL: log in with the source's secret.
+    relay_secret_ciphertext: bytes | None = Field(
+        default=None, sa_column=Column(LargeBinary, nullable=True)
+    )
+    # tls_ca_file, tls_fingerprint_sha256, timeout_seconds, allow_plaintext (as for sources).
+    relay_options_json: str = Field(
+        default="{}", sa_column=Column(Text, nullable=False, server_default="{}")
+    )
+    # Also APPEND each relayed message to the IMAP source's own Sent folder.
+    save_to_source_sent: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
 
 
 class Source(SQLModel, table=True):
@@ -331,6 +355,36 @@ class Change(SQLModel, table=True):
     # Who made the change ("imap", "smtp", "source:<id>", "cli"): write-back skips its own echoes.
     actor: str = Field(default="", max_length=64)
     created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+
+
+class OutboundMessage(SQLModel, table=True):
+    """A submitted message waiting to be relayed, or the record of its fate (smtp/)."""
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = (Index("ix_outbound_messages_due", "state", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    identity_id: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("identities.id", ondelete="SET NULL"))
+    )
+    sender: str = Field(sa_column=Column(Text, nullable=False))
+    # JSON list of the recipients still to relay to (fewer after a partial delivery).
+    recipients_json: str = Field(sa_column=Column(Text, nullable=False))
+    blob_hash: str = Field(max_length=64, index=True)
+    size: int = Field(sa_type=BigInteger)
+    message_id_header: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # queued -> relayed (upstream said 250; Sent copy pending) -> sent; or bounced / dropped.
+    state: str = Field(max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=_timestamp())
+    expires_at: datetime = Field(sa_column=_timestamp())
+    created_at: datetime = Field(sa_column=_timestamp())
+    finished_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    upstream_reply: str | None = Field(default=None, sa_column=Column(Text))
+    lease_owner: str | None = Field(default=None, max_length=128)
 
 
 class AdminSession(SQLModel, table=True):

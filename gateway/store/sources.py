@@ -11,8 +11,9 @@ from sqlmodel import Session, col, select
 
 from gateway.store.base import StoreBase, source_view
 from gateway.store.errors import AlreadyExistsError, InvalidOperationError, NotFoundError
+from gateway.store.identities import identity_for_new_source
 from gateway.store.ingest import OriginKey, find_origins
-from gateway.store.models import Origin, ServerState, Source, User
+from gateway.store.models import Identity, Origin, ServerState, Source, User
 from gateway.store.views import SourceInfo
 
 PROTOCOLS = ("imap", "pop3")
@@ -77,6 +78,11 @@ class SourceOperations(StoreBase):
                 )
                 session.add(source)
                 session.flush()
+                # A source's own address is an identity of its user (issue 18), unless the
+                # user already added it by hand.
+                identity = identity_for_new_source(source)
+                if identity is not None and not _has_identity(session, identity):
+                    session.add(identity)
                 _bump_sources_revision(session)
                 return source_view(source, _owner_name(session, user_id))
         except IntegrityError as error:
@@ -247,6 +253,17 @@ class SourceOperations(StoreBase):
                 )
             )
             return {uidl for uidl in rows if uidl is not None}
+
+
+def _has_identity(session: Session, identity: Identity) -> bool:
+    return (
+        session.exec(
+            select(Identity.id).where(
+                Identity.user_id == identity.user_id, Identity.address == identity.address
+            )
+        ).first()
+        is not None
+    )
 
 
 def _bump_sources_revision(session: Session) -> None:

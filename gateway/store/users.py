@@ -1,4 +1,4 @@
-"""User and identity operations."""
+"""User operations."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from sqlmodel import select
 
 from gateway.store.base import StoreBase, user_view
 from gateway.store.errors import AlreadyExistsError, InvalidOperationError, NotFoundError
-from gateway.store.models import Identity, Mailbox, Subscription, User
+from gateway.store.models import Mailbox, Subscription, User
 from gateway.store.passwords import hash_password, needs_rehash, verify_password
-from gateway.store.views import IdentityInfo, UserInfo
+from gateway.store.views import UserInfo
 
 # RFC 6154 special-use folders every user gets, with the names mainstream clients expect.
 DEFAULT_MAILBOXES: tuple[tuple[str, str | None], ...] = (
@@ -108,51 +108,6 @@ class UserOperations(StoreBase):
         with self.database.write() as session:
             session.delete(self._user_by_name(session, name))
         self._verified_passwords.forget(name)
-
-    def add_identity(
-        self,
-        *,
-        user_id: int,
-        address: str,
-        display_name: str = "",
-        source_id: int | None = None,
-        is_default: bool = False,
-    ) -> IdentityInfo:
-        if "@" not in address:
-            raise InvalidOperationError(f"not an email address: {address!r}")
-        try:
-            with self.database.write() as session:
-                identity = Identity(
-                    user_id=user_id,
-                    address=address.strip().lower(),
-                    display_name=display_name,
-                    source_id=source_id,
-                    is_default=is_default,
-                )
-                session.add(identity)
-                session.flush()
-                return _identity_view(identity)
-        except IntegrityError as error:
-            raise AlreadyExistsError(f"identity already exists: {address}") from error
-
-    def list_identities(self, *, user_id: int) -> list[IdentityInfo]:
-        with self.database.read() as session:
-            rows = session.exec(
-                select(Identity).where(Identity.user_id == user_id).order_by(Identity.address)
-            )
-            return [_identity_view(identity) for identity in rows]
-
-
-def _identity_view(identity: Identity) -> IdentityInfo:
-    assert identity.id is not None  # noqa: S101
-    return IdentityInfo(
-        id=identity.id,
-        user_id=identity.user_id,
-        address=identity.address,
-        display_name=identity.display_name,
-        source_id=identity.source_id,
-        is_default=identity.is_default,
-    )
 
 
 @functools.cache

@@ -29,6 +29,72 @@ class IdentityInfo:
     display_name: str
     source_id: int | None
     is_default: bool
+    relay_host: str = ""
+    relay_port: int = 587
+    relay_security: str = "starttls"
+    relay_username: str = ""
+    # Whether the identity has a relay secret of its own (else the source's is used).
+    has_relay_secret: bool = False
+    relay_options: dict[str, Any] = field(default_factory=dict)
+    save_to_source_sent: bool = False
+
+
+@dataclass(frozen=True)
+class RelayTarget:
+    """How to relay as one identity, secret included: for the relay worker only."""
+
+    identity_id: int
+    address: str
+    host: str
+    port: int
+    security: str
+    username: str
+    secret: str = field(repr=False)
+    options: dict[str, Any]
+    # The IMAP source whose Sent folder also gets a copy, when the identity asks for it.
+    sent_copy_source: SourceInfo | None
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """A message file already durable in the blob store (`write_outbound_blob`)."""
+
+    blob_hash: str
+    size: int
+
+
+@dataclass(frozen=True)
+class OutboundSubmission:
+    """One accepted message for the outbound queue (`queue_outbound_messages`)."""
+
+    user_id: int
+    identity_id: int
+    sender: str
+    recipients: tuple[str, ...]
+    blob: StoredBlob
+    message_id_header: str
+
+
+@dataclass(frozen=True)
+class OutboundInfo:
+    """A queue entry as operators, the admin API and the relay worker see it."""
+
+    id: int
+    user_id: int
+    identity_id: int | None
+    sender: str
+    recipients: tuple[str, ...]
+    blob_hash: str
+    size: int
+    message_id_header: str
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    expires_at: datetime
+    created_at: datetime
+    finished_at: datetime | None
+    last_error: str | None
+    upstream_reply: str | None
 
 
 @dataclass(frozen=True)

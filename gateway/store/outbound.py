@@ -1,0 +1,323 @@
+"""The durable outbound queue of the SMTP submission server (gateway/smtp).
+
+A message is accepted (the client's `250`) only once its blob is fsynced
+(`write_outbound_blob`, in the session's own thread, so concurrent sessions sync in parallel)
+and its row committed (`queue_outbound_messages`, one transaction for every message that
+arrived meanwhile).
+Relay workers claim due rows with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas never
+take the same message at once; a claim is a lease (`next_attempt_at` pushed past the relay
+timeout), so a message whose worker died is claimed again once the lease runs out.
+
+States: queued -> relayed (the upstream said 250; the Sent copy is pending) -> sent, or
+bounced (permanent failure / expiry) or dropped (by an operator).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from gateway.store.errors import InvalidOperationError, NotFoundError
+from gateway.store.ingest import IngestOperations, NewMessage
+from gateway.store.models import Mailbox, MailboxEntry, Message, OutboundMessage
+from gateway.store.views import AppendResult, OutboundInfo, OutboundSubmission, StoredBlob
+
+QUEUED, RELAYED, SENT, BOUNCED, DROPPED = "queued", "relayed", "sent", "bounced", "dropped"
+PENDING_STATES = (QUEUED, RELAYED)
+STATES = (QUEUED, RELAYED, SENT, BOUNCED, DROPPED)
+
+
+class OutboundOperations(IngestOperations):
+    def write_outbound_blob(self, *, content: bytes) -> StoredBlob:
+        """Make a submitted message's bytes durable (fsync, rename, directory fsync); its
+        queue row follows with `queue_outbound_messages`. Blocking: call it from a thread.
+        Until the row commits, the garbage collector's grace period keeps the file."""
+        if len(content) > self.max_message_size:
+            raise self._too_large()
+        blob = self.blobs.begin()
+        try:
+            blob.write(content)
+            self.blobs.commit([blob])
+        except BaseException:
+            blob.discard()
+            raise
+        return StoredBlob(blob.close(), blob.size)
+
+    def queue_outbound_messages(
+        self, *, items: Sequence[OutboundSubmission], now: datetime, lifetime: timedelta
+    ) -> list[int]:
+        """Queue messages whose blobs are durable, in one transaction; their queue ids.
+
+        Once this returned, the client may have its 250 (DESIGN invariant 1).
+        """
+        if not items:
+            return []
+        rows = [
+            OutboundMessage(
+                user_id=item.user_id,
+                identity_id=item.identity_id,
+                sender=item.sender,
+                recipients_json=json.dumps(list(item.recipients)),
+                blob_hash=item.blob.blob_hash,
+                size=item.blob.size,
+                message_id_header=item.message_id_header,
+                state=QUEUED,
+                next_attempt_at=now,
+                expires_at=now + lifetime,
+                created_at=now,
+            )
+            for item in items
+        ]
+        with self.database.write() as session:
+            session.add_all(rows)
+            session.flush()
+            return [row.id for row in rows if row.id is not None]
+
+    def claim_outbound_messages(
+        self, *, owner: str, now: datetime, limit: int, lease: timedelta
+    ) -> list[OutboundInfo]:
+        """Take up to `limit` due messages for `owner` until `now + lease` (SKIP LOCKED: other
+        replicas' claims are passed over, never waited for)."""
+        with self.database.write() as session:
+            rows = session.exec(
+                select(OutboundMessage)
+                .where(
+                    col(OutboundMessage.state).in_(PENDING_STATES),
+                    col(OutboundMessage.next_attempt_at) <= now,
+                )
+                .order_by(col(OutboundMessage.next_attempt_at), col(OutboundMessage.id))
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                row.lease_owner = owner
+                row.next_attempt_at = now + lease
+                if row.state == QUEUED:
+                    row.attempts += 1
+                session.add(row)
+            session.flush()
+            return [outbound_view(row) for row in rows]
+
+    def read_outbound_content(self, *, blob_hash: str) -> bytes:
+        """A queued message's bytes as submitted (Bcc still in: the relay strips it)."""
+        return self.blobs.read(blob_hash)
+
+    def record_outbound_relayed(
+        self, *, relayed: Sequence[tuple[int, str]], owner: str
+    ) -> list[bool]:
+        """The upstream accepted these messages ((queue id, its reply) each): never relay
+        them again. One transaction for all; per message False if `owner` no longer holds
+        the claim (another replica took it over after the lease ran out). The claim's lease
+        stays: the holder files the Sent copies now, anyone may once it has run out."""
+        with self.database.write() as session:
+            return [
+                self._update_claimed(
+                    session,
+                    outbound_id,
+                    owner,
+                    state=RELAYED,
+                    upstream_reply=reply[:1000],
+                    last_error=None,
+                )
+                for outbound_id, reply in relayed
+            ]
+
+    def defer_outbound_message(
+        self,
+        *,
+        outbound_id: int,
+        owner: str,
+        error: str,
+        next_attempt_at: datetime,
+        recipients: Sequence[str] | None = None,
+    ) -> bool:
+        """A temporary failure: try again at `next_attempt_at`, only to `recipients` if given
+        (the others were delivered or bounced)."""
+        values: dict[str, object] = {"next_attempt_at": next_attempt_at, "last_error": error[:1000]}
+        if recipients is not None:
+            values["recipients_json"] = json.dumps(list(recipients))
+        with self.database.write() as session:
+            return self._update_claimed(session, outbound_id, owner, **values)
+
+    def finish_outbound_message(
+        self, *, outbound_id: int, state: str, now: datetime, error: str | None = None
+    ) -> None:
+        """The message's fate is settled: sent, bounced or dropped."""
+        if state not in (SENT, BOUNCED, DROPPED):
+            raise InvalidOperationError(f"not a final state: {state}")
+        values: dict[str, object] = {"state": state, "finished_at": now, "lease_owner": None}
+        if error is not None:
+            values["last_error"] = error[:1000]
+        with self.database.write() as session:
+            session.execute(
+                update(OutboundMessage)
+                .where(col(OutboundMessage.id) == outbound_id)
+                .values(**values)
+            )
+
+    def file_sent_copies(self, *, outbound_ids: Sequence[int], now: datetime) -> int:
+        """Append each relayed message to its user's Sent mailbox (\\Seen) and mark it sent;
+        returns how many copies were appended (one blob sync and one commit for all).
+
+        Idempotent: a copy already there (a crash after the append, before the state
+        change) is not appended twice.
+        """
+        items: list[NewMessage] = []
+        with self.database.read() as session:
+            rows = session.exec(
+                select(OutboundMessage).where(col(OutboundMessage.id).in_(list(outbound_ids)))
+            ).all()
+            if len(rows) != len(set(outbound_ids)):
+                raise NotFoundError(f"no such outbound message among {list(outbound_ids)}")
+            for row in rows:
+                sent = self._sent_mailbox(session, row.user_id)
+                already = session.exec(
+                    select(MailboxEntry.id)
+                    .join(Message, col(Message.id) == col(MailboxEntry.message_id))
+                    .where(MailboxEntry.mailbox_id == sent, Message.blob_hash == row.blob_hash)
+                ).first()
+                if already is None:
+                    items.append(
+                        NewMessage(
+                            sent, self.blobs.read(row.blob_hash), ("\\Seen",), internal_date=now
+                        )
+                    )
+        if items:
+            self.append_messages(items=items, actor="smtp")
+        with self.database.write() as session:
+            session.execute(
+                update(OutboundMessage)
+                .where(col(OutboundMessage.id).in_(list(outbound_ids)))
+                .values(state=SENT, finished_at=now, lease_owner=None)
+            )
+        return len(items)
+
+    def deliver_bounce(self, *, user_id: int, content: bytes, now: datetime) -> AppendResult:
+        """Put a delivery status notification into the user's INBOX."""
+        with self.database.read() as session:
+            inbox = session.exec(
+                select(Mailbox.id).where(Mailbox.user_id == user_id, Mailbox.name == "INBOX")
+            ).first()
+        if inbox is None:
+            raise NotFoundError(f"user {user_id} has no INBOX")
+        return self.append_message(
+            mailbox_id=inbox, content=content, internal_date=now, actor="smtp"
+        )
+
+    def list_outbound_messages(
+        self, *, user_id: int | None = None, states: Sequence[str] = PENDING_STATES
+    ) -> list[OutboundInfo]:
+        with self.database.read() as session:
+            query = (
+                select(OutboundMessage)
+                .where(col(OutboundMessage.state).in_(list(states)))
+                .order_by(col(OutboundMessage.id))
+            )
+            if user_id is not None:
+                query = query.where(OutboundMessage.user_id == user_id)
+            return [outbound_view(row) for row in session.exec(query)]
+
+    def get_outbound_message(self, *, outbound_id: int) -> OutboundInfo:
+        with self.database.read() as session:
+            row = session.get(OutboundMessage, outbound_id)
+            if row is None:
+                raise NotFoundError(f"no such outbound message: {outbound_id}")
+            return outbound_view(row)
+
+    def retry_outbound_message(
+        self, *, outbound_id: int, now: datetime, lifetime: timedelta
+    ) -> OutboundInfo:
+        """Make a queued message due now; a bounced one is queued again for a new lifetime."""
+        with self.database.write() as session:
+            row = session.get(OutboundMessage, outbound_id)
+            if row is None:
+                raise NotFoundError(f"no such outbound message: {outbound_id}")
+            if row.state not in (QUEUED, BOUNCED):
+                raise InvalidOperationError(
+                    f"message {outbound_id} is {row.state}: nothing to retry"
+                )
+            if row.state == BOUNCED:
+                row.state, row.expires_at, row.finished_at = QUEUED, now + lifetime, None
+            row.next_attempt_at = now
+            row.lease_owner = None
+            session.add(row)
+            session.flush()
+            return outbound_view(row)
+
+    def drop_outbound_message(self, *, outbound_id: int, now: datetime) -> OutboundInfo:
+        """Give up on a queued message without a bounce (an operator's decision)."""
+        with self.database.write() as session:
+            row = session.get(OutboundMessage, outbound_id)
+            if row is None:
+                raise NotFoundError(f"no such outbound message: {outbound_id}")
+            if row.state != QUEUED:
+                raise InvalidOperationError(f"message {outbound_id} is {row.state}: not queued")
+            row.state, row.finished_at, row.lease_owner = DROPPED, now, None
+            session.add(row)
+            session.flush()
+            return outbound_view(row)
+
+    def outbound_blob_hashes(self) -> set[str]:
+        """Blobs the queue still needs (the garbage collector keeps them)."""
+        with self.database.read() as session:
+            return set(
+                session.exec(
+                    select(OutboundMessage.blob_hash).where(
+                        col(OutboundMessage.state).in_(PENDING_STATES)
+                    )
+                )
+            )
+
+    @staticmethod
+    def _update_claimed(session: Session, outbound_id: int, owner: str, **values: object) -> bool:
+        result = session.execute(
+            update(OutboundMessage)
+            .where(
+                col(OutboundMessage.id) == outbound_id,
+                col(OutboundMessage.lease_owner) == owner,
+                col(OutboundMessage.state) == QUEUED,
+            )
+            .values(**values)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _sent_mailbox(session: Session, user_id: int) -> int:
+        mailbox_id = session.exec(
+            select(Mailbox.id)
+            .where(Mailbox.user_id == user_id, Mailbox.special_use == "\\Sent")
+            .order_by(col(Mailbox.id))
+        ).first()
+        if mailbox_id is None:
+            mailbox_id = session.exec(
+                select(Mailbox.id).where(Mailbox.user_id == user_id, Mailbox.name == "Sent")
+            ).first()
+        if mailbox_id is None:
+            raise NotFoundError(f"user {user_id} has no Sent mailbox")
+        return mailbox_id
+
+
+def outbound_view(row: OutboundMessage) -> OutboundInfo:
+    assert row.id is not None  # noqa: S101
+    return OutboundInfo(
+        id=row.id,
+        user_id=row.user_id,
+        identity_id=row.identity_id,
+        sender=row.sender,
+        recipients=tuple(json.loads(row.recipients_json)),
+        blob_hash=row.blob_hash,
+        size=row.size,
+        message_id_header=row.message_id_header,
+        state=row.state,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+        last_error=row.last_error,
+        upstream_reply=row.upstream_reply,
+    )
