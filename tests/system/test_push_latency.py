@@ -62,6 +62,7 @@ def gateway_with_source(tmp_path: Path) -> Iterator[tuple[DovecotServer, int, Pa
             GATEWAY_SUBMISSION_PORT="0",
             GATEWAY_SMTPS_PORT="0",
         )
+        _run(env, "migrate")  # only serve and migrate create a data directory
         _run(env, "user", "add", "alice", stdin="alice-pw\n")
         _run(
             env,
