@@ -175,7 +175,7 @@ def test_saved_source_test_sync_now_status_history_and_metrics(
     history = alice.get(f"/api/sources/{sid}/history").json()
     assert len(history) == 1 and history[0]["fetched"] == 2 and history[0]["seconds"] >= 0
     # A failing sync: status carries the class and time, metrics count it.
-    store.update_source(source_id=sid, secret="wrong")
+    store.set_source_secret(source_id=sid, secret="wrong")
     try:
         run_source_sync(store, store.get_source_by_id(source_id=sid))
     except Exception as error:
