@@ -78,7 +78,8 @@ def client(gateway_any_backend: RunningGateway) -> Iterator[RawImapClient]:
         raw.login(USER, PASSWORD)
         for message in MESSAGES:
             raw.command(b"APPEND INBOX {%d+}\r\n" % len(message) + message)
-        raw.command(b"SELECT INBOX")
+        raw.command(b"SELECT INBOX")  # takes \\Recent (RFC 3501 §2.3.2) of the appended mail
+        raw.command(b"SELECT INBOX")  # so the FLAGS compared below are exactly the stored ones
         yield raw
 
 
