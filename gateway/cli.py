@@ -6,7 +6,6 @@ Thin by design: every command parses arguments, calls store or service operation
 from __future__ import annotations
 
 import getpass
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from gateway.cli_options import parse_option_pairs
 from gateway.logging_setup import configure_logging
 from gateway.settings import Settings
 
@@ -90,22 +90,8 @@ def _parse_options(protocol: str, pairs: list[str]) -> dict[str, Any]:
 
     Checked before anything is stored, so a typo never leaves a source that cannot sync.
     """
-    options = _option_pairs(pairs)
+    options = parse_option_pairs(pairs)
     _check_options(protocol, options)
-    return options
-
-
-def _option_pairs(pairs: list[str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, separator, text = pair.partition("=")
-        if not separator or not key:
-            typer.echo(f"error: --option expects KEY=VALUE, got {pair!r}", err=True)
-            raise typer.Exit(2)
-        try:
-            options[key] = json.loads(text)
-        except ValueError:
-            options[key] = text
     return options
 
 
@@ -352,7 +338,7 @@ def source_edit(
     """Change any setting of a source, options included; it syncs again at once."""
     with _store() as store:
         source = store.get_source(user_name=user, name=name)
-        options = {**source.options, **_option_pairs(option or [])}
+        options = {**source.options, **parse_option_pairs(option or [])}
         for key in unset_option or []:
             options.pop(key, None)
         _check_options(source.protocol, options)

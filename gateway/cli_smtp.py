@@ -5,7 +5,6 @@ Registered from cli.py; kept apart so the sending side's commands read as one un
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -14,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from gateway.cli_options import parse_option_pairs
 from gateway.settings import Settings
 from gateway.store import MailStore
 
@@ -37,23 +37,21 @@ def _store() -> Iterator[MailStore]:
         yield store
 
 
+RELAY_OPTION_KEYS = ("tls_ca_file", "timeout_seconds", "allow_plaintext")
+
+
 def _relay_options(pairs: list[str]) -> dict[str, Any] | None:
     if not pairs:
         return None
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, separator, text = pair.partition("=")
-        if not separator or key not in ("tls_ca_file", "timeout_seconds", "allow_plaintext"):
-            typer.echo(
-                "error: --option takes tls_ca_file=PATH, timeout_seconds=N or "
-                f"allow_plaintext=true, got {pair!r}",
-                err=True,
-            )
-            raise typer.Exit(2)
-        try:
-            options[key] = json.loads(text)
-        except ValueError:
-            options[key] = text
+    options = parse_option_pairs(pairs)
+    unknown = sorted(set(options) - set(RELAY_OPTION_KEYS))
+    if unknown:
+        typer.echo(
+            "error: --option takes tls_ca_file=PATH, timeout_seconds=N or "
+            f"allow_plaintext=true, got {', '.join(unknown)!r}",
+            err=True,
+        )
+        raise typer.Exit(2)
     return options
 
 
