@@ -34,3 +34,9 @@ ensure_postgres() {
     echo "error: PostgreSQL does not answer at 127.0.0.1:5432" >&2
     exit 1
 }
+
+# The OAuth2 tests run oidc-provider 8.8.1, which supports Node.js 18-22 (Debian 12 has 18).
+ensure_node() {
+    if command -v node >/dev/null && command -v npm >/dev/null; then return 0; fi
+    apt_install nodejs npm
+}

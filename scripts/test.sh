@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 
 apt_install dovecot-imapd dovecot-pop3d isync offlineimap chromium swaks postfix python3-venv
 ensure_postgres
+ensure_node
 sh scripts/bootstrap-python.sh test
+# The OAuth2 authorization server of the tests (oidc-provider), pinned by its lock file.
+(cd tests/peers/oidc && npm ci --no-audit --no-fund --silent)
 
 .venv/bin/ruff check gateway tests benchmarks
 .venv/bin/ruff format --check gateway tests benchmarks

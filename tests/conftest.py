@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.support.fixtures_store",
     "tests.support.fixtures_dovecot",
     "tests.support.fixtures_gateway",
+    "tests.support.fixtures_oauth2",
 ]

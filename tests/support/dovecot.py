@@ -97,11 +97,21 @@ class DovecotServer:
     tmp_path lives under a 0700 directory) a private directory under /tmp is made instead.
     """
 
-    def __init__(self, work_dir: Path | None = None, *, extra_config: str = "") -> None:
+    def __init__(
+        self,
+        work_dir: Path | None = None,
+        *,
+        extra_config: str = "",
+        auth_mechanisms: str = "plain login",
+        extra_passdb: str = "",
+    ) -> None:
         """`extra_config` is appended to the generated configuration (e.g. an
-        `imap_capability` line to play a server without some extensions)."""
+        `imap_capability` line to play a server without some extensions); `extra_passdb` is
+        a passdb block placed before the passwd-file one (the OAuth2 peer's)."""
         _require_binaries()
         self.extra_config = extra_config
+        self.auth_mechanisms = auth_mechanisms
+        self.extra_passdb = extra_passdb
         self._owns_root = True
         self.root = Path(tempfile.mkdtemp(prefix="gw-dovecot-"))
         if work_dir is not None and _traversable(work_dir):
@@ -261,7 +271,7 @@ listen = 127.0.0.1
 protocols = imap pop3
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {self.auth_mechanisms}
 log_path = {self.log_path}
 first_valid_uid = {self.uid}
 last_valid_uid = {self.uid}
@@ -275,8 +285,10 @@ namespace inbox {{
   inbox = yes
   separator = /
 }}
+{self.extra_passdb}
 passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {self.passwd_path}
 }}
 userdb {{
