@@ -288,7 +288,6 @@ namespace inbox {{
 {self.extra_passdb}
 passdb {{
   driver = passwd-file
-  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {self.passwd_path}
 }}
 userdb {{
