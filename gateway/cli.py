@@ -387,11 +387,12 @@ def source_test(
     import asyncio
 
     from gateway.fetch.connection_check import check_connection
+    from gateway.fetch.source_auth import saved_credential
 
     with _store() as store:
         source = store.get_source(user_name=user, name=name)
-        password = store.read_source_secret(source_id=source.id)
-    result = asyncio.run(check_connection(source, password, deadline_seconds=deadline))
+        credential = saved_credential(store, source)
+        result = asyncio.run(check_connection(source, credential, deadline_seconds=deadline))
     for step in result.passed:
         typer.echo(f"ok\t{step.step}\t{step.seconds:.3f}s")
     if not result.ok:

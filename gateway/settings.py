@@ -180,6 +180,39 @@ class Settings(BaseSettings):
         description="How often the relay worker looks for due messages (new ones wake it).",
     )
 
+    # OAuth2 sign-in to providers (docs/operations.md, "OAuth2 sources"): an app registered at
+    # each provider, with http(s)://<admin host>/api/oauth2/callback as its redirect URI.
+    oauth2_google_client_id: str | None = Field(default=None, description="Google OAuth2 app.")
+    oauth2_google_client_secret: str | None = Field(default=None, description="Its secret.")
+    oauth2_microsoft_client_id: str | None = Field(
+        default=None, description="Microsoft Entra app (personal and work accounts)."
+    )
+    oauth2_microsoft_client_secret: str | None = Field(default=None, description="Its secret.")
+    oauth2_microsoft_tenant: str = Field(
+        default="common", description="Entra tenant: common, organizations, consumers or an id."
+    )
+    oauth2_generic_issuer: str | None = Field(
+        default=None,
+        description="Another OAuth2 provider, found by OpenID discovery at this issuer URL.",
+    )
+    oauth2_generic_title: str = Field(default="OAuth2", description="Its name in the panel.")
+    oauth2_generic_client_id: str | None = Field(default=None, description="Its client id.")
+    oauth2_generic_client_secret: str | None = Field(default=None, description="Its secret.")
+    oauth2_generic_scopes: str = Field(
+        default="openid email offline_access", description="Scopes asked of it."
+    )
+    oauth2_generic_imap: str | None = Field(
+        default=None, description="Its IMAP server, host:port:security (tls|starttls|none)."
+    )
+    oauth2_generic_smtp: str | None = Field(
+        default=None, description="Its SMTP server, host:port:security (tls|starttls|none)."
+    )
+    oauth2_redirect_base_url: str | None = Field(
+        default=None,
+        description="Public URL of the admin port (https://gateway.example.com), for the "
+        "OAuth2 redirect URI; unset: the URL the browser used.",
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _expand_data_dir(cls, value: Path) -> Path:

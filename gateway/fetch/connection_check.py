@@ -14,13 +14,18 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 from gateway.fetch.connections import PasswordAuthenticator, network_timeout, open_pop3
 from gateway.fetch.errors import SyncError
 from gateway.fetch.imap_connection import open_imap
 from gateway.store import SourceInfo
 
+if TYPE_CHECKING:
+    from gateway.oauth2.authenticator import OAuth2Authenticator
+
+# A password, or the authenticator of a saved OAuth2 source.
+Credential: TypeAlias = "str | OAuth2Authenticator"
 CheckStep = Literal["dns", "tcp", "tls", "certificate", "authentication", "protocol"]
 FailedStep = Literal["dns", "tcp", "timeout", "tls", "certificate", "authentication", "protocol"]
 DEFAULT_DEADLINE_SECONDS = 20.0
@@ -60,7 +65,7 @@ def _failed_step(error: SyncError) -> FailedStep:
     }.get(error.error_class, "protocol")  # type: ignore[return-value]
 
 
-def run_connection_check(source: SourceInfo, password: str, result: CheckResult) -> None:
+def run_connection_check(source: SourceInfo, password: Credential, result: CheckResult) -> None:
     """The blocking steps; fills `result` as it goes (so a timeout still says where)."""
     timeout = network_timeout(source.options)
     started = time.monotonic()
@@ -99,11 +104,12 @@ def run_connection_check(source: SourceInfo, password: str, result: CheckResult)
 
 def _log_in_and_list(
     source: SourceInfo,
-    password: str,
+    password: Credential,
     result: CheckResult,
     passed: Callable[[CheckStep, CheckStep], None],
 ) -> None:
-    authenticator = PasswordAuthenticator(password)
+    # A saved OAuth2 source brings its own authenticator: its secret is no password.
+    authenticator = PasswordAuthenticator(password) if isinstance(password, str) else password
     if source.protocol == "imap":
         client = open_imap(source, authenticator)
         if source.security != "none":
@@ -131,7 +137,7 @@ def _log_in_and_list(
 
 
 async def check_connection(
-    source: SourceInfo, password: str, *, deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
+    source: SourceInfo, password: Credential, *, deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
 ) -> CheckResult:
     """Run the steps in a thread; past the deadline, report a timeout at the step reached."""
     # Each network step also gets at most the deadline, so the thread ends soon after.

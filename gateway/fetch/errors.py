@@ -15,7 +15,16 @@ import ssl
 from typing import Literal
 
 ErrorClass = Literal[
-    "dns", "connect", "tls", "plaintext", "auth", "protocol", "quota", "timeout", "throttled"
+    "dns",
+    "connect",
+    "tls",
+    "plaintext",
+    "auth",
+    "reconnect",
+    "protocol",
+    "quota",
+    "timeout",
+    "throttled",
 ]
 ERROR_CLASSES: tuple[ErrorClass, ...] = (
     "dns",
@@ -24,6 +33,8 @@ ERROR_CLASSES: tuple[ErrorClass, ...] = (
     # security none without the source's allow_plaintext: refused before connecting.
     "plaintext",
     "auth",
+    # The OAuth2 grant is gone (revoked, expired): the user must connect the account again.
+    "reconnect",
     "protocol",
     "quota",
     "timeout",

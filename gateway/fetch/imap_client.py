@@ -7,9 +7,8 @@ The workarounds below reach into `client._imap` (imaplib's `_command`, `_command
 `_untagged_response`, `untagged_responses`, `debug`) and `client._normalise_folder`; nothing
 else in the project may. The rest of the engine sees the typed `ImapPeer` Protocol.
 
-Authentication is the seam for new mechanisms: `login` is what `PasswordAuthenticator` calls;
-an XOAUTH2/OAUTHBEARER authenticator adds its method here (IMAPClient's `oauth2_login`) and
-is passed to `open_imap` in place of the password one.
+Authentication is the seam for mechanisms: `login` is what `PasswordAuthenticator` calls,
+`oauth_login` (XOAUTH2/OAUTHBEARER) what `gateway.oauth2.authenticator` calls.
 """
 
 from __future__ import annotations
@@ -57,6 +56,18 @@ class ImapClientPeer:
         self._capabilities: frozenset[str] | None = None
 
     # --- connection and login ----------------------------------------------------------
+
+    def oauth_login(self, username: str, token: str, *, mechanism: str) -> None:
+        """AUTHENTICATE XOAUTH2 or OAUTHBEARER (RFC 7628) with a bearer token; IMAPClient
+        answers the server's error challenge itself."""
+        try:
+            if mechanism == "OAUTHBEARER":
+                self._client.oauthbearer_login(username, token)
+            else:
+                self._client.oauth2_login(username, token)
+        except LoginError as error:
+            raise classify_imap_reply(_unrepr(str(error)), during_auth=True) from None
+        self._capabilities = None
 
     def login(self, username: str, password: str) -> None:
         """LOGIN (RFC 3501 §6.2.3); capabilities are read afresh afterwards."""

@@ -23,8 +23,8 @@ log = logging.getLogger("gateway.fetch")
 
 
 class ImapAuthenticator(Protocol):
-    """Logs an IMAP session in: `PasswordAuthenticator` uses LOGIN; an XOAUTH2 one would call
-    the facade's OAuth2 method (`imap_client.py`) and be passed here instead."""
+    """Logs an IMAP session in: `PasswordAuthenticator` uses LOGIN, `OAuth2Authenticator`
+    XOAUTH2/OAUTHBEARER (`gateway.fetch.source_auth` picks the source's)."""
 
     def authenticate_imap(self, client: ImapClientPeer, *, username: str) -> None: ...
 

@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 
 from gateway.fetch.actors import SourceSyncActor
 from gateway.fetch.budget import DailyBudget
-from gateway.fetch.connections import PasswordAuthenticator
 from gateway.fetch.errors import SyncError, classify_error
 from gateway.fetch.imap_client import ImapClientPeer
 from gateway.fetch.imap_connection import ImapAuthenticator, open_imap
@@ -41,6 +40,7 @@ from gateway.fetch.imap_reconcile import pull_deletions, reconcile_flags, remote
 from gateway.fetch.imap_reuse import ImapConnectionCache
 from gateway.fetch.imap_write_back import push_removals, upload_to_source
 from gateway.fetch.keywords import source_keyword
+from gateway.fetch.source_auth import authenticator_for
 from gateway.store import AdoptRule, FolderKey, MailboxInfo, MailStore, NotFoundError, SourceInfo
 
 log = logging.getLogger("gateway.fetch")
@@ -81,8 +81,7 @@ def sync_imap_source(
         fresh = real is None
         if real is None:
             if authenticator is None:
-                secret = store.read_source_secret(source_id=source.id)
-                authenticator = PasswordAuthenticator(secret)
+                authenticator = authenticator_for(store, source)
             real = open_imap(source, authenticator)
         peer = real
     succeeded = False

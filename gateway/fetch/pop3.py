@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from gateway.fetch.actors import sync_actor
 from gateway.fetch.batching import POP3_BATCHES, is_streamed, runs_of_batches, split_batches
-from gateway.fetch.connections import Authenticator, PasswordAuthenticator, open_pop3
+from gateway.fetch.connections import Authenticator, open_pop3
 from gateway.fetch.errors import SyncError, server_text
 from gateway.fetch.keywords import source_keyword, tag_adopted
 from gateway.fetch.pop3_listing import Listing, content_hash_of, list_messages
@@ -33,6 +33,7 @@ from gateway.fetch.pop3_wire import (
     read_status,
 )
 from gateway.fetch.retention import messages_to_delete, retention_policy
+from gateway.fetch.source_auth import authenticator_for
 from gateway.store import (
     AdoptRule,
     AppendResult,
@@ -104,7 +105,7 @@ def sync_pop3_source(
     started = time.monotonic()
     policy = retention_policy(source.options)
     if authenticator is None:
-        authenticator = PasswordAuthenticator(store.read_source_secret(source_id=source.id))
+        authenticator = authenticator_for(store, source)
     inbox = store.get_mailbox(user_id=source.user_id, name="INBOX")
     fetcher = _Fetcher(store, source, inbox.id, on_progress)
     client = open_pop3(source, authenticator)

@@ -8,6 +8,7 @@ whatever the message size. Bytes are kept exactly as received (line endings incl
 
 from __future__ import annotations
 
+import base64
 import poplib
 import ssl
 from collections.abc import Iterator, Sequence
@@ -123,3 +124,15 @@ def command(verb: str, *args: int | str) -> bytes:
     if "\r" in line or "\n" in line:
         raise SyncError("protocol", "refusing to send a command with a line break")
     return line.encode("ascii") + b"\r\n"
+
+
+def sasl_login(client: poplib.POP3, mechanism: str, response: bytes) -> None:
+    """RFC 5034 §4: AUTH with an initial response. A `+ ` challenge instead of `+OK` is the
+    server's error report (RFC 7628 §3.2.3); an empty line acknowledges it and the `-ERR`
+    follows, raised as `poplib.error_proto`."""
+    client.sock.sendall(command("AUTH", mechanism, base64.b64encode(response).decode("ascii")))
+    status = read_status(client)
+    if not status.startswith(b"+OK"):
+        client.sock.sendall(b"\r\n")
+        read_status(client)
+        raise poplib.error_proto(b"-ERR [AUTH] the server accepted an unfinished exchange")

@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.fetch.connections import PasswordAuthenticator
 from gateway.fetch.errors import SyncError, classify_error, server_text
 from gateway.fetch.imap_client import ImapClientPeer
 from gateway.fetch.imap_connection import open_imap
+from gateway.fetch.source_auth import authenticator_for
 from gateway.store import MailStore, SourceInfo
 
 log = logging.getLogger("gateway.fetch")
@@ -131,8 +131,7 @@ class PushWatchers:
         _stop_watchers(watchers, self._timing.stop_timeout_seconds)
 
     def _open_with_password(self, source: SourceInfo) -> ImapClientPeer:
-        secret = self._store.read_source_secret(source_id=source.id)
-        return open_imap(source, PasswordAuthenticator(secret))
+        return open_imap(source, authenticator_for(self._store, source))
 
 
 def connection_key(source: SourceInfo) -> tuple[Any, ...]:

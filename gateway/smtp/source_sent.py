@@ -9,19 +9,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from gateway.fetch.connections import PasswordAuthenticator
 from gateway.fetch.imap_client import ImapClientPeer
-from gateway.fetch.imap_connection import open_imap
+from gateway.fetch.imap_connection import ImapAuthenticator, open_imap
 from gateway.store.views import SourceInfo
 
 SENT_FOLDER = "Sent"
 
 
 def append_to_source_sent(
-    source: SourceInfo, secret: str, content: bytes, *, sent_at: datetime
+    source: SourceInfo, authenticator: ImapAuthenticator, content: bytes, *, sent_at: datetime
 ) -> str:
     """APPEND `content` (\\Seen) to the source's Sent folder; returns the folder's name."""
-    peer = open_imap(source, PasswordAuthenticator(secret))
+    peer = open_imap(source, authenticator)
     try:
         folder = _sent_folder(peer)
         peer.append(folder, content, flags=("\\Seen",), internal_date=sent_at)

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
+from gateway.fetch.source_auth import authenticator_for
 from gateway.smtp.batching import GroupCommit
 from gateway.smtp.bounce import build_bounce
 from gateway.smtp.headers import strip_bcc
@@ -369,15 +370,13 @@ class RelayWorker:
         source = target.sent_copy_source if target is not None else None
         if source is not None:
             try:
-                secret: str = await self._call(
-                    lambda: self._store.read_source_secret(source_id=source.id)
-                )
+                authenticator = await self._call(lambda: authenticator_for(self._store, source))
                 content: bytes = await self._call(
                     lambda: self._store.read_outbound_content(blob_hash=claim.blob_hash)
                 )
                 sent_at = self._clock()
                 folder = await self._call(
-                    lambda: append_to_source_sent(source, secret, content, sent_at=sent_at)
+                    lambda: append_to_source_sent(source, authenticator, content, sent_at=sent_at)
                 )
                 log.info(
                     "event=source_sent_copy queue_id=%d source_id=%d folder=%s",

@@ -19,6 +19,7 @@ from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from gateway.ingest_worker import WORKER_MODULE, start_worker, worker_ready
+from gateway.oauth2.providers import ProviderRegistry
 from gateway.store.blobs import BlobStore
 from gateway.store.database import Database
 from gateway.store.errors import NotFoundError
@@ -68,6 +69,9 @@ class StoreBase:
         self._listeners: list[ChangeListener] = []
         self._sync_listeners: list[SyncListener] = []
         self._verified_passwords = VerifiedPasswordCache()
+        # The OAuth2 providers the operator configured: open_store sets them from settings.
+        # Here because the store reaches every fetcher that may have to refresh a token.
+        self.oauth2_providers = ProviderRegistry([])
 
     def _analysis_pool(self) -> ProcessPoolExecutor | None:
         """Worker processes for bulk message analysis, started on first use (None: inline)."""
@@ -367,6 +371,9 @@ def source_view(source: Source, user_name: str) -> SourceInfo:
         messages_fetched=source.messages_fetched,
         bytes_fetched=source.bytes_fetched,
         removals_not_propagated=source.removals_not_propagated,
+        auth_method=source.auth_method,
+        oauth_provider=source.oauth_provider,
+        oauth_scopes=source.oauth_scopes,
     )
 
 

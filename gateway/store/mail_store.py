@@ -9,6 +9,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.oauth2.providers import ProviderRegistry
 from gateway.settings import Settings
 from gateway.store.admin_access import AdminAccessOperations
 from gateway.store.blobs import BlobStore
@@ -23,6 +24,7 @@ from gateway.store.mailbox_sync import MailboxSyncOperations
 from gateway.store.mailboxes import MailboxOperations
 from gateway.store.messages import MessageOperations
 from gateway.store.migrations import head_revision, upgrade_database
+from gateway.store.oauth_grants import OAuthGrantOperations
 from gateway.store.outbound import OutboundOperations
 from gateway.store.search_data import SearchDataOperations
 from gateway.store.search_index import SearchIndexOperations
@@ -52,6 +54,7 @@ class MailStore(
     SyncStateOperations,
     AdminAccessOperations,
     LoginFailureOperations,
+    OAuthGrantOperations,
 ):
     """Users, sources, mailboxes and messages, with durable ingest and a change log."""
 
@@ -77,13 +80,15 @@ def open_store(settings: Settings, *, migrate: bool = True) -> MailStore:
     if migrate and not _schema_is_current(engine):
         log.info("event=schema_upgrade target=%s", head_revision() or "head")
         upgrade_database(url)
-    return MailStore(
+    store = MailStore(
         database=Database(engine),
         blobs=open_blob_store(settings),
         secrets=SecretBox(load_or_create_key(settings.secret_key, settings.data_dir)),
         max_message_size=settings.max_message_size,
         ingest_workers=settings.resolved_ingest_workers(),
     )
+    store.oauth2_providers = ProviderRegistry.from_settings(settings)
+    return store
 
 
 def open_blob_store(settings: Settings) -> BlobStore:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    String,
     Text,
     UniqueConstraint,
     false,
@@ -156,6 +157,21 @@ class Source(SQLModel, table=True):
     # expunge without UIDPLUS): the source still holds those messages.
     removals_not_propagated: int = Field(
         default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
+    # "password": `secret_ciphertext` is the password. "oauth2": it is the refresh token of
+    # the grant from `oauth_provider` (a configured provider's name), for `oauth_scopes`;
+    # the current access token is cached encrypted too, so replicas share it.
+    auth_method: str = Field(
+        default="password",
+        sa_column=Column(String(16), nullable=False, server_default="password"),
+    )
+    oauth_provider: str | None = Field(default=None, max_length=64)
+    oauth_scopes: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    oauth_access_ciphertext: bytes | None = Field(
+        default=None, sa_column=Column(LargeBinary, nullable=True)
+    )
+    oauth_access_expires_at: datetime | None = Field(
+        default=None, sa_column=_timestamp(nullable=True)
     )
 
 

@@ -40,6 +40,13 @@ class SecretBox:
                 "stored secret cannot be decrypted with any key in GATEWAY_SECRET_KEY"
             ) from error
 
+    def decrypt_recent(self, ciphertext: bytes, *, max_age_seconds: int) -> str | None:
+        """A secret sealed at most `max_age_seconds` ago, else None (tampered, old, other key)."""
+        try:
+            return self._fernet.decrypt(ciphertext, ttl=max_age_seconds).decode("utf-8")
+        except InvalidToken:
+            return None
+
     def decrypt(self, ciphertext: bytes) -> str:
         try:
             return self._fernet.decrypt(ciphertext).decode("utf-8")

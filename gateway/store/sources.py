@@ -14,6 +14,7 @@ from gateway.store.errors import AlreadyExistsError, InvalidOperationError, NotF
 from gateway.store.identities import identity_for_new_source
 from gateway.store.ingest import OriginKey, find_origins
 from gateway.store.models import Identity, Origin, ServerState, Source, User
+from gateway.store.oauth_grants import OAuthTokens, apply_oauth_tokens
 from gateway.store.views import SourceInfo
 
 PROTOCOLS = ("imap", "pop3")
@@ -52,8 +53,11 @@ class SourceOperations(StoreBase):
         secret: str,
         poll_interval: int = 60,
         options: dict[str, Any] | None = None,
+        oauth: OAuthTokens | None = None,
     ) -> SourceInfo:
-        """Register an external account; the secret is stored encrypted only."""
+        """Register an external account; the secret is stored encrypted only.
+
+        With `oauth` the source logs in with OAuth2 and `secret` is the refresh token."""
         _validate_source(
             name=name,
             protocol=protocol,
@@ -76,6 +80,8 @@ class SourceOperations(StoreBase):
                     options_json=json.dumps(options or {}, sort_keys=True),
                     poll_interval=poll_interval,
                 )
+                if oauth is not None:
+                    apply_oauth_tokens(source, oauth, self._secrets)
                 session.add(source)
                 session.flush()
                 # A source's own address is an identity of its user (issue 18), unless the
@@ -216,6 +222,10 @@ class SourceOperations(StoreBase):
             sources = list(session.exec(select(Source)))
             for source in sources:
                 source.secret_ciphertext = self._secrets.rotate(source.secret_ciphertext)
+                if source.oauth_access_ciphertext is not None:
+                    source.oauth_access_ciphertext = self._secrets.rotate(
+                        source.oauth_access_ciphertext
+                    )
                 session.add(source)
         return len(sources)
 

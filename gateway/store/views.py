@@ -123,6 +123,10 @@ class SourceInfo:
     removals_not_propagated: int = 0
     # The owner's name, so a log line can say `user/source` (`label`).
     user_name: str = ""
+    # "password" or "oauth2" (then `oauth_provider` names the configured provider).
+    auth_method: str = "password"
+    oauth_provider: str | None = None
+    oauth_scopes: str = ""
 
     @property
     def label(self) -> str:
@@ -133,10 +137,28 @@ class SourceInfo:
     def credentials_rejected(self) -> bool:
         """Login refused often enough in a row that syncing stops until the password
         changes: providers lock accounts that keep retrying a wrong one."""
-        return (
+        return self.reconnect_needed or (
             self.last_error_class == "auth"
             and self.consecutive_failures >= AUTH_ATTEMPTS_BEFORE_STOP
         )
+
+    @property
+    def reconnect_needed(self) -> bool:
+        """The OAuth2 grant was revoked or expired: nothing is retried until the account is
+        connected again (that clears the failure count)."""
+        return self.last_error_class == "reconnect" and self.consecutive_failures > 0
+
+
+@dataclass(frozen=True)
+class OAuthGrant:
+    """An OAuth2 source's tokens, decrypted: for the token manager only."""
+
+    source_id: int
+    provider: str
+    scopes: str
+    refresh_token: str = field(repr=False)
+    access_token: str | None = field(repr=False)
+    access_expires_at: datetime | None
 
 
 @dataclass(frozen=True)

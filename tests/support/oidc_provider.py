@@ -42,7 +42,7 @@ class OidcProvider:
         self,
         *,
         access_token_ttl: int = 60,
-        token_format: str = "opaque",
+        token_format: str = "opaque",  # noqa: S107 - a format name
         rotate_refresh_tokens: bool = True,
         interactive: bool = False,
     ) -> None:
@@ -83,7 +83,7 @@ class OidcProvider:
 
     def start(self) -> None:
         with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(  # noqa: S603 - fixed argv
+            self._process = subprocess.Popen(
                 self._command, cwd=PEER_DIR, env=self._env, stdout=log, stderr=log
             )
         deadline = time.monotonic() + START_TIMEOUT
@@ -127,7 +127,18 @@ class OidcProvider:
         }
         if login_hint:
             params["login_hint"] = login_hint
-        url = f"{self.issuer}/auth?{urlencode(params)}"
+        redirect = self.follow(f"{self.issuer}/auth?{urlencode(params)}", redirect_uri)
+        code = dict(parse_qsl(urlsplit(redirect).query))["code"]
+        return self.token_request(
+            grant_type="authorization_code",
+            code=code,
+            redirect_uri=redirect_uri,
+            code_verifier=verifier,
+        )
+
+    def follow(self, url: str, redirect_uri: str) -> str:
+        """Follow an authorization URL through the auto-approving login and consent (with
+        cookies, which oidc-provider needs) to the redirect back to the client: its URL."""
         with httpx.Client(follow_redirects=False, timeout=10) as client:
             for _ in range(10):
                 response = client.get(url)
@@ -135,13 +146,7 @@ class OidcProvider:
                     raise OidcProviderError(f"{url}: {response.status_code} {response.text[:300]}")
                 url = urljoin(url, response.headers["location"])
                 if url.startswith(redirect_uri):
-                    code = dict(parse_qsl(urlsplit(url).query))["code"]
-                    return self.token_request(
-                        grant_type="authorization_code",
-                        code=code,
-                        redirect_uri=redirect_uri,
-                        code_verifier=verifier,
-                    )
+                    return url
         raise OidcProviderError("too many redirects")
 
     def token_request(self, **form: str) -> dict[str, str]:
@@ -150,11 +155,11 @@ class OidcProvider:
         result: dict[str, str] = response.json()
         return result
 
-    def revoke(self, token: str) -> None:
-        """Revoke a refresh token: oidc-provider then drops its whole grant."""
+    def revoke(self, token: str, *, hint: str = "refresh_token") -> None:
+        """Revoke a token; for a refresh token oidc-provider drops its whole grant."""
         response = httpx.post(
             f"{self.issuer}/token/revocation",
-            data={"token": token, "token_type_hint": "refresh_token"},
+            data={"token": token, "token_type_hint": hint},
             auth=GATEWAY_CLIENT,
             timeout=10,
         )

@@ -27,7 +27,8 @@ from gateway.admin.schemas import (
 )
 from gateway.admin.source_status import budget_used, source_state, source_warnings
 from gateway.fetch.budget import daily_limit
-from gateway.fetch.connection_check import check_connection
+from gateway.fetch.connection_check import Credential, check_connection
+from gateway.fetch.source_auth import saved_credential
 from gateway.fetch.source_options import (
     InvalidSourceOptionError,
     parse_source_options,
@@ -207,8 +208,8 @@ def delete_source(source: OwnedSource, user: CurrentUser, store: StoreDep) -> No
 @router.post("/{source_id}/test", responses=NOT_FOUND)
 async def test_source(source: OwnedSource, store: StoreDep) -> ConnectionTestResult:
     """Test a saved source: DNS, TCP, TLS, certificate, authentication, a protocol command."""
-    password = await run_in_threadpool(store.read_source_secret, source_id=source.id)
-    return await _test(source, password)
+    credential = await run_in_threadpool(saved_credential, store, source)
+    return await _test(source, credential)
 
 
 @router.post(
@@ -244,7 +245,7 @@ def source_history(source: OwnedSource, store: StoreDep) -> list[SyncRunPublic]:
     ]
 
 
-async def _test(source: SourceInfo, password: str) -> ConnectionTestResult:
+async def _test(source: SourceInfo, password: Credential) -> ConnectionTestResult:
     result = await check_connection(source, password)
     log.info(
         "event=admin_source_tested source_id=%d ok=%s failed_step=%s",
