@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway.oauth2")
 
-# Refresh this long before expiry: a token must outlive the login that carries it.
+# Refresh this long before expiry (at most a quarter of the lifetime): a token must outlive
+# the login that carries it.
 REFRESH_MARGIN = timedelta(seconds=60)
 TOKEN_ENDPOINT_TIMEOUT = 30.0
 
@@ -39,9 +40,13 @@ def _lock_for(source_id: int) -> threading.Lock:
 def tokens_from_response(
     provider: OAuth2Provider, response: dict[str, Any], *, now: datetime, scopes: str
 ) -> OAuthTokens:
-    """What to store from a token-endpoint answer (RFC 6749 §5.1)."""
+    """What to store from a token-endpoint answer (RFC 6749 §5.1); `expires_at` is when to
+    stop using the access token, a margin before it really expires."""
     expires_in = response.get("expires_in")
-    expires_at = now + timedelta(seconds=float(expires_in)) if expires_in is not None else None
+    expires_at = None
+    if expires_in is not None:
+        lifetime = timedelta(seconds=float(expires_in))
+        expires_at = now + lifetime - min(REFRESH_MARGIN, lifetime / 4)
     refresh = response.get("refresh_token")
     return OAuthTokens(
         provider=provider.name,
@@ -61,7 +66,7 @@ def access_token(store: MailStore, source: SourceInfo, *, refused_token: str | N
         cached = grant.access_token
         if cached is not None and cached != refused_token:
             expires = grant.access_expires_at
-            if expires is None or expires - now > REFRESH_MARGIN:
+            if expires is None or expires > now:
                 return cached
         try:
             provider = store.oauth2_providers.get(grant.provider)

@@ -14,16 +14,19 @@ from dataclasses import dataclass, field
 
 import aiosmtplib
 
+from gateway.oauth2.smtp_auth import BearerTokenRefusedError, login_xoauth2
 from gateway.store.views import RelayTarget
 
 
 class RelayError(Exception):
     """The whole attempt failed; `permanent` says whether to bounce rather than retry."""
 
-    def __init__(self, reason: str, *, permanent: bool) -> None:
+    def __init__(self, reason: str, *, permanent: bool, token_refused: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
+        # The upstream refused an OAuth2 access token: worth one retry with a fresh one.
+        self.token_refused = token_refused
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,9 @@ async def relay_message(
     )
     try:
         await client.connect()
-        if target.username:
+        if target.oauth_source is not None:
+            await login_xoauth2(client, target.username, target.secret)
+        elif target.username:
             await client.login(target.username, target.secret)
         refused, reply = await client.sendmail(
             sender,
@@ -117,6 +122,8 @@ async def relay_message(
         # The message has left: the caller records that before anything else happens (the
         # duplicate-send window, worker.py), so QUIT goes on in the background.
         _quit_later(client)
+    except BearerTokenRefusedError as error:
+        raise RelayError(str(error), permanent=False, token_refused=True) from None
     except aiosmtplib.SMTPRecipientsRefused as error:
         temporary = {
             r.recipient: _reply(r.code, r.message) for r in error.recipients if r.code < 500

@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from gateway.fetch.source_auth import authenticator_for
+from gateway.oauth2.relay_token import relay_with_access_token
 from gateway.smtp.batching import GroupCommit
 from gateway.smtp.bounce import build_bounce
 from gateway.smtp.headers import strip_bcc
@@ -194,6 +195,11 @@ class RelayWorker:
             # The lease runs out and the message is tried again; nothing is lost.
             log.exception("event=relay_failed_internally queue_id=%d", claim.id)
 
+    async def _relay_with_token(self, target: RelayTarget, **message: Any) -> RelayOutcome:
+        return await relay_with_access_token(
+            self._relay, self._call, self._store, target, **message
+        )
+
     async def _relay_claimed(self, claim: OutboundInfo) -> None:
         if claim.identity_id is None:
             await self._bounce(
@@ -210,8 +216,9 @@ class RelayWorker:
         content: bytes = await self._call(
             lambda: self._store.read_outbound_content(blob_hash=claim.blob_hash)
         )
+        relay = self._relay if target.oauth_source is None else self._relay_with_token
         try:
-            outcome = await self._relay(
+            outcome = await relay(
                 target,
                 sender=claim.sender,
                 recipients=claim.recipients,

@@ -175,8 +175,12 @@ class IdentityOperations(StoreBase):
             if identity is None:
                 raise NotFoundError(f"no such identity id: {identity_id}")
             source = session.get(Source, identity.source_id) if identity.source_id else None
+            oauth_source = None
             if identity.relay_secret_ciphertext is not None:
                 secret = self._secrets.decrypt(identity.relay_secret_ciphertext)
+            elif source is not None and source.auth_method == "oauth2":
+                secret = ""  # the refresh token is no password: the relay gets a token
+                oauth_source = source_view(source, "")
             elif source is not None:
                 secret = self._secrets.decrypt(source.secret_ciphertext)
             else:
@@ -197,6 +201,7 @@ class IdentityOperations(StoreBase):
                 secret=secret,
                 options=json.loads(identity.relay_options_json),
                 sent_copy_source=sent_copy,
+                oauth_source=oauth_source,
             )
 
     @staticmethod

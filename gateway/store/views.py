@@ -53,6 +53,9 @@ class RelayTarget:
     options: dict[str, Any]
     # The IMAP source whose Sent folder also gets a copy, when the identity asks for it.
     sent_copy_source: SourceInfo | None
+    # Set when the relay logs in with this OAuth2 source's access token (XOAUTH2): then
+    # `secret` is empty until the worker fills in a current token.
+    oauth_source: SourceInfo | None = None
 
 
 @dataclass(frozen=True)
