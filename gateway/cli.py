@@ -287,6 +287,11 @@ def _source_state(source: SourceInfo) -> str:
     """What `source list` says about a source's health, in words a person acts on."""
     if not source.enabled:
         state = "disabled"
+    elif source.reconnect_needed:
+        state = (
+            f"reconnect needed ({source.last_error}); stopped until the account is connected "
+            "again (gateway source connect --reconnect)"
+        )
     elif source.credentials_rejected:
         state = (
             f"credentials rejected ({source.consecutive_failures}x: {source.last_error}); "

@@ -147,6 +147,10 @@ class SourceStatus(Model):
 class SourcePublic(SourceBase):
     id: int
     protocol: Literal["imap", "pop3"]
+    auth_method: Literal["password", "oauth2"] = "password"
+    oauth_provider: str | None = Field(
+        default=None, description="The configured OAuth2 provider it signs in with."
+    )
     enabled: bool
     options: dict[str, object]
     status: SourceStatus

@@ -14,7 +14,9 @@ from typing import Literal
 from gateway.fetch.budget import daily_limit
 from gateway.store import SourceInfo
 
-SourceState = Literal["ok", "failing", "credentials_rejected", "never_synced", "disabled"]
+SourceState = Literal[
+    "ok", "failing", "credentials_rejected", "reconnect_needed", "never_synced", "disabled"
+]
 WarningCode = Literal[
     "pop3_deletes_while_read_elsewhere",
     "no_tls",
@@ -36,6 +38,8 @@ def source_state(source: SourceInfo, *, now: datetime) -> SourceState:
     del now  # the state depends on the row alone today; kept for a time-based state later
     if not source.enabled:
         return "disabled"
+    if source.reconnect_needed:
+        return "reconnect_needed"  # the OAuth2 grant is gone: connect the account again
     if source.credentials_rejected:
         return "credentials_rejected"  # stopped until the password changes
     if source.consecutive_failures > 0:

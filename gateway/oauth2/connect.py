@@ -15,6 +15,14 @@ def save_connected_account(
     account: ConnectedAccount,
 ) -> SourceInfo:
     if pending.source_id is not None:
+        source = store.get_source_by_id(source_id=pending.source_id)
+        if source.user_id != pending.user_id:
+            raise AuthorizationError("no such source")
+        # Another account's grant would log in as someone else, or fail forever.
+        if source.username.lower() != account.address.lower():
+            raise AuthorizationError(
+                f"signed in as {account.address}, but the source reads {source.username}"
+            )
         return store.reconnect_oauth_source(source_id=pending.source_id, tokens=account.tokens)
     server = provider.pop3 if pending.protocol == "pop3" else provider.imap
     if server is None:

@@ -156,6 +156,10 @@ class SourceOperations(StoreBase):
             if source is None:
                 raise NotFoundError(f"no such source id: {source_id}")
             source.secret_ciphertext = self._secrets.encrypt(secret)
+            # A password replaces an OAuth2 grant: the source logs in with it from now on.
+            source.auth_method = "password"
+            source.oauth_access_ciphertext = None
+            source.oauth_access_expires_at = None
             source.next_run_at = None
             source.consecutive_failures = 0
             session.add(source)

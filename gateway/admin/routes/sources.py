@@ -64,6 +64,8 @@ def source_public(
         security=source.security,
         username=source.username,
         poll_interval=source.poll_interval,
+        auth_method="oauth2" if source.auth_method == "oauth2" else "password",
+        oauth_provider=source.oauth_provider,
         enabled=source.enabled,
         options=source.options,
         status=SourceStatus(
