@@ -260,9 +260,10 @@ def source_list(
         user_id = store.get_user(name=user).id if user else None
         for source in store.list_sources(user_id=user_id):
             next_run = f"{source.next_run_at:%Y-%m-%d %H:%M:%S}Z" if source.next_run_at else "-"
+            oauth = f" (oauth2 {source.oauth_provider})" if source.auth_method == "oauth2" else ""
             typer.echo(
                 f"#{source.id}\t{owners.get(source.user_id, '?')}/{source.name}\t"
-                f"{source.protocol}\t"
+                f"{source.protocol}{oauth}\t"
                 f"{source.security}://{source.host}:{source.port}\t{source.username}\t"
                 f"every {source.poll_interval}s\t{_source_state(source)}\tnext {next_run}\t"
                 f"{source.messages_fetched} msgs/{source.bytes_fetched} B"
@@ -478,3 +479,9 @@ app.add_typer(queue_app, name="queue")
 
 def main() -> None:
     app()
+
+
+# --- OAuth2: connect an account by signing in at its provider (gateway/cli_oauth.py) --------
+from gateway.cli_oauth import source_connect  # noqa: E402 - needs _store above
+
+source_app.command("connect")(source_connect)

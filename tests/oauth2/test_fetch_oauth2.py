@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from gateway.cli import _source_state
 from gateway.fetch.errors import SyncError
 from gateway.fetch.runner import run_source_sync
 from gateway.store import MailStore
@@ -89,6 +90,7 @@ def test_revoked_grant_needs_reconnect_and_is_not_retried(
     assert raised.value.error_class == "reconnect"
     stopped = sqlite_store.get_source_by_id(source_id=source.id)
     assert stopped.reconnect_needed and stopped.credentials_rejected
+    assert _source_state(stopped).startswith("reconnect needed")
     # No retry storm: the next pass skips it without asking the provider again.
     assert run_sync_pass(sqlite_store, user_name=None, source_name=None) == 1
     assert sqlite_store.get_source_by_id(source_id=source.id).consecutive_failures == 1
