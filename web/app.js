@@ -6,6 +6,7 @@ import { chooseLanguage, setLanguage, t } from "./i18n.js";
 import { showDashboard } from "./dashboard.js";
 import { showSourceForm } from "./source_form.js";
 import { showIdentities, showTokens, showUsers } from "./pages.js";
+import { announceOutcome } from "./oauth2_connect.js";
 
 const main = document.getElementById("main");
 let session = null;
@@ -68,6 +69,10 @@ function route() {
   else if (path === "/identities") showIdentities(main);
   else if (path === "/tokens") showTokens(main);
   else if (path === "/users" && session.user.is_admin) showUsers(main);
+  else if (path.startsWith("/oauth2")) {
+    announceOutcome(path);
+    leaveView = showDashboard(main);
+  }
   else leaveView = showDashboard(main);
 }
 

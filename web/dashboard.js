@@ -4,6 +4,7 @@ import { announce, reportError } from "./feedback.js";
 import { syncChart } from "./chart.js";
 import { bytes, h, when } from "./dom.js";
 import { t } from "./i18n.js";
+import { reconnectButton } from "./oauth2_connect.js";
 
 const REFRESH_MS = 3000;
 
@@ -72,6 +73,7 @@ function sourceCard(source, history, refresh, result) {
       s.folders.length ? row(t("status.folders"), s.folders.join(", ")) : null),
     history.length ? syncChart(history, t("chart.label")) : h("p", { class: "muted" }, t("chart.empty")),
     h("div", { class: "actions" },
+      s.state === "reconnect_needed" ? reconnectButton(source) : null,
       h("button", { type: "button", onclick: sync }, t("action.sync")),
       h("button", { type: "button", onclick: test }, t("action.test")),
       h("a", { class: "button", href: `#/edit/${source.id}` }, t("action.edit")),

@@ -151,3 +151,8 @@ export function t(key, values = {}) {
   const text = TEXT[current][key] ?? TEXT.en[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
 }
+
+// A module's own strings ({en: {...}, ja: {...}}), merged in when it loads.
+export function addText(entries) {
+  for (const [lang, strings] of Object.entries(entries)) Object.assign(TEXT[lang], strings);
+}

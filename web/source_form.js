@@ -5,6 +5,7 @@ import { api, describeError } from "./api.js";
 import { h, field } from "./dom.js";
 import { reportError } from "./feedback.js";
 import { t } from "./i18n.js";
+import { addConnectCard } from "./oauth2_connect.js";
 
 const DEFAULT_PORTS = { imap: { tls: 993, starttls: 143, none: 143 }, pop3: { tls: 995, starttls: 110, none: 110 } };
 
@@ -184,4 +185,5 @@ export async function showSourceForm(main, sourceId) {
   });
   main.replaceChildren(form);
   (existing ? host : address).focus();
+  if (!existing) addConnectCard(main, form);
 }
