@@ -281,3 +281,23 @@ def test_inline_secrets_and_existing_secrets_mix_without_dangling_references(
     for name in ("GATEWAY_DATABASE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         assert references[name]["name"] == secret["metadata"]["name"]
         assert references[name]["key"] in secret["data"]
+
+
+def test_oauth2_settings_and_client_secrets_reach_the_pod(chart: helm.Chart) -> None:
+    values = {
+        "oauth2": {
+            "redirectBaseUrl": "https://gateway.example.com",
+            "existingSecret": "oauth2-clients",
+            "settings": {"MICROSOFT_TENANT": "organizations"},
+        }
+    }
+    (container,) = only(render(chart, values), "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["GATEWAY_OAUTH2_REDIRECT_BASE_URL"] == "https://gateway.example.com"
+    assert env["GATEWAY_OAUTH2_MICROSOFT_TENANT"] == "organizations"
+    assert {"secretRef": {"name": "oauth2-clients"}} in container["envFrom"]
+    # A client secret in plain values is refused: it belongs in the Secret.
+    with pytest.raises(Exception, match="CLIENT_SECRET|propertyNames|not"):
+        render(chart, {"oauth2": {"settings": {"GOOGLE_CLIENT_SECRET": "s"}}})
