@@ -100,7 +100,8 @@ def _parse_options(protocol: str, pairs: list[str]) -> dict[str, Any]:
 SOURCE_OPTION_HELP = (
     "Source option KEY=VALUE, repeatable. Both: allow_plaintext=true, "
     "timeout_seconds=N, tls_ca_file=PATH, tls_fingerprint_sha256=HEX, "
-    "daily_budget_mb=N (0: no limit). POP3: retention=keep|delete_after_download|"
+    "daily_budget_mb=N (0: no limit), sasl_mechanism=xoauth2|oauthbearer (OAuth2 sources). "
+    "POP3: retention=keep|delete_after_download|"
     'delete_after_days, retention_days=N. IMAP: folders=\'["INBOX","Work"]\', '
     "delete_policy=trash|expunge|keep, move_policy=follow|keep, push=false, "
     "max_connections=N."

@@ -46,6 +46,10 @@ class CommonOptions(BaseModel):
         description="megabytes downloaded per day at most, 0 = no limit "
         "(IMAP 2500, POP3 1250: the Gmail limits).",
     )
+    sasl_mechanism: Literal["xoauth2", "oauthbearer"] | None = Field(
+        default=None,
+        description="xoauth2 or oauthbearer: how an OAuth2 source presents its token (xoauth2).",
+    )
 
 
 class Pop3Options(CommonOptions):
