@@ -5,6 +5,7 @@ shows as "reconnect needed" and reconnecting clears it. No token is ever in an A
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -61,8 +62,12 @@ def _connect(client: TestClient, peers: OAuth2Peers, **body: object) -> str:
 
 
 def test_connect_creates_a_source_that_syncs(
-    panel: tuple[TestClient, MailStore], oauth2_peers: OAuth2Peers
+    panel: tuple[TestClient, MailStore],
+    oauth2_peers: OAuth2Peers,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     client, store = panel
     providers = client.get("/api/oauth2/providers").json()
     assert providers == [{"name": "generic", "title": "Test provider", "protocols": ["imap"]}]
@@ -79,6 +84,14 @@ def test_connect_creates_a_source_that_syncs(
     assert run_source_sync(store, store.get_source_by_id(source_id=source["id"])).fetched == 1
     tested = client.post(f"/api/sources/{source['id']}/test").json()
     assert tested["ok"] is True, tested
+    # DESIGN invariant 7: no token in the logs or in the database file in plaintext.
+    grant = store.read_oauth_grant(source_id=source["id"])
+    secrets = [grant.refresh_token, str(grant.access_token)]
+    # The main file and its write-ahead log: a fresh row may still be only in the latter.
+    database = b"".join(path.read_bytes() for path in (tmp_path / "data").glob("gateway.sqlite3*"))
+    assert len(database) > 10_000
+    assert all(secret not in caplog.text for secret in secrets)
+    assert all(secret.encode() not in database for secret in secrets)
 
 
 def test_revoked_grant_shows_reconnect_needed_until_reconnected(
