@@ -18,6 +18,7 @@ from gateway.store.oauth_grants import OAuthTokens
 
 if TYPE_CHECKING:
     from gateway.store import MailStore, SourceInfo
+    from gateway.store.views import OAuthGrant
 
 log = logging.getLogger("gateway.oauth2")
 
@@ -59,19 +60,21 @@ def tokens_from_response(
 
 def access_token(store: MailStore, source: SourceInfo, *, refused_token: str | None = None) -> str:
     """A usable access token for `source`. `refused_token`: the server just refused that one,
-    so refresh unless another thread already has."""
-    with _lock_for(source.id):
+    so refresh unless another thread or replica already has."""
+    cached = _usable_token(store.read_oauth_grant(source_id=source.id), refused_token)
+    if cached is not None:
+        return cached
+    with _lock_for(source.id), store.oauth_refresh_lock(source_id=source.id):
+        # Read again under the locks: whoever held them may have refreshed already.
         grant = store.read_oauth_grant(source_id=source.id)
-        now = datetime.now(UTC)
-        cached = grant.access_token
-        if cached is not None and cached != refused_token:
-            expires = grant.access_expires_at
-            if expires is None or expires > now:
-                return cached
+        cached = _usable_token(grant, refused_token)
+        if cached is not None:
+            return cached
         try:
             provider = store.oauth2_providers.get(grant.provider)
         except ProviderError as error:
             raise SyncError("auth", str(error)) from None
+        now = datetime.now(UTC)
         response = _refresh(provider, grant.refresh_token)
         tokens = tokens_from_response(provider, response, now=now, scopes=grant.scopes)
         # Saved before use: a rotated refresh token must never be lost (see save_oauth_tokens).
@@ -86,6 +89,14 @@ def access_token(store: MailStore, source: SourceInfo, *, refused_token: str | N
             refused_token is not None,
         )
         return tokens.access_token
+
+
+def _usable_token(grant: OAuthGrant, refused_token: str | None) -> str | None:
+    token = grant.access_token
+    if token is None or token == refused_token:
+        return None
+    expires = grant.access_expires_at
+    return token if expires is None or expires > datetime.now(UTC) else None
 
 
 def _refresh(provider: OAuth2Provider, refresh_token: str) -> dict[str, Any]:

@@ -7,10 +7,12 @@ replica uses one token until it nears expiry instead of each refreshing its own.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlmodel import col
 
 from gateway.store.base import StoreBase, source_view
@@ -43,7 +45,29 @@ def apply_oauth_tokens(source: Source, tokens: OAuthTokens, secrets: SecretBox) 
     source.oauth_access_expires_at = tokens.expires_at
 
 
+# pg_advisory_xact_lock(namespace, source id): the namespace keeps these locks apart from any
+# other advisory lock (the migration lock uses the one-key form).
+_REFRESH_LOCK_NAMESPACE = 0x6F61  # "oa"
+
+
 class OAuthGrantOperations(StoreBase):
+    @contextmanager
+    def oauth_refresh_lock(self, *, source_id: int) -> Iterator[None]:
+        """Held while one process refreshes a source's tokens. Replicas on PostgreSQL take
+        turns on a transaction-level advisory lock: two refreshing with the same rotated
+        refresh token at once would make the provider revoke the whole grant. Callers re-read
+        the grant inside it, since the other replica may have refreshed meanwhile. SQLite
+        means one host; the caller's per-process lock covers its threads."""
+        if self.database.is_sqlite:
+            yield
+            return
+        with self.database.engine.connect() as connection, connection.begin():
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:namespace, :source_id)"),
+                {"namespace": _REFRESH_LOCK_NAMESPACE, "source_id": source_id},
+            )
+            yield
+
     def seal(self, text: str) -> str:
         """Encrypt and authenticate `text` for a browser to hold (the pending OAuth2 sign-in)."""
         return self._secrets.encrypt(text).decode("ascii")
