@@ -107,6 +107,10 @@ def classify_imap_reply(reply: bytes | str | object, *, during_auth: bool) -> Sy
         return ThrottledError(f"server asks to wait: {text}", suggested_backoff_seconds(text))
     if "[OVERQUOTA]" in upper or "[LIMIT]" in upper or "BANDWIDTH" in upper or "QUOTA" in upper:
         return SyncError("quota", f"server limit reached: {text}")
+    if "[UNAVAILABLE]" in upper:
+        # RFC 5530 §3: a temporary failure, e.g. Dovecot's "Temporary authentication failure"
+        # when it cannot reach the token introspection: not a refused login.
+        return SyncError("protocol", f"server-side temporary failure: {text}")
     if (
         during_auth
         or "[AUTHENTICATIONFAILED]" in upper

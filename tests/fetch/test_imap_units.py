@@ -348,6 +348,7 @@ def test_uid_set_is_minimal(uids: list[int]) -> None:
         (b"Account exceeded command or bandwidth limits. (Failure)", True, "quota"),
         (b"[LIMIT] Too many messages", False, "quota"),
         (b"[UNAVAILABLE] Temporary failure, try again later", True, "throttled"),
+        (b"[UNAVAILABLE] Temporary authentication failure. [host:2026]", True, "protocol"),
         (b"[SERVERBUG] Internal error occurred", False, "protocol"),
     ],
 )

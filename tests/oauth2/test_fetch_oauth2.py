@@ -120,3 +120,18 @@ def test_concurrent_refreshes_use_the_rotated_refresh_token_once(store: MailStor
         assert len(tokens) == 1 and grant.access_token not in tokens
         assert peers.provider.introspect(tokens.pop())["active"] is True
         run_source_sync(store, source)
+
+
+def test_provider_down_is_a_temporary_failure_not_a_refused_login(
+    sqlite_store: MailStore, oauth2_peers: OAuth2Peers
+) -> None:
+    """Dovecot cannot introspect: it answers [UNAVAILABLE], which must neither refresh the
+    token nor count towards "credentials rejected"."""
+    user = sqlite_store.create_user(name="owner", password="pw")
+    source = connect_source(sqlite_store, oauth2_peers, user_id=user.id)
+    token = sqlite_store.read_oauth_grant(source_id=source.id).access_token
+    oauth2_peers.provider.stop()
+    with pytest.raises(SyncError) as raised:
+        run_source_sync(sqlite_store, source)
+    assert raised.value.error_class == "protocol"
+    assert sqlite_store.read_oauth_grant(source_id=source.id).access_token == token
