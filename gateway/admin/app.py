@@ -23,7 +23,16 @@ from gateway.admin.deps import (
     unprocessable,
 )
 from gateway.admin.metrics import GatewayMetrics
-from gateway.admin.routes import auth, health, identities, sources, suggest, tokens, users
+from gateway.admin.routes import (
+    auth,
+    health,
+    identities,
+    queue,
+    sources,
+    suggest,
+    tokens,
+    users,
+)
 from gateway.auth_throttle import AuthThrottle, policy_from_settings
 from gateway.mail_settings.suggest import SettingsSuggester
 from gateway.settings import Settings
@@ -93,7 +102,7 @@ def create_app(
         metrics=metrics or GatewayMetrics(store),
         suggester=suggester or SettingsSuggester(),
     )
-    for module in (health, auth, users, sources, suggest, identities, tokens):
+    for module in (health, auth, users, sources, suggest, identities, queue, tokens):
         app.include_router(module.router)
 
     @app.middleware("http")

@@ -15,6 +15,7 @@ from gateway.admin.source_status import SourceState, WarningCode
 from gateway.fetch.connection_check import CheckStep, FailedStep
 from gateway.fetch.source_options import CommonOptions, ImapOptions, Pop3Options
 from gateway.mail_settings.model import Origin, Security, ServerProtocol
+from gateway.store.outbound_counts import QueueState
 
 Password = Annotated[SecretStr, Field(min_length=1, max_length=1024, json_schema_extra={})]
 
@@ -54,7 +55,11 @@ class UserCreate(UserBase):
 
 
 class UserUpdate(Model):
-    password: Password
+    """An administrator's change; what is left out stays. A new password ends the user's
+    sessions and revokes their API tokens."""
+
+    password: Password | None = None
+    is_admin: bool | None = None
 
 
 class UserPublic(UserBase):
@@ -202,21 +207,27 @@ class SuggestionPublic(Model):
     servers: list[ServerSettingPublic]
 
 
-# --- identities and tokens --------------------------------------------------------------------
+# --- tokens --------------------------------------------------------------------
 
 
-class IdentityBase(Model):
-    address: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
-    display_name: str = Field(default="", max_length=255)
+class IdentityPublic(Model):
+    """An identity as its owner sees it: relay settings, never the relay secret."""
 
-
-class IdentityCreate(IdentityBase):
-    pass
-
-
-class IdentityPublic(IdentityBase):
     id: int
+    address: str
+    display_name: str
     is_default: bool
+    source_id: int | None
+    relay_host: str
+    relay_port: int
+    relay_security: str
+    relay_username: str
+    has_relay_secret: bool = Field(
+        description="true: the identity has a relay password of its own (never shown); "
+        "false: the source's password is used."
+    )
+    relay_options: dict[str, object]
+    save_to_source_sent: bool
 
 
 class TokenCreate(Model):
@@ -235,3 +246,24 @@ class TokenCreated(TokenPublic):
 
 
 SessionPublic.model_rebuild()
+
+
+# --- outbound queue ---------------------------------------------------------------------------
+
+
+class QueuedMessagePublic(Model):
+    id: int
+    user_id: int
+    user_name: str
+    sender: str
+    recipients: list[str]
+    size: int
+    state: QueueState = Field(
+        description="queued (waiting for its first try), deferred (a try failed; waiting for "
+        "the next), relayed (accepted upstream; Sent copy pending) or bounced."
+    )
+    attempts: int
+    next_attempt_at: datetime | None = Field(description="null once bounced.")
+    expires_at: datetime
+    created_at: datetime
+    last_error: str | None
