@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 RelaySecurity = Literal["tls", "starttls", "none"]
 RelaySecret = Annotated[SecretStr, Field(min_length=1, max_length=1024)]
@@ -94,7 +95,7 @@ class IdentitySettings(BaseModel):
         }
 
 
-Settings = TypeVar("Settings", bound=IdentitySettings)
+SettingsModel = TypeVar("SettingsModel", bound=IdentitySettings)
 
 
 class IdentityCreate(IdentitySettings):
@@ -122,13 +123,17 @@ class IdentityUpdate(IdentitySettings):
         return self
 
 
-def validate_identity_settings(model: type[Settings], values: dict[str, Any]) -> Settings:
+def validate_identity_settings(model: type[SettingsModel], values: dict[str, Any]) -> SettingsModel:
     """The CLI's way in: the model, or an error naming each wrong field."""
     try:
         return model.model_validate(values)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc']) or 'settings'}: {problem['msg']}"
-            for problem in error.errors()
-        )
+        problems = "; ".join(_describe(problem) for problem in error.errors())
         raise InvalidIdentitySettingsError(problems) from None
+
+
+def _describe(problem: ErrorDetails) -> str:
+    where = ".".join(str(part) for part in problem["loc"]) or "settings"
+    if problem["type"] == "extra_forbidden" and problem["loc"][:1] == ("relay_options",):
+        return f"{where}: unknown relay option; known: {', '.join(RelayOptions.model_fields)}"
+    return f"{where}: {problem['msg']}"
