@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, model_validator
 
 from gateway.admin.source_status import SourceState, WarningCode
 from gateway.fetch.connection_check import CheckStep, FailedStep
@@ -59,7 +59,7 @@ class UserUpdate(Model):
     sessions and revokes their API tokens."""
 
     password: Password | None = None
-    is_admin: bool | None = None
+    is_admin: StrictBool | None = None  # "yes" is not a yes to administrator rights
 
 
 class UserPublic(UserBase):
