@@ -14,7 +14,7 @@ from gateway.store import open_store
 from tests.admin.conftest import AdminHarness
 from tests.support.fixtures_store import make_settings
 
-METRICS_TOKEN = "Metrics-Token-Value-7"  # noqa: S105 - a test value
+METRICS_TOKEN = "Metrics-Token-Value-7"
 
 
 def test_metrics_are_open_without_a_token_setting(admin_harness: AdminHarness) -> None:
