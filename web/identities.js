@@ -26,7 +26,8 @@ function summary(identity) {
   const login = identity.relay_username === identity.address
     ? t("identities.loginSame") : t("identities.login", { name: identity.relay_username });
   const parts = [`${identity.relay_security}://${identity.relay_host}:${identity.relay_port}`, login,
-    identity.has_relay_secret ? t("identities.ownSecret") : t("identities.sourceSecret")];
+    identity.has_relay_secret ? t("identities.ownSecret")
+      : identity.source_id !== null ? t("identities.sourceSecret") : t("identities.noSecret")];
   if (identity.save_to_source_sent) parts.push(t("identities.sentCopyOn"));
   return parts.join(" · ");
 }
