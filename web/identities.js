@@ -71,9 +71,9 @@ function identityForm(existing, sources, done) {
       if (input.value.trim()) body[name] = input.value.trim();
     }
     if (port.value) body.relay_port = Number(port.value);
-    // Sent only when chosen: on add, with a server (else the provider's default); on edit,
+    // Sent only when chosen: on add, with a server or port (else the provider's default); on edit,
     // when changed (an unchanged "none" would need allow_plaintext sent again).
-    if (existing ? security.value !== existing.relay_security : host.value.trim()) body.relay_security = security.value;
+    if (existing ? security.value !== existing.relay_security : host.value.trim() || port.value) body.relay_security = security.value;
     if (secret.value) body.relay_secret = secret.value;
     try {
       let saved;
