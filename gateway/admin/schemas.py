@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, model_
 from gateway.admin.source_status import SourceState, WarningCode
 from gateway.fetch.connection_check import CheckStep, FailedStep
 from gateway.fetch.source_options import CommonOptions, ImapOptions, Pop3Options
+from gateway.identity_settings import RelaySecurity
 from gateway.mail_settings.model import Origin, Security, ServerProtocol
 from gateway.store.outbound_counts import QueueState
 
@@ -207,7 +208,7 @@ class SuggestionPublic(Model):
     servers: list[ServerSettingPublic]
 
 
-# --- tokens --------------------------------------------------------------------
+# --- identities and tokens --------------------------------------------------------------------
 
 
 class IdentityPublic(Model):
@@ -220,7 +221,7 @@ class IdentityPublic(Model):
     source_id: int | None
     relay_host: str
     relay_port: int
-    relay_security: str
+    relay_security: RelaySecurity
     relay_username: str
     has_relay_secret: bool = Field(
         description="true: the identity has a relay password of its own (never shown); "
@@ -245,9 +246,6 @@ class TokenCreated(TokenPublic):
     token: str = Field(description="Shown this once; only its hash is stored.")
 
 
-SessionPublic.model_rebuild()
-
-
 # --- outbound queue ---------------------------------------------------------------------------
 
 
@@ -267,3 +265,6 @@ class QueuedMessagePublic(Model):
     expires_at: datetime
     created_at: datetime
     last_error: str | None
+
+
+SessionPublic.model_rebuild()
