@@ -152,9 +152,12 @@ def test_identities_queue_and_users_pages(
         expect(page.get_by_role("alert").filter(has_text="relay_host")).to_be_visible()
         _assert_accessible(page, "identities")
 
-        # Edit without a password: the saved one stays.
-        entry.get_by_role("button", name="Edit").click()
+        # Edit (by keyboard: Enter on the button, focus lands in the form) without a
+        # password: the saved one stays.
+        entry.get_by_role("button", name="Edit").focus()
+        page.keyboard.press("Enter")
         expect(page.get_by_role("heading", name="Edit alice@example.com")).to_be_visible()
+        expect(page.get_by_label("Display name")).to_be_focused()
         expect(page.get_by_label("Relay password (leave empty to keep it)")).to_have_value("")
         page.get_by_label("Relay port").fill("2465")
         page.get_by_role("button", name="Save").click()
