@@ -6,29 +6,27 @@ import { announce, reportError } from "./feedback.js";
 import { h } from "./dom.js";
 import { addText, t } from "./i18n.js";
 
-addText({
-  en: {
-    "oauth2.title": "Sign in with your provider",
-    "oauth2.help": "For Gmail and Microsoft accounts, which no longer take passwords: you sign in at the provider and allow the gateway to read and send your mail. No password is stored.",
-    "oauth2.connect": "Connect with {provider}",
-    "oauth2.protocol": "Fetch by",
-    "oauth2.reconnect": "Reconnect",
-    "oauth2.connected": "Account connected as source {name}.",
-    "oauth2.failed": "Connecting failed: {message}",
-    "oauth2.or": "Or enter the server settings yourself:",
-    "state.reconnect_needed": "Access revoked or expired: reconnect the account",
-  },
-  ja: {
-    "oauth2.title": "プロバイダーでサインイン",
-    "oauth2.help": "パスワードを使えなくなった Gmail や Microsoft のアカウント向けです。プロバイダーでサインインし、メールの読み取りと送信を許可します。パスワードは保存されません。",
-    "oauth2.connect": "{provider} で接続",
-    "oauth2.protocol": "取得方法",
-    "oauth2.reconnect": "再接続",
-    "oauth2.connected": "アカウントを取得元 {name} として接続しました。",
-    "oauth2.failed": "接続できませんでした: {message}",
-    "oauth2.or": "または、サーバー設定を自分で入力してください:",
-    "state.reconnect_needed": "アクセスが取り消されたか期限切れです。アカウントを再接続してください",
-  },
+addText("en", {
+  "oauth2.title": "Sign in with your provider",
+  "oauth2.help": "For Gmail and Microsoft accounts, which no longer take passwords: you sign in at the provider and allow the gateway to read and send your mail. No password is stored.",
+  "oauth2.connect": "Connect with {provider}",
+  "oauth2.protocol": "Fetch by",
+  "oauth2.reconnect": "Reconnect",
+  "oauth2.connected": "Account connected as source {name}.",
+  "oauth2.failed": "Connecting failed: {message}",
+  "oauth2.or": "Or enter the server settings yourself:",
+  "state.reconnect_needed": "Access revoked or expired: reconnect the account",
+});
+addText("ja", {
+  "oauth2.title": "プロバイダーでサインイン",
+  "oauth2.help": "パスワードを使えなくなった Gmail や Microsoft のアカウント向けです。プロバイダーでサインインし、メールの読み取りと送信を許可します。パスワードは保存されません。",
+  "oauth2.connect": "{provider} で接続",
+  "oauth2.protocol": "取得方法",
+  "oauth2.reconnect": "再接続",
+  "oauth2.connected": "アカウントを取得元 {name} として接続しました。",
+  "oauth2.failed": "接続できませんでした: {message}",
+  "oauth2.or": "または、サーバー設定を自分で入力してください:",
+  "state.reconnect_needed": "アクセスが取り消されたか期限切れです。アカウントを再接続してください",
 });
 
 async function startConnect(body) {
