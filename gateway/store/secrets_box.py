@@ -31,10 +31,7 @@ class SecretBox:
         text = key.decode("ascii") if isinstance(key, bytes) else key
         self._keys = [part.strip() for part in text.split(",") if part.strip()]
         for part in self._keys:
-            # Fernet's own key check, done here so a bad GATEWAY_SECRET_KEY still stops the
-            # gateway at start-up although cryptography is only imported at first use.
-            if len(base64.urlsafe_b64decode(part.encode("ascii"))) != 32:
-                raise ValueError("a Fernet key must be 32 url-safe base64-encoded bytes")
+            _check_key(part)
 
     @cached_property
     def _fernet(self) -> MultiFernet:
@@ -68,6 +65,17 @@ class SecretBox:
                 "stored secret cannot be decrypted: GATEWAY_SECRET_KEY differs from the key "
                 "it was encrypted with"
             ) from error
+
+
+def _check_key(key: str) -> None:
+    """Fernet's own key check, done here so that a bad GATEWAY_SECRET_KEY still stops the
+    gateway at start-up although cryptography is only imported at first use."""
+    try:
+        raw = base64.urlsafe_b64decode(key.encode("ascii"))
+    except ValueError:  # binascii.Error and UnicodeEncodeError are ValueErrors
+        raw = b""
+    if len(raw) != 32:
+        raise ValueError("a Fernet key must be 32 url-safe base64-encoded bytes")
 
 
 def load_or_create_key(configured: str | None, data_dir: Path) -> str:
