@@ -44,6 +44,9 @@ def run(env: dict[str, str], *args: str, stdin: str | None = None) -> tuple[floa
     subprocess.run(
         [sys.executable, "-m", "gateway", *args],
         env=env,
+        # Not from a checkout: `python -m` puts the working directory first on sys.path,
+        # which would make both checkouts run this one's code.
+        cwd=Path(env["GATEWAY_DATA_DIR"]).parent,
         input=stdin,
         capture_output=True,
         text=True,
