@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -18,7 +19,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
-from gateway.ingest_worker import WORKER_MODULE, start_worker, worker_ready
 from gateway.oauth2.providers import ProviderRegistry
 from gateway.store.blobs import BlobStore
 from gateway.store.database import Database
@@ -84,6 +84,8 @@ class StoreBase:
                 # that has imported only the worker module forks workers that start fast and
                 # stay small (each still re-imports the main module: gateway/__main__.py is
                 # kept light for that reason).
+                from gateway.ingest_worker import WORKER_MODULE, start_worker
+
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload([WORKER_MODULE])
                 self._pool = ProcessPoolExecutor(
@@ -116,6 +118,8 @@ class StoreBase:
         pool = self._analysis_pool()
         if pool is None:
             return
+        from gateway.ingest_worker import worker_ready
+
         try:
             for _ in range(self._ingest_workers):
                 pool.submit(worker_ready)
@@ -371,6 +375,7 @@ def source_view(source: Source, user_name: str) -> SourceInfo:
         messages_fetched=source.messages_fetched,
         bytes_fetched=source.bytes_fetched,
         removals_not_propagated=source.removals_not_propagated,
+        credentials_tag=hashlib.blake2b(source.secret_ciphertext, digest_size=8).hexdigest(),
         auth_method=source.auth_method,
         oauth_provider=source.oauth_provider,
         oauth_scopes=source.oauth_scopes,

@@ -126,6 +126,11 @@ class SourceInfo:
     removals_not_propagated: int = 0
     # The owner's name, so a log line can say `user/source` (`label`).
     user_name: str = ""
+    # Changes whenever the password is set (a digest of its ciphertext, which Fernet makes
+    # new at every encryption) and tells nothing about it: what a push watcher waiting out a
+    # refused login compares to reconnect at once after `source passwd`. For an OAuth2 source
+    # also after a new grant, and after a refresh that rotated the refresh token.
+    credentials_tag: str = ""
     # "password" or "oauth2" (then `oauth_provider` names the configured provider).
     auth_method: str = "password"
     oauth_provider: str | None = None
