@@ -11,7 +11,6 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.support.fixtures_oauth2 import OAUTH2_USER, OAuth2Peers
-from tests.support.oidc_provider import GATEWAY_CLIENT
 
 pytestmark = pytest.mark.system
 GATEWAY = str(Path(sys.executable).with_name("gateway"))
@@ -24,12 +23,8 @@ def test_cli_connect_prints_url_and_takes_the_pasted_redirect(
     env.update(
         GATEWAY_DATA_DIR=str(tmp_path / "data"),
         GATEWAY_SECRET_KEY=Fernet.generate_key().decode(),
-        GATEWAY_OAUTH2_GENERIC_ISSUER=oauth2_peers.provider.issuer,
-        GATEWAY_OAUTH2_GENERIC_CLIENT_ID=GATEWAY_CLIENT[0],
-        GATEWAY_OAUTH2_GENERIC_CLIENT_SECRET=GATEWAY_CLIENT[1],
-        GATEWAY_OAUTH2_GENERIC_SCOPES="openid mail offline_access",
-        GATEWAY_OAUTH2_GENERIC_IMAP=f"127.0.0.1:{oauth2_peers.dovecot.imap_port}:none",
         GATEWAY_ADMIN_PORT="18080",
+        **oauth2_peers.gateway_env(),
     )
     subprocess.run([GATEWAY, "migrate"], env=env, check=True, capture_output=True)
     subprocess.run(

@@ -20,7 +20,6 @@ from gateway.fetch.runner import run_source_sync
 from gateway.store import MailStore, open_store
 from tests.support.fixtures_oauth2 import OAUTH2_USER, OAuth2Peers
 from tests.support.fixtures_store import make_settings
-from tests.support.oidc_provider import GATEWAY_CLIENT
 
 pytestmark = pytest.mark.system
 PASSWORD = "owner-pw-Secret-1"
@@ -30,15 +29,11 @@ CALLBACK = f"{BASE}/api/oauth2/callback"
 
 @pytest.fixture
 def panel(tmp_path: Path, oauth2_peers: OAuth2Peers) -> Iterator[tuple[TestClient, MailStore]]:
-    settings = make_settings(
-        tmp_path / "data",
-        oauth2_generic_issuer=oauth2_peers.provider.issuer,
-        oauth2_generic_title="Test provider",
-        oauth2_generic_client_id=GATEWAY_CLIENT[0],
-        oauth2_generic_client_secret=GATEWAY_CLIENT[1],
-        oauth2_generic_scopes="openid mail offline_access",
-        oauth2_generic_imap=f"127.0.0.1:{oauth2_peers.dovecot.imap_port}:none",
-    )
+    oauth2 = {
+        name.removeprefix("GATEWAY_").lower(): value
+        for name, value in oauth2_peers.gateway_env().items()
+    }
+    settings = make_settings(tmp_path / "data", **oauth2)
     store = open_store(settings)
     store.create_user(name="owner", password=PASSWORD)
     with TestClient(create_app(store, settings), base_url=BASE) as client:

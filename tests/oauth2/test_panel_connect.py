@@ -10,7 +10,6 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.support.fixtures_oauth2 import OAUTH2_USER, running_oauth2_peers
-from tests.support.oidc_provider import GATEWAY_CLIENT
 from tests.support.served_gateway import ServedGateway
 from tests.system.test_web_panel import PASSWORD, browser, served_source
 
@@ -29,14 +28,7 @@ def test_connect_with_provider_in_the_browser(browser: Browser, tmp_path: Path) 
             ],
         )
         served = ServedGateway(tmp_path / "data", {"alice": (PASSWORD, False)})
-        served.env.update(
-            GATEWAY_OAUTH2_GENERIC_ISSUER=peers.provider.issuer,
-            GATEWAY_OAUTH2_GENERIC_TITLE="Test provider",
-            GATEWAY_OAUTH2_GENERIC_CLIENT_ID=GATEWAY_CLIENT[0],
-            GATEWAY_OAUTH2_GENERIC_CLIENT_SECRET=GATEWAY_CLIENT[1],
-            GATEWAY_OAUTH2_GENERIC_SCOPES="openid mail offline_access",
-            GATEWAY_OAUTH2_GENERIC_IMAP=f"127.0.0.1:{peers.dovecot.imap_port}:none",
-        )
+        served.env.update(peers.gateway_env())
         with served:
             page = browser.new_context(locale="en-US").new_page()
             page.goto(served.base_url)

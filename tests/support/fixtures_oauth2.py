@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.support.dovecot import DovecotServer
-from tests.support.oidc_provider import OidcProvider
+from tests.support.oidc_provider import GATEWAY_CLIENT, OidcProvider
 
 OAUTH2_USER = "alice@example.test"
 # Test speed only: no 2 s delay per failed login and no per-IP penalty that delays the next
@@ -28,6 +28,17 @@ service anvil {
 class OAuth2Peers:
     provider: OidcProvider
     dovecot: DovecotServer
+
+    def gateway_env(self) -> dict[str, str]:
+        """The GATEWAY_OAUTH2_GENERIC_* settings an operator gives for these peers."""
+        return {
+            "GATEWAY_OAUTH2_GENERIC_ISSUER": self.provider.issuer,
+            "GATEWAY_OAUTH2_GENERIC_TITLE": "Test provider",
+            "GATEWAY_OAUTH2_GENERIC_CLIENT_ID": GATEWAY_CLIENT[0],
+            "GATEWAY_OAUTH2_GENERIC_CLIENT_SECRET": GATEWAY_CLIENT[1],
+            "GATEWAY_OAUTH2_GENERIC_SCOPES": "openid mail offline_access",
+            "GATEWAY_OAUTH2_GENERIC_IMAP": f"127.0.0.1:{self.dovecot.imap_port}:none",
+        }
 
 
 @contextmanager
