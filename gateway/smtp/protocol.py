@@ -144,10 +144,10 @@ class SubmissionProtocol(SMTP):
         """The message up to (without) its final dot line, still dot-stuffed; None when it
         was longer than `size_limit` (read to its end all the same, RFC 5321 §4.2.5)."""
         reader = self._reader
-        line_limit = reader._limit  # noqa: SLF001 - the stream's line limit, restored below
+        line_limit = reader._limit  # the line limit, restored below
         # Let one `readuntil` take the whole message; the buffer then holds at most one
         # message (plus a chunk), which DATA keeps in memory anyway.
-        reader._limit = size_limit + len(_END_OF_DATA)  # noqa: SLF001
+        reader._limit = size_limit + len(_END_OF_DATA)
         data = bytearray()
         received = 0
         try:
@@ -168,7 +168,7 @@ class SubmissionProtocol(SMTP):
                 if received > size_limit + len(_LAST_LINE):
                     del data[: -len(_END_OF_DATA)]
         finally:
-            reader._limit = line_limit  # noqa: SLF001
+            reader._limit = line_limit
         if received > size_limit + len(_LAST_LINE):
             return None
         return bytes(data[: -len(_LAST_LINE)])
