@@ -69,6 +69,14 @@ def with_enhanced_code(line: bytes) -> bytes:
     return line[:3] + separator + detail + (b" " + text if text else b"")
 
 
+def _swap_stream_limit(reader: asyncio.StreamReader, limit: int) -> int:
+    """Set the most `readuntil` returns (a private attribute of asyncio's StreamReader in
+    3.11-3.13); returns the previous limit."""
+    previous: int = reader._limit  # type: ignore[attr-defined]
+    reader._limit = limit  # type: ignore[attr-defined]
+    return previous
+
+
 class SubmissionProtocol(SMTP):
     """aiosmtpd's SMTP with enhanced status codes and no source routes."""
 
@@ -126,28 +134,30 @@ class SubmissionProtocol(SMTP):
             raise
         if received is None:
             await self.push("552 Error: Too much mail data")
-            self._set_post_data_state()
+            self._reset_after_data()
             return
         # RFC 5321 §4.5.3.1.6: 1000 octets per line, CRLF included (aiosmtpd allows 1001).
         if received and longest_line(received) > self.line_length_limit:
             await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
-            self._set_post_data_state()
+            self._reset_after_data()
             return
         content = unstuff(received)
         self.envelope.content = content
         self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()
+        self._reset_after_data()
         await self.push("250 OK" if status is MISSING else status)
+
+    def _reset_after_data(self) -> None:
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
 
     async def _read_data(self, size_limit: int) -> bytes | None:
         """The message up to (without) its final dot line, still dot-stuffed; None when it
         was longer than `size_limit` (read to its end all the same, RFC 5321 §4.2.5)."""
         reader = self._reader
-        line_limit = reader._limit  # the line limit, restored below
         # Let one `readuntil` take the whole message; the buffer then holds at most one
         # message (plus a chunk), which DATA keeps in memory anyway.
-        reader._limit = size_limit + len(_END_OF_DATA)
+        line_limit = _swap_stream_limit(reader, size_limit + len(_END_OF_DATA))
         data = bytearray()
         received = 0
         try:
@@ -168,7 +178,7 @@ class SubmissionProtocol(SMTP):
                 if received > size_limit + len(_LAST_LINE):
                     del data[: -len(_END_OF_DATA)]
         finally:
-            reader._limit = line_limit
+            _swap_stream_limit(reader, line_limit)
         if received > size_limit + len(_LAST_LINE):
             return None
         return bytes(data[: -len(_LAST_LINE)])
