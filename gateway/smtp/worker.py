@@ -93,9 +93,10 @@ class RelayWorker:
             lambda relayed: self._store.record_outbound_relayed(relayed=relayed, owner=self.owner),
             writer,
         )
-        # Batches of copies are analysed by the store's worker processes (8 or more) and
-        # synced together, like any bulk ingest.
-        self._copies: GroupCommit[int, None] = GroupCommit(self._file_sent_copies, writer)
+        # Batches of copies are analysed by the store's worker processes (8 or more), then
+        # committed in one transaction. Not in the writer thread: the analysis would hold up
+        # the intake's commits; the store's writer lock orders the transactions themselves.
+        self._copies: GroupCommit[int, None] = GroupCommit(self._file_sent_copies, executor)
 
     def _file_sent_copies(self, outbound_ids: Sequence[int]) -> list[None]:
         self._store.file_sent_copies(outbound_ids=outbound_ids, now=self._clock())

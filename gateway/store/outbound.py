@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from gateway.ingest_worker import MessageColumns, analyze_stored
+from gateway.store.base import POOL_MIN_BATCH
+from gateway.store.blobs import PendingBlob
 from gateway.store.errors import InvalidOperationError, NotFoundError
-from gateway.store.ingest import IngestOperations, NewMessage
+from gateway.store.ingest import IngestOperations, NewMessage, _Prepared
 from gateway.store.models import Mailbox, MailboxEntry, Message, OutboundMessage
 from gateway.store.views import AppendResult, OutboundInfo, OutboundSubmission, StoredBlob
 
@@ -160,41 +164,66 @@ class OutboundOperations(IngestOperations):
             )
 
     def file_sent_copies(self, *, outbound_ids: Sequence[int], now: datetime) -> int:
-        """Append each relayed message to its user's Sent mailbox (\\Seen) and mark it sent;
-        returns how many copies were appended (one blob sync and one commit for all).
+        """Append each relayed message to its user's Sent mailbox (\\Seen) and mark it sent,
+        in one transaction; returns how many copies were appended.
 
-        Idempotent: a copy already there (a crash after the append, before the state
-        change) is not appended twice.
+        The copy is the queued blob itself (content-addressed: the same bytes, already
+        durable), so nothing is written or synced but the rows. Idempotent: a copy already
+        there (the same content in that Sent mailbox) is not appended twice.
         """
-        items: list[NewMessage] = []
         with self.database.read() as session:
             rows = session.exec(
                 select(OutboundMessage).where(col(OutboundMessage.id).in_(list(outbound_ids)))
             ).all()
             if len(rows) != len(set(outbound_ids)):
                 raise NotFoundError(f"no such outbound message among {list(outbound_ids)}")
-            for row in rows:
-                sent = self._sent_mailbox(session, row.user_id)
-                already = session.exec(
-                    select(MailboxEntry.id)
+            sent = {user: self._sent_mailbox(session, user) for user in {r.user_id for r in rows}}
+            filed = set(
+                session.exec(
+                    select(MailboxEntry.mailbox_id, Message.blob_hash)
                     .join(Message, col(Message.id) == col(MailboxEntry.message_id))
-                    .where(MailboxEntry.mailbox_id == sent, Message.blob_hash == row.blob_hash)
-                ).first()
-                if already is None:
-                    items.append(
-                        NewMessage(
-                            sent, self.blobs.read(row.blob_hash), ("\\Seen",), internal_date=now
-                        )
+                    .where(
+                        col(MailboxEntry.mailbox_id).in_(list(sent.values())),
+                        col(Message.blob_hash).in_({row.blob_hash for row in rows}),
                     )
-        if items:
-            self.append_messages(items=items, actor="smtp")
+                ).all()
+            )
+        copies = {
+            (sent[row.user_id], row.blob_hash): row
+            for row in rows
+            if (sent[row.user_id], row.blob_hash) not in filed
+        }
+        columns = self._analyze_stored([row.blob_hash for row in copies.values()])
+        prepared = [
+            _Prepared(
+                NewMessage(mailbox_id, b"", ("\\Seen",), internal_date=now),
+                PendingBlob.written(self.blobs.path_for(digest), row.size, digest),
+                analysed,
+            )
+            for ((mailbox_id, digest), row), analysed in zip(copies.items(), columns, strict=True)
+        ]
+        changed: dict[int, tuple[int, int]] = {}
         with self.database.write() as session:
+            if prepared:
+                _, changed = self._insert_all(session, prepared, "smtp")
             session.execute(
                 update(OutboundMessage)
                 .where(col(OutboundMessage.id).in_(list(outbound_ids)))
                 .values(state=SENT, finished_at=now, lease_owner=None)
             )
-        return len(items)
+        self._notify(changed, "smtp")
+        return len(prepared)
+
+    def _analyze_stored(self, digests: Sequence[str]) -> list[MessageColumns]:
+        """The message columns of stored blobs, in the worker processes for a batch."""
+        jobs = [(self.blobs.path_for(digest), True) for digest in digests]
+        pool = self._analysis_pool() if len(jobs) >= POOL_MIN_BATCH else None
+        if pool is not None:
+            try:
+                return list(pool.map(analyze_stored, jobs))
+            except BrokenProcessPool:
+                self._drop_broken_pool()
+        return [analyze_stored(job) for job in jobs]
 
     def deliver_bounce(self, *, user_id: int, content: bytes, now: datetime) -> AppendResult:
         """Put a delivery status notification into the user's INBOX."""
