@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from gateway.store.flags import flag_names
@@ -57,10 +58,12 @@ class RelayTarget:
 
 @dataclass(frozen=True)
 class StoredBlob:
-    """A message file already durable in the blob store (`write_outbound_blob`)."""
+    """A message file in the blob store (`write_outbound_blob`): durable, and in place
+    unless `staged` names its synced temporary file, which the queueing renames in."""
 
     blob_hash: str
     size: int
+    staged: Path | None = None
 
 
 @dataclass(frozen=True)
