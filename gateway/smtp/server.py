@@ -54,9 +54,10 @@ class SmtpService:
         self._executor = ThreadPoolExecutor(
             max_workers=settings.io_threads, thread_name_prefix="smtp-io"
         )
-        # Every queue write goes through one thread: on SQLite, writers from several
-        # threads wait for each other in SQLite's busy handler, which sleeps up to 100 ms
-        # at a time; in one thread they queue here and follow each other at once.
+        # The queue's own writes (intake, claims, deferrals) follow each other in one thread.
+        # The relay's records and the Sent copies, which need no fsync, take the store's
+        # writer lock from the I/O threads instead, so they never queue ahead of an intake
+        # commit in here.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-queue")
         self.worker: RelayWorker | None = None
         self._intake: GroupCommit[OutboundSubmission, int] | None = None

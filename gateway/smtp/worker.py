@@ -91,7 +91,7 @@ class RelayWorker:
         # under load one transaction serves every message relayed meanwhile.
         self._records: GroupCommit[tuple[int, str], bool] = GroupCommit(
             lambda relayed: self._store.record_outbound_relayed(relayed=relayed, owner=self.owner),
-            writer,
+            executor,
         )
         # Batches of copies are analysed by the store's worker processes (8 or more), then
         # committed in one transaction. Not in the writer thread: the analysis would hold up

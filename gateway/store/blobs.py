@@ -144,18 +144,9 @@ class BlobStore:
         else:
             for blob in pending:
                 _fsync_path(blob.tmp_path, syncing)
-        touched = self._rename_into_place(pending)
-        if batched:
-            self._sync_filesystem()
-        else:
-            for directory in touched:
-                _fsync_path(directory)
-
-    def _rename_into_place(self, pending: Iterable[PendingBlob]) -> set[Path]:
-        """Give each (closed) blob its hash name; returns the directories to sync."""
         touched: set[Path] = set()
         for blob in pending:
-            assert blob.digest is not None  # noqa: S101 - set by close()
+            assert blob.digest is not None  # noqa: S101 - set by close() above
             final = self._local_path(blob.digest)
             # Replacing identical content is harmless and atomic, and the fresh mtime renews the
             # garbage collector's grace period until our row commits.
@@ -166,22 +157,11 @@ class BlobStore:
                 touched.add(self.root)
                 os.replace(blob.tmp_path, final)
             touched.add(final.parent)
-        return touched
-
-    def flush_staged(self, blob: PendingBlob) -> bool:
-        """Make the blob's data durable under its temporary name, for `place_staged` to
-        finish later (with other blobs: one directory sync serves a batch); False with an
-        object store, where the caller must `commit` instead."""
-        if self._objects is not None:
-            return False
-        blob.close()
-        _fsync_path(blob.tmp_path)
-        return True
-
-    def place_staged(self, blobs: Iterable[PendingBlob]) -> None:
-        """Finish `flush_staged` blobs: rename them into place, then sync the directories."""
-        for directory in self._rename_into_place(blobs):
-            _fsync_path(directory)
+        if batched:
+            self._sync_filesystem()
+        else:
+            for directory in touched:
+                _fsync_path(directory)
 
     def commit_soon(self, blob: PendingBlob) -> Future[None]:
         """`commit([blob])` in a helper thread, for a caller with other work to do meanwhile.

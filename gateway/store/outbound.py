@@ -37,16 +37,14 @@ STATES = (QUEUED, RELAYED, SENT, BOUNCED, DROPPED)
 
 class OutboundOperations(IngestOperations):
     def write_outbound_blob(self, *, content: bytes) -> StoredBlob:
-        """Make a submitted message's bytes durable (fsync) under a temporary name; its queue
-        row follows with `queue_outbound_messages`, which renames it into place. Blocking:
-        call it from a thread. The garbage collector's grace period keeps the file meanwhile."""
+        """Make a submitted message's bytes durable (fsync, rename, directory fsync); its
+        queue row follows with `queue_outbound_messages`. Blocking: call it from a thread.
+        Until the row commits, the garbage collector's grace period keeps the file."""
         if len(content) > self.max_message_size:
             raise self._too_large()
         blob = self.blobs.begin()
         try:
             blob.write(content)
-            if self.blobs.flush_staged(blob):
-                return StoredBlob(blob.close(), blob.size, staged=blob.tmp_path)
             self.blobs.commit([blob])
         except BaseException:
             blob.discard()
@@ -58,17 +56,10 @@ class OutboundOperations(IngestOperations):
     ) -> list[int]:
         """Queue messages whose blobs are durable, in one transaction; their queue ids.
 
-        Staged blobs are renamed into place first, their directories synced once for the
-        batch (rather than once per message before it). Once this returned, the client may
-        have its 250 (DESIGN invariant 1).
+        Once this returned, the client may have its 250 (DESIGN invariant 1).
         """
         if not items:
             return []
-        self.blobs.place_staged(
-            PendingBlob.written(item.blob.staged, item.blob.size, item.blob.blob_hash)
-            for item in items
-            if item.blob.staged is not None
-        )
         rows = [
             OutboundMessage(
                 user_id=item.user_id,
@@ -128,8 +119,14 @@ class OutboundOperations(IngestOperations):
         """The upstream accepted these messages ((queue id, its reply) each): never relay
         them again. One transaction for all; per message False if `owner` no longer holds
         the claim (another replica took it over after the lease ran out). The claim's lease
-        stays: the holder files the Sent copies now, anyone may once it has run out."""
-        with self.database.write() as session:
+        stays: the holder files the Sent copies now, anyone may once it has run out.
+
+        Committed without waiting for the disk: it survives a crash of this process (the
+        duplicate-send window, smtp/worker.py), and the next durable commit — the Sent
+        copy's or a queued message's, milliseconds later under load — makes it durable
+        against a power cut too, as a WAL (SQLite) or the WAL stream (PostgreSQL) is
+        flushed in order."""
+        with self.database.write(durable=False) as session:
             return [
                 self._update_claimed(
                     session,
@@ -215,7 +212,10 @@ class OutboundOperations(IngestOperations):
             for ((mailbox_id, digest), row), analysed in zip(copies.items(), columns, strict=True)
         ]
         changed: dict[int, tuple[int, int]] = {}
-        with self.database.write() as session:
+        # Not waited on the disk for: the copy's content is durable already (the queued
+        # blob), and if a power cut loses these rows, it loses the `sent` state with them,
+        # so the message is still "relayed" and its copy is filed again.
+        with self.database.write(durable=False) as session:
             if prepared:
                 _, changed = self._insert_all(session, prepared, "smtp")
             session.execute(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from gateway.store.flags import flag_names
@@ -58,12 +57,10 @@ class RelayTarget:
 
 @dataclass(frozen=True)
 class StoredBlob:
-    """A message file in the blob store (`write_outbound_blob`): durable, and in place
-    unless `staged` names its synced temporary file, which the queueing renames in."""
+    """A message file already durable in the blob store (`write_outbound_blob`)."""
 
     blob_hash: str
     size: int
-    staged: Path | None = None
 
 
 @dataclass(frozen=True)
