@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from gateway.auth_throttle import AuthThrottle, policy_from_settings
+from gateway.connection_limits import ConnectionLimits
 from gateway.settings import Settings
 from gateway.smtp.auth_guard import SubmissionAuthGuard
 from gateway.smtp.batching import GroupCommit
@@ -59,6 +60,8 @@ class SmtpService:
         # writer lock from the I/O threads instead, so they never queue ahead of an intake
         # commit in here.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-queue")
+        # Both listeners count against one limit per address, as IMAP's two do.
+        self._limits = ConnectionLimits()
         self.worker: RelayWorker | None = None
         self._intake: GroupCommit[OutboundSubmission, int] | None = None
         self._handler: SubmissionHandler | None = None
@@ -85,6 +88,7 @@ class SmtpService:
             retry_ceiling=settings.smtp_retry_max_seconds,
             poll_seconds=settings.smtp_queue_poll_seconds,
             clock=self._clock,
+            retention=timedelta(seconds=settings.outbound_retention_seconds),
             relay=self._relay,
         )
         lifetime = timedelta(seconds=settings.smtp_queue_lifetime_seconds)
@@ -123,6 +127,8 @@ class SmtpService:
     def _new_protocol(self, *, implicit_tls: bool, allow_plaintext: bool) -> SubmissionProtocol:
         return SubmissionProtocol(
             self._handler,
+            limits=self._limits,
+            connections_per_address=self.settings.smtp_connections_per_address,
             hostname=self.hostname,
             ident="mail-gateway",
             data_size_limit=self.settings.max_message_size,

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from datetime import datetime, timedelta
@@ -30,6 +31,10 @@ from gateway.store.outbound import RELAYED
 from gateway.store.views import OutboundInfo, RelayTarget
 
 log = logging.getLogger("gateway.smtp")
+
+# Finished messages are deleted in batches of this many, one transaction each, every hour.
+PRUNE_BATCH = 1000
+PRUNE_INTERVAL_SECONDS = 3600.0
 
 
 class Relay(Protocol):
@@ -65,6 +70,7 @@ class RelayWorker:
         retry_ceiling: float,
         poll_seconds: float,
         clock: Callable[[], datetime],
+        retention: timedelta = timedelta(days=7),
         relay: Relay = relay_message,
     ) -> None:
         self._store = store
@@ -79,6 +85,8 @@ class RelayWorker:
         self._poll_seconds = poll_seconds
         self._clock = clock
         self._relay = relay
+        self._retention = retention
+        self._next_prune = 0.0  # monotonic time; the first pass prunes
         # Unique per process: a claim names its holder, so a late finisher cannot overwrite
         # the work of a worker that took the message over after the lease ran out.
         self.owner = f"relay-{secrets.token_hex(6)}"
@@ -127,9 +135,39 @@ class RelayWorker:
         await asyncio.gather(*self._copying)
         return len(claims)
 
+    async def prune_finished(self) -> int:
+        """Delete messages finished longer ago than the retention period, and their blobs
+        where nothing else needs them (`GATEWAY_OUTBOUND_RETENTION_SECONDS`)."""
+        finished_before = self._clock() - self._retention
+        pruned = 0
+        while True:
+            count: int = await self._write(
+                lambda: self._store.prune_outbound_messages(
+                    finished_before=finished_before, limit=PRUNE_BATCH
+                )
+            )
+            pruned += count
+            if count < PRUNE_BATCH:
+                break
+        if pruned:
+            log.info(
+                "event=queue_pruned messages=%d before=%s", pruned, finished_before.isoformat()
+            )
+        return pruned
+
+    async def _prune_when_due(self) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_INTERVAL_SECONDS
+        try:
+            await self.prune_finished()
+        except Exception:
+            log.exception("event=queue_prune_failed")
+
     async def _run(self) -> None:
         while True:
             self._wake.clear()
+            await self._prune_when_due()
             free = self._concurrency - len(self._in_flight)
             claimed = 0
             # Claim in batches (half the slots) while busy: each claim is a commit.

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from gateway.ingest_worker import MessageColumns, analyze_stored
@@ -32,6 +32,7 @@ from gateway.store.views import AppendResult, OutboundInfo, OutboundSubmission, 
 
 QUEUED, RELAYED, SENT, BOUNCED, DROPPED = "queued", "relayed", "sent", "bounced", "dropped"
 PENDING_STATES = (QUEUED, RELAYED)
+FINISHED_STATES = (SENT, BOUNCED, DROPPED)
 STATES = (QUEUED, RELAYED, SENT, BOUNCED, DROPPED)
 
 
@@ -312,6 +313,44 @@ class OutboundOperations(IngestOperations):
                     )
                 )
             )
+
+    def prune_outbound_messages(
+        self, *, finished_before: datetime, limit: int = 1000, blob_grace_seconds: float = 3600.0
+    ) -> int:
+        """Delete up to `limit` messages that were sent, bounced or dropped before
+        `finished_before`, and their blobs where no other row refers to them (a Sent copy
+        keeps its blob); returns how many messages were deleted."""
+        with self.database.write() as session:
+            doomed = session.exec(
+                select(OutboundMessage.id, OutboundMessage.blob_hash)
+                .where(
+                    col(OutboundMessage.state).in_(FINISHED_STATES),
+                    col(OutboundMessage.finished_at) < finished_before,
+                )
+                .order_by(col(OutboundMessage.id))
+                .limit(limit)
+            ).all()
+            if not doomed:
+                return 0
+            session.execute(
+                delete(OutboundMessage).where(
+                    col(OutboundMessage.id).in_([outbound_id for outbound_id, _ in doomed])
+                )
+            )
+            hashes = {blob_hash for _, blob_hash in doomed}
+            kept = set(
+                session.exec(
+                    select(OutboundMessage.blob_hash).where(
+                        col(OutboundMessage.blob_hash).in_(hashes)
+                    )
+                )
+            ) | set(
+                session.exec(select(Message.blob_hash).where(col(Message.blob_hash).in_(hashes)))
+            )
+        # After the commit: a crash in between leaves files for `collect_garbage`, never a
+        # row without its file.
+        self.blobs.remove(hashes - kept, grace_seconds=blob_grace_seconds)
+        return len(doomed)
 
     @staticmethod
     def _update_claimed(session: Session, outbound_id: int, owner: str, **values: object) -> bool:
