@@ -25,6 +25,7 @@ from gateway.smtp.batching import GroupCommit
 from gateway.smtp.bounce import build_bounce
 from gateway.smtp.headers import strip_bcc
 from gateway.smtp.relay import RelayError, RelayOutcome, relay_message
+from gateway.smtp.relay_pool import RelayConnections
 from gateway.smtp.source_sent import append_to_source_sent
 from gateway.store import MailStore, NotFoundError
 from gateway.store.outbound import RELAYED
@@ -47,6 +48,7 @@ class Relay(Protocol):
         content: bytes,
         local_hostname: str,
         timeout: float,
+        connections: RelayConnections,
     ) -> Awaitable[RelayOutcome]: ...
 
 
@@ -86,6 +88,8 @@ class RelayWorker:
         self._clock = clock
         self._relay = relay
         self._retention = retention
+        # Sessions to the relays stay open between messages (relay_pool.py).
+        self._connections = RelayConnections()
         self._next_prune = 0.0  # monotonic time; the first pass prunes
         # Unique per process: a claim names its holder, so a late finisher cannot overwrite
         # the work of a worker that took the message over after the lease ran out.
@@ -126,6 +130,7 @@ class RelayWorker:
         for task in [*self._in_flight, *self._copying]:
             task.cancel()
         await asyncio.gather(*self._in_flight, *self._copying, return_exceptions=True)
+        await self._connections.close()
 
     async def run_once(self, limit: int = 1000) -> int:
         """Claim every due message (up to `limit`) and process them, copies filed; for tests
@@ -256,6 +261,7 @@ class RelayWorker:
                 content=strip_bcc(content),
                 local_hostname=self._hostname,
                 timeout=self._timeout,
+                connections=self._connections,
             )
         except RelayError as error:
             await self._failed(
