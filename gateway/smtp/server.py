@@ -7,7 +7,7 @@ import logging
 import socket
 import ssl
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -27,6 +27,9 @@ log = logging.getLogger("gateway.smtp")
 
 # A session with no command for this long is closed (RFC 5321 §4.5.3.2.7 suggests 5 min).
 SESSION_TIMEOUT_SECONDS = 300
+# Longest a freshly queued message waits for its file before the relay worker looks anyway
+# (only after a crash: otherwise its session releases it within milliseconds).
+MAX_HOLD_SECONDS = 30.0
 
 
 def utc_now() -> datetime:
@@ -64,6 +67,7 @@ class SmtpService:
         self._limits = ConnectionLimits()
         self.worker: RelayWorker | None = None
         self._intake: GroupCommit[OutboundSubmission, int] | None = None
+        self._releases: GroupCommit[int, None] | None = None
         self._handler: SubmissionHandler | None = None
         self.hostname = settings.smtp_hostname or ""
 
@@ -93,19 +97,23 @@ class SmtpService:
         )
         lifetime = timedelta(seconds=settings.smtp_queue_lifetime_seconds)
         # Accepted messages are made durable together: one blob sync, one commit per batch.
+        # A message's row is written while its file is synced, held until the file is in
+        # place; after a crash, held rows become due when the hold ends.
+        hold = timedelta(seconds=min(settings.smtp_relay_lease_seconds, MAX_HOLD_SECONDS))
         self._intake = GroupCommit(
             lambda items: self.store.queue_outbound_messages(
-                items=items, now=self._clock(), lifetime=lifetime
+                items=items, now=self._clock(), lifetime=lifetime, hold=hold
             ),
             self._writer,
-            after_flush=self.worker.wake,
         )
+        self._releases = GroupCommit(self._release, self._writer, after_flush=self.worker.wake)
         self._handler = SubmissionHandler(
             self.store,
             self._intake,
             SubmissionAuthGuard(AuthThrottle(self.store, policy_from_settings(settings))),
             self._executor,
             clock=self._clock,
+            releases=self._releases,
         )
         if submission_port is not None:
             await self._listen("submission", submission_port, implicit_tls=False)
@@ -115,6 +123,10 @@ class SmtpService:
             await self._listen("smtps", smtps_port, implicit_tls=True)
         if relay:
             self.worker.start()
+
+    def _release(self, queue_ids: Sequence[int]) -> list[None]:
+        self.store.release_outbound_messages(outbound_ids=queue_ids, now=self._clock())
+        return [None] * len(queue_ids)
 
     def _protocol(self, *, implicit_tls: bool) -> SubmissionProtocol:
         allow_plaintext = self.settings.allow_plaintext
@@ -168,6 +180,8 @@ class SmtpService:
             await server.wait_closed()
         if self._intake is not None:
             await self._intake.drain()
+        if self._releases is not None:
+            await self._releases.drain()
         if self.worker is not None:
             await self.worker.stop()
         self._executor.shutdown(wait=True)

@@ -28,7 +28,7 @@ from gateway.smtp.auth_guard import SubmissionAuthGuard
 from gateway.smtp.batching import GroupCommit
 from gateway.smtp.headers import prepare_submission
 from gateway.store import MailStore, MessageTooLargeError
-from gateway.store.views import IdentityInfo, OutboundSubmission, UserInfo
+from gateway.store.views import IdentityInfo, OutboundSubmission, StoredBlob, UserInfo
 
 log = logging.getLogger("gateway.smtp")
 
@@ -66,9 +66,12 @@ class SubmissionHandler:
         executor: Executor,
         *,
         clock: Callable[[], datetime],
+        releases: GroupCommit[int, None],
     ) -> None:
         self._store = store
         self._intake = intake
+        self._releases = releases
+        self._releasing: set[asyncio.Task[None]] = set()
         self._guard = guard
         self._executor = executor
         self._clock = clock
@@ -222,20 +225,36 @@ class SubmissionHandler:
             )
             return replies.FROM_NOT_OWNED
         try:
-            # The file is synced in this session's own thread (sessions sync in parallel);
-            # its row is group-committed with those of the other sessions.
-            blob = await self._call(
-                lambda: self._store.write_outbound_blob(content=prepared.content)
+            staged = await self._call(
+                lambda: self._store.stage_outbound_blob(content=prepared.content)
             )
             item = OutboundSubmission(
                 user_id=login.user_id,
                 identity_id=identity.id,
                 sender=sender,
                 recipients=tuple(envelope.rcpt_tos),
-                blob=blob,
+                blob=StoredBlob(staged.close(), staged.size),
                 message_id_header=prepared.message_id,
             )
-            queue_id = await self._intake.submit(item)
+            # The file is synced in this session's own thread (sessions sync in parallel)
+            # while its row is group-committed with those of the other sessions, held (not
+            # due) until the file is in place. The 250 waits for both (DESIGN invariant 1).
+            synced: asyncio.Future[None] = asyncio.get_running_loop().run_in_executor(
+                self._executor, lambda: self._store.commit_outbound_blob(blob=staged)
+            )
+            queued: int | BaseException
+            failed: BaseException | None
+            queued, failed = await asyncio.gather(
+                self._intake.submit(item), synced, return_exceptions=True
+            )
+            if failed is not None:
+                # A row written meanwhile stays held, and the relay worker drops it once
+                # it is clear that its file never came (worker.py, `_file_missing`).
+                raise failed
+            if isinstance(queued, BaseException):
+                raise queued
+            queue_id = queued
+            self._release(queue_id)
         except MessageTooLargeError:
             return replies.TOO_LARGE
         except Exception:
@@ -251,6 +270,18 @@ class SubmissionHandler:
             prepared.message_id,
         )
         return replies.QUEUED.format(queue_id=queue_id)
+
+    def _release(self, queue_id: int) -> None:
+        """Make the accepted message due; not awaited: the 250 needs no more than it has."""
+        task = asyncio.create_task(self._releases.submit(queue_id))
+        self._releasing.add(task)
+        task.add_done_callback(self._released)
+
+    def _released(self, task: asyncio.Task[None]) -> None:
+        self._releasing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The hold ends by itself (`queue_outbound_messages`): only a delay.
+            log.warning("event=release_failed error=%s", type(task.exception()).__name__)
 
 
 def _decode(text: str) -> bytes | None:

@@ -35,6 +35,10 @@ log = logging.getLogger("gateway.smtp")
 
 # Finished messages are deleted in batches of this many, one transaction each, every hour.
 PRUNE_BATCH = 1000
+# A queued message whose file is missing this long after its row was written was never
+# acknowledged (RFC 5321 §4.5.3.2.6: a client waits 10 minutes at most for the 250).
+UNACKNOWLEDGED_AFTER = timedelta(minutes=15)
+MISSING_FILE_RETRY = timedelta(seconds=10)
 PRUNE_INTERVAL_SECONDS = 3600.0
 
 
@@ -250,9 +254,13 @@ class RelayWorker:
         target: RelayTarget = await self._call(
             lambda: self._store.read_relay_target(identity_id=identity_id)
         )
-        content: bytes = await self._call(
-            lambda: self._store.read_outbound_content(blob_hash=claim.blob_hash)
-        )
+        try:
+            content: bytes = await self._call(
+                lambda: self._store.read_outbound_content(blob_hash=claim.blob_hash)
+            )
+        except FileNotFoundError:
+            await self._file_missing(claim)
+            return
         try:
             outcome = await self._relay(
                 target,
@@ -312,6 +320,32 @@ class RelayWorker:
             task = asyncio.create_task(self._file_copies_safely(claim, target))
             self._copying.add(task)
             task.add_done_callback(self._copying.discard)
+
+    async def _file_missing(self, claim: OutboundInfo) -> None:
+        """The message's file is not in place: its session is still syncing it (the row was
+        committed alongside, `submission.py`), or it never will be (a crash before the 250,
+        or the sync failed and the client was told to try again). Wait; after long enough
+        the message was certainly never acknowledged: drop it."""
+        now = self._clock()
+        if now - claim.created_at < UNACKNOWLEDGED_AFTER:
+            await self._write(
+                lambda: self._store.defer_outbound_message(
+                    outbound_id=claim.id,
+                    owner=self.owner,
+                    error="message file not in place yet",
+                    next_attempt_at=now + MISSING_FILE_RETRY,
+                )
+            )
+            return
+        await self._write(
+            lambda: self._store.finish_outbound_message(
+                outbound_id=claim.id,
+                state="dropped",
+                now=now,
+                error="message file missing: never acknowledged to the client",
+            )
+        )
+        log.warning("event=dropped_unacknowledged queue_id=%d", claim.id)
 
     async def _file_copies_safely(self, claim: OutboundInfo, target: RelayTarget) -> None:
         try:

@@ -52,12 +52,42 @@ class OutboundOperations(IngestOperations):
             raise
         return StoredBlob(blob.close(), blob.size)
 
-    def queue_outbound_messages(
-        self, *, items: Sequence[OutboundSubmission], now: datetime, lifetime: timedelta
-    ) -> list[int]:
-        """Queue messages whose blobs are durable, in one transaction; their queue ids.
+    def stage_outbound_blob(self, *, content: bytes) -> PendingBlob:
+        """Write a submitted message's bytes to a temporary file (not yet synced), so that its
+        queue row can be committed while `commit_outbound_blob` syncs it. Blocking."""
+        if len(content) > self.max_message_size:
+            raise self._too_large()
+        blob = self.blobs.begin()
+        try:
+            blob.write(content)
+            blob.close()
+        except BaseException:
+            blob.discard()
+            raise
+        return blob
 
-        Once this returned, the client may have its 250 (DESIGN invariant 1).
+    def commit_outbound_blob(self, *, blob: PendingBlob) -> None:
+        """Make a staged blob durable under its name (fsync, rename, directory fsync)."""
+        try:
+            self.blobs.commit([blob])
+        except BaseException:
+            blob.discard()
+            raise
+
+    def queue_outbound_messages(
+        self,
+        *,
+        items: Sequence[OutboundSubmission],
+        now: datetime,
+        lifetime: timedelta,
+        hold: timedelta = timedelta(0),
+    ) -> list[int]:
+        """Queue messages in one transaction; their queue ids.
+
+        Once this returned and each blob is durable, the client may have its 250 (DESIGN
+        invariant 1). A message whose blob is still being synced is queued with a `hold`:
+        not due until `release_outbound_messages` (or the hold's end: a row whose file then
+        is missing was never acknowledged, and the relay worker drops it).
         """
         if not items:
             return []
@@ -71,7 +101,7 @@ class OutboundOperations(IngestOperations):
                 size=item.blob.size,
                 message_id_header=item.message_id_header,
                 state=QUEUED,
-                next_attempt_at=now,
+                next_attempt_at=now + hold,
                 expires_at=now + lifetime,
                 created_at=now,
             )
@@ -81,6 +111,20 @@ class OutboundOperations(IngestOperations):
             session.add_all(rows)
             session.flush()
             return [row.id for row in rows if row.id is not None]
+
+    def release_outbound_messages(self, *, outbound_ids: Sequence[int], now: datetime) -> None:
+        """End the hold of messages whose blobs are durable: due now. Without an fsync: a
+        release lost to a power cut only leaves the message held until its hold ends."""
+        with self.database.write(durable=False) as session:
+            session.execute(
+                update(OutboundMessage)
+                .where(
+                    col(OutboundMessage.id).in_(list(outbound_ids)),
+                    col(OutboundMessage.state) == QUEUED,
+                    col(OutboundMessage.lease_owner).is_(None),
+                )
+                .values(next_attempt_at=now)
+            )
 
     def claim_outbound_messages(
         self, *, owner: str, now: datetime, limit: int, lease: timedelta
