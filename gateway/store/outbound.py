@@ -272,8 +272,12 @@ class OutboundOperations(IngestOperations):
         return len(prepared)
 
     def _analyze_stored(self, digests: Sequence[str]) -> list[MessageColumns]:
-        """The message columns of stored blobs, in the worker processes for a batch."""
-        jobs = [(self.blobs.path_for(digest), True) for digest in digests]
+        """The message columns of stored blobs, in the worker processes for a batch.
+
+        The body text for SEARCH is left to the search indexer, as fetchers leave it: the
+        transaction that files the copies then writes small rows, and holds the store's
+        writer lock (which a client's 250 may be waiting for) that much shorter."""
+        jobs = [(self.blobs.path_for(digest), False) for digest in digests]
         pool = self._analysis_pool() if len(jobs) >= POOL_MIN_BATCH else None
         if pool is not None:
             try:
