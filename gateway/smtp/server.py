@@ -7,7 +7,7 @@ import logging
 import socket
 import ssl
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -67,7 +67,6 @@ class SmtpService:
         self._limits = ConnectionLimits()
         self.worker: RelayWorker | None = None
         self._intake: GroupCommit[OutboundSubmission, int] | None = None
-        self._releases: GroupCommit[int, None] | None = None
         self._handler: SubmissionHandler | None = None
         self.hostname = settings.smtp_hostname or ""
 
@@ -106,14 +105,14 @@ class SmtpService:
             ),
             self._writer,
         )
-        self._releases = GroupCommit(self._release, self._writer, after_flush=self.worker.wake)
+
         self._handler = SubmissionHandler(
             self.store,
             self._intake,
             SubmissionAuthGuard(AuthThrottle(self.store, policy_from_settings(settings))),
             self._executor,
             clock=self._clock,
-            releases=self._releases,
+            accepted=self.worker.accepted,
         )
         if submission_port is not None:
             await self._listen("submission", submission_port, implicit_tls=False)
@@ -123,10 +122,6 @@ class SmtpService:
             await self._listen("smtps", smtps_port, implicit_tls=True)
         if relay:
             self.worker.start()
-
-    def _release(self, queue_ids: Sequence[int]) -> list[None]:
-        self.store.release_outbound_messages(outbound_ids=queue_ids, now=self._clock())
-        return [None] * len(queue_ids)
 
     def _protocol(self, *, implicit_tls: bool) -> SubmissionProtocol:
         allow_plaintext = self.settings.allow_plaintext
@@ -180,8 +175,6 @@ class SmtpService:
             await server.wait_closed()
         if self._intake is not None:
             await self._intake.drain()
-        if self._releases is not None:
-            await self._releases.drain()
         if self.worker is not None:
             await self.worker.stop()
         self._executor.shutdown(wait=True)

@@ -66,12 +66,11 @@ class SubmissionHandler:
         executor: Executor,
         *,
         clock: Callable[[], datetime],
-        releases: GroupCommit[int, None],
+        accepted: Callable[[int], None],
     ) -> None:
         self._store = store
         self._intake = intake
-        self._releases = releases
-        self._releasing: set[asyncio.Task[None]] = set()
+        self._accepted = accepted
         self._guard = guard
         self._executor = executor
         self._clock = clock
@@ -254,7 +253,8 @@ class SubmissionHandler:
             if isinstance(queued, BaseException):
                 raise queued
             queue_id = queued
-            self._release(queue_id)
+            # Held until now: the relay worker may take it (in memory, no write).
+            self._accepted(queue_id)
         except MessageTooLargeError:
             return replies.TOO_LARGE
         except Exception:
@@ -270,18 +270,6 @@ class SubmissionHandler:
             prepared.message_id,
         )
         return replies.QUEUED.format(queue_id=queue_id)
-
-    def _release(self, queue_id: int) -> None:
-        """Make the accepted message due; not awaited: the 250 needs no more than it has."""
-        task = asyncio.create_task(self._releases.submit(queue_id))
-        self._releasing.add(task)
-        task.add_done_callback(self._released)
-
-    def _released(self, task: asyncio.Task[None]) -> None:
-        self._releasing.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            # The hold ends by itself (`queue_outbound_messages`): only a delay.
-            log.warning("event=release_failed error=%s", type(task.exception()).__name__)
 
 
 def _decode(text: str) -> bytes | None:

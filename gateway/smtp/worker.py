@@ -39,6 +39,8 @@ PRUNE_BATCH = 1000
 # acknowledged (RFC 5321 §4.5.3.2.6: a client waits 10 minutes at most for the 250).
 UNACKNOWLEDGED_AFTER = timedelta(minutes=15)
 MISSING_FILE_RETRY = timedelta(seconds=10)
+# Bounds the IN list of one claim; the rest of the ready ids wait for the next.
+MAX_READY_PER_CLAIM = 500
 PRUNE_INTERVAL_SECONDS = 3600.0
 
 
@@ -99,6 +101,9 @@ class RelayWorker:
         # the work of a worker that took the message over after the lease ran out.
         self.owner = f"relay-{secrets.token_hex(6)}"
         self._wake = asyncio.Event()
+        # Accepted messages still held in the queue (`queue_outbound_messages`): claimed by
+        # id. Lost in a crash, they become due when the hold ends.
+        self._ready: set[int] = set()
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._relaying: dict[int, asyncio.Task[None]] = {}
@@ -120,6 +125,11 @@ class RelayWorker:
 
     def wake(self) -> None:
         """New mail is queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    def accepted(self, queue_id: int) -> None:
+        """A message was acknowledged to its client: its file is in place, its hold over."""
+        self._ready.add(queue_id)
         self._wake.set()
 
     def start(self) -> None:
@@ -221,11 +231,16 @@ class RelayWorker:
 
     async def _claim(self, limit: int) -> list[OutboundInfo]:
         now = self._clock()
+        ready = sorted(self._ready)[:MAX_READY_PER_CLAIM]
         claims: list[OutboundInfo] = await self._write(
             lambda: self._store.claim_outbound_messages(
-                owner=self.owner, now=now, limit=limit, lease=self._lease
+                owner=self.owner, now=now, limit=limit, lease=self._lease, ready=ready
             )
         )
+        claimed = {claim.id for claim in claims}
+        # Ids left out only for want of a slot stay; any other is not claimable (dropped,
+        # or taken by another replica after a restart) and is forgotten.
+        self._ready.difference_update(ready if len(claims) < limit else claimed)
         return claims
 
     async def process(self, claim: OutboundInfo) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, or_, update
 from sqlmodel import Session, col, select
 
 from gateway.ingest_worker import MessageColumns, analyze_stored
@@ -86,8 +86,9 @@ class OutboundOperations(IngestOperations):
 
         Once this returned and each blob is durable, the client may have its 250 (DESIGN
         invariant 1). A message whose blob is still being synced is queued with a `hold`:
-        not due until `release_outbound_messages` (or the hold's end: a row whose file then
-        is missing was never acknowledged, and the relay worker drops it).
+        not due until the hold's end unless claimed by id as `ready` (its session tells
+        the relay worker after the 250). A row whose file is missing after a while was
+        never acknowledged (a crash before the 250): the relay worker drops it.
         """
         if not items:
             return []
@@ -112,25 +113,18 @@ class OutboundOperations(IngestOperations):
             session.flush()
             return [row.id for row in rows if row.id is not None]
 
-    def release_outbound_messages(self, *, outbound_ids: Sequence[int], now: datetime) -> None:
-        """End the hold of messages whose blobs are durable: due now. Without an fsync: a
-        release lost to a power cut only leaves the message held until its hold ends."""
-        with self.database.write(durable=False) as session:
-            session.execute(
-                update(OutboundMessage)
-                .where(
-                    col(OutboundMessage.id).in_(list(outbound_ids)),
-                    col(OutboundMessage.state) == QUEUED,
-                    col(OutboundMessage.lease_owner).is_(None),
-                )
-                .values(next_attempt_at=now)
-            )
-
     def claim_outbound_messages(
-        self, *, owner: str, now: datetime, limit: int, lease: timedelta
+        self,
+        *,
+        owner: str,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        ready: Sequence[int] = (),
     ) -> list[OutboundInfo]:
         """Take up to `limit` due messages for `owner` until `now + lease` (SKIP LOCKED: other
-        replicas' claims are passed over, never waited for).
+        replicas' claims are passed over, never waited for); `ready` messages (just
+        acknowledged, their hold not over) count as due.
 
         Not waited on the disk for: a claim lost to a power cut only means the message is
         claimed again, and the queue's one writer thread need not sit through an fsync."""
@@ -139,7 +133,10 @@ class OutboundOperations(IngestOperations):
                 select(OutboundMessage)
                 .where(
                     col(OutboundMessage.state).in_(PENDING_STATES),
-                    col(OutboundMessage.next_attempt_at) <= now,
+                    or_(
+                        col(OutboundMessage.next_attempt_at) <= now,
+                        col(OutboundMessage.id).in_(list(ready)),
+                    ),
                 )
                 .order_by(col(OutboundMessage.next_attempt_at), col(OutboundMessage.id))
                 .limit(limit)
