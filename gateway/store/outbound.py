@@ -14,6 +14,7 @@ bounced (permanent failure / expiry) or dropped (by an operator).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -52,27 +53,11 @@ class OutboundOperations(IngestOperations):
             raise
         return StoredBlob(blob.close(), blob.size)
 
-    def stage_outbound_blob(self, *, content: bytes) -> PendingBlob:
-        """Write a submitted message's bytes to a temporary file (not yet synced), so that its
-        queue row can be committed while `commit_outbound_blob` syncs it. Blocking."""
-        if len(content) > self.max_message_size:
-            raise self._too_large()
-        blob = self.blobs.begin()
-        try:
-            blob.write(content)
-            blob.close()
-        except BaseException:
-            blob.discard()
-            raise
-        return blob
-
-    def commit_outbound_blob(self, *, blob: PendingBlob) -> None:
-        """Make a staged blob durable under its name (fsync, rename, directory fsync)."""
-        try:
-            self.blobs.commit([blob])
-        except BaseException:
-            blob.discard()
-            raise
+    @staticmethod
+    def name_outbound_blob(*, content: bytes) -> StoredBlob:
+        """The name and size `write_outbound_blob` will store `content` under (the blob
+        store's content address), so that its row can be written while the file is."""
+        return StoredBlob(hashlib.sha256(content).hexdigest(), len(content))
 
     def queue_outbound_messages(
         self,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.store.views import OutboundSubmission, StoredBlob
+from gateway.store.views import OutboundSubmission
 from tests.smtp.clients import message_bytes, read_mailbox, submit
 from tests.support.smtp_peers import ADDRESS, FakeClock, SmtpGateway, UpstreamSmtp
 
@@ -116,7 +116,7 @@ def test_a_held_row_whose_file_never_came_is_dropped_unacknowledged(
         identity = store.add_identity(user_id=user_id, address=ADDRESS, **upstream.relay_settings())
         # What a crash leaves between the row's commit and the end of its file's sync (the
         # two run side by side before the 250): a held row, and no file under its name.
-        staged = store.stage_outbound_blob(content=message_bytes(subject="never acknowledged"))
+        named = store.name_outbound_blob(content=message_bytes(subject="never acknowledged"))
         (queue_id,) = store.queue_outbound_messages(
             items=[
                 OutboundSubmission(
@@ -124,7 +124,7 @@ def test_a_held_row_whose_file_never_came_is_dropped_unacknowledged(
                     identity_id=identity.id,
                     sender=ADDRESS,
                     recipients=("bob@example.net",),
-                    blob=StoredBlob(staged.close(), staged.size),
+                    blob=named,
                     message_id_header="<held@example.org>",
                 )
             ],
@@ -132,7 +132,6 @@ def test_a_held_row_whose_file_never_came_is_dropped_unacknowledged(
             lifetime=timedelta(days=5),
             hold=timedelta(seconds=30),
         )
-        staged.discard()
         assert gateway.run_worker_once() == 0  # held: not due
         clock.now += timedelta(seconds=30)
         assert gateway.run_worker_once() == 1
