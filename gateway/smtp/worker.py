@@ -232,7 +232,9 @@ class RelayWorker:
     async def _claim(self, limit: int) -> list[OutboundInfo]:
         now = self._clock()
         ready = sorted(self._ready)[:MAX_READY_PER_CLAIM]
-        claims: list[OutboundInfo] = await self._write(
+        # In an I/O thread, not the queue's writer thread: that one is kept for the intake's
+        # commits, which clients wait for (the store's writer lock orders the two).
+        claims: list[OutboundInfo] = await self._call(
             lambda: self._store.claim_outbound_messages(
                 owner=self.owner, now=now, limit=limit, lease=self._lease, ready=ready
             )

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, or_, update
+from sqlalchemy import bindparam, delete, insert, or_, update
 from sqlmodel import Session, col, select
 
 from gateway.ingest_worker import MessageColumns, analyze_stored
@@ -78,25 +78,32 @@ class OutboundOperations(IngestOperations):
         if not items:
             return []
         rows = [
-            OutboundMessage(
-                user_id=item.user_id,
-                identity_id=item.identity_id,
-                sender=item.sender,
-                recipients_json=json.dumps(list(item.recipients)),
-                blob_hash=item.blob.blob_hash,
-                size=item.blob.size,
-                message_id_header=item.message_id_header,
-                state=QUEUED,
-                next_attempt_at=now + hold,
-                expires_at=now + lifetime,
-                created_at=now,
-            )
+            {
+                "user_id": item.user_id,
+                "identity_id": item.identity_id,
+                "sender": item.sender,
+                "recipients_json": json.dumps(list(item.recipients)),
+                "blob_hash": item.blob.blob_hash,
+                "size": item.blob.size,
+                "message_id_header": item.message_id_header,
+                "state": QUEUED,
+                "attempts": 0,
+                "next_attempt_at": now + hold,
+                "expires_at": now + lifetime,
+                "created_at": now,
+            }
             for item in items
         ]
+        # Core, not ORM objects: every client waiting for its 250 waits for this
+        # transaction, which holds the store's writer lock.
+        table = OutboundMessage.__table__  # type: ignore[attr-defined]
         with self.database.write() as session:
-            session.add_all(rows)
-            session.flush()
-            return [row.id for row in rows if row.id is not None]
+            return [
+                int(queue_id)
+                for queue_id in session.scalars(
+                    insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+                )
+            ]
 
     def claim_outbound_messages(
         self,
