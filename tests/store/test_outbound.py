@@ -231,3 +231,34 @@ def test_pruning_keeps_a_blob_another_queued_message_shares(store: MailStore) ->
     store.drop_outbound_message(outbound_id=second, now=NOW)
     assert store.prune_outbound_messages(finished_before=NOW + LEASE) == 1
     assert store.blobs.path_for(digest).exists()
+
+
+def test_held_messages_are_claimed_by_id_or_after_the_hold(store: MailStore) -> None:
+    user = store.create_user(name="held", password="pw")
+    identity = store.add_identity(user_id=user.id, address="me@example.org")
+    content = b"From: me@example.org\r\nSubject: held\r\n\r\nbody\r\n"
+    items = [
+        OutboundSubmission(
+            user_id=user.id,
+            identity_id=identity.id,
+            sender="me@example.org",
+            recipients=("a@example.net",),
+            blob=store.name_outbound_blob(content=content),
+            message_id_header=f"<held-{n}@example.org>",
+        )
+        for n in range(2)
+    ]
+    # The name is the one the blob store gives the file.
+    assert store.write_outbound_blob(content=content) == items[0].blob
+    first, second = store.queue_outbound_messages(
+        items=items, now=NOW, lifetime=timedelta(days=5), hold=timedelta(seconds=30)
+    )
+    assert store.claim_outbound_messages(owner="a", now=NOW, limit=10, lease=LEASE) == []
+    (claimed,) = store.claim_outbound_messages(
+        owner="a", now=NOW, limit=10, lease=LEASE, ready=[first]
+    )
+    assert claimed.id == first and claimed.attempts == 1
+    later = NOW + timedelta(seconds=30)
+    assert [
+        m.id for m in store.claim_outbound_messages(owner="b", now=later, limit=10, lease=LEASE)
+    ] == [second]
