@@ -97,7 +97,9 @@ class AuthThrottle:
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + patience
         both = _keys(address, username)
-        if self._turns.start_unserialised(both, limit=self.policy.free_failures):
+        if await self._turns.start_unserialised(
+            both, limit=self.policy.free_failures, timeout=patience
+        ):
             try:
                 clean = await self._clean_standing(address, username)
                 if clean is not None:
@@ -110,7 +112,8 @@ class AuthThrottle:
             finally:
                 self._turns.finish_unserialised(both)
         keys = await self._throttled_keys(address, username)
-        async with self._turns.holding(keys, timeout=patience) as held:
+        remaining = max(0.0, give_up_at - loop.time())
+        async with self._turns.holding(keys, timeout=remaining) as held:
             if not held:
                 yield max(patience, 1.0)  # others hold the turn past our patience
                 return
@@ -243,22 +246,36 @@ class _KeyLocks:
 
     def __init__(self) -> None:
         self._turns: dict[str, _Turn] = {}
+        # Set (and replaced) whenever an unserialised check ends: wakes those waiting for one.
+        self._released = asyncio.Event()
 
-    def start_unserialised(self, keys: list[str], *, limit: int) -> bool:
-        """Count one more check running on `keys` without a turn, if no key has an attempt
-        taking turns and fewer than `limit` running; False otherwise (nothing counted)."""
-        turns = [self._turns.get(key) for key in keys]
-        if any(turn is not None and (turn.queued or turn.running >= limit) for turn in turns):
-            return False
-        if limit <= 0:
-            return False
-        for key in keys:
-            turn = self._turns.setdefault(key, _Turn())
-            turn.running += 1
-            turn.idle.clear()
-        return True
+    async def start_unserialised(self, keys: list[str], *, limit: int, timeout: float) -> bool:
+        """Count one more check running on `keys` without a turn, waiting (up to `timeout`)
+        while `limit` already run. False, with nothing counted, once an attempt takes turns
+        on a key (or at the timeout): the caller takes turns then."""
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + timeout
+        while limit > 0:
+            turns = [self._turns.get(key) for key in keys]
+            if any(turn is not None and turn.queued for turn in turns):
+                return False
+            if all(turn is None or turn.running < limit for turn in turns):
+                for key in keys:
+                    turn = self._turns.setdefault(key, _Turn())
+                    turn.running += 1
+                    turn.idle.clear()
+                return True
+            released = self._released
+            try:
+                async with asyncio.timeout(give_up_at - loop.time()):
+                    await released.wait()
+            except TimeoutError:
+                return False
+        return False
 
     def finish_unserialised(self, keys: list[str]) -> None:
+        self._released.set()
+        self._released = asyncio.Event()
         for key in keys:
             turn = self._turns[key]
             turn.running -= 1

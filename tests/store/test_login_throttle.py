@@ -116,6 +116,8 @@ def test_clean_logins_from_one_address_run_side_by_side_and_write_nothing(
         clock.advance(60)
         together = asyncio.Barrier(4)
         assert await asyncio.gather(*(log_in(together) for _ in range(4))) == [0.0] * 4
+        # More clients than slots: they wait for a slot, not for a turn each.
+        assert await asyncio.gather(*(log_in(asyncio.Barrier(1)) for _ in range(12))) == [0.0] * 12
         assert store.read_login_records(keys=keys) == before  # no clear, no trust rewrite
 
         # One failure on record: attempts take turns again, so four cannot meet.
