@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,7 +22,9 @@ from gateway.identity_settings import (
     validate_identity_settings,
 )
 from gateway.settings import Settings
-from gateway.store import MailStore
+
+if TYPE_CHECKING:
+    from gateway.store import MailStore
 
 identity_app = typer.Typer(
     help="Manage the addresses users send as, and how each is relayed.", no_args_is_help=True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -18,7 +19,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
-from gateway.ingest_worker import WORKER_MODULE, start_worker, worker_ready
 from gateway.store.blobs import BlobStore
 from gateway.store.database import Database
 from gateway.store.errors import NotFoundError
@@ -80,6 +80,8 @@ class StoreBase:
                 # that has imported only the worker module forks workers that start fast and
                 # stay small (each still re-imports the main module: gateway/__main__.py is
                 # kept light for that reason).
+                from gateway.ingest_worker import WORKER_MODULE, start_worker
+
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload([WORKER_MODULE])
                 self._pool = ProcessPoolExecutor(
@@ -112,6 +114,8 @@ class StoreBase:
         pool = self._analysis_pool()
         if pool is None:
             return
+        from gateway.ingest_worker import worker_ready
+
         try:
             for _ in range(self._ingest_workers):
                 pool.submit(worker_ready)
@@ -367,6 +371,7 @@ def source_view(source: Source, user_name: str) -> SourceInfo:
         messages_fetched=source.messages_fetched,
         bytes_fetched=source.bytes_fetched,
         removals_not_propagated=source.removals_not_propagated,
+        credentials_tag=hashlib.blake2b(source.secret_ciphertext, digest_size=8).hexdigest(),
     )
 
 
