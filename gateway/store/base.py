@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import multiprocessing
@@ -28,7 +27,14 @@ from gateway.store.notices import queue_change_notice
 from gateway.store.passwords import VerifiedPasswordCache
 from gateway.store.secrets_box import SecretBox
 from gateway.store.tables import MAILBOXES
-from gateway.store.views import EntryInfo, MailboxInfo, SourceInfo, SyncRunInfo, UserInfo
+from gateway.store.views import (
+    EntryInfo,
+    MailboxInfo,
+    SourceInfo,
+    SyncRunInfo,
+    UserInfo,
+    credentials_tag,
+)
 
 log = logging.getLogger("gateway.store")
 
@@ -371,7 +377,7 @@ def source_view(source: Source, user_name: str) -> SourceInfo:
         messages_fetched=source.messages_fetched,
         bytes_fetched=source.bytes_fetched,
         removals_not_propagated=source.removals_not_propagated,
-        credentials_tag=hashlib.blake2b(source.secret_ciphertext, digest_size=8).hexdigest(),
+        credentials_tag=credentials_tag(source.secret_ciphertext),
     )
 
 

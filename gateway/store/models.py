@@ -26,6 +26,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from gateway.store.table_names import SOURCES, USERS
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -69,7 +71,7 @@ class ServerState(SQLModel, table=True):
 
 
 class User(SQLModel, table=True):
-    __tablename__ = "users"
+    __tablename__ = USERS
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, index=True, max_length=255)
     password_hash: str
@@ -122,7 +124,7 @@ class Identity(SQLModel, table=True):
 class Source(SQLModel, table=True):
     """An external POP3/IMAP account, its encrypted secret and its sync state."""
 
-    __tablename__ = "sources"
+    __tablename__ = SOURCES
     # AUTOINCREMENT: a removed source's id is never given to a new one (migration 0009).
     __table_args__ = (UniqueConstraint("user_id", "name"), {"sqlite_autoincrement": True})
     id: int | None = Field(default=None, primary_key=True)
