@@ -74,9 +74,9 @@ def _store(*, create: bool = False) -> Iterator[MailStore]:
 
 @contextmanager
 def _listings() -> Iterator[Listings]:
-    """For `user list` and `source list`: the database read through its own driver, without
-    importing SQLAlchemy (issue 16: start-up well under 0.5 s); the full store when the
-    database is missing or needs migrating."""
+    """For `user`, `source` and `identity list`: the database read through its own driver,
+    without importing SQLAlchemy (issue 16: start-up well under 0.5 s); the full store when
+    the database is missing or needs migrating."""
     from gateway.store.listing import open_listing_reader
 
     settings = Settings()

@@ -1,11 +1,11 @@
-"""Users and sources read through the bare DBAPI driver, for `gateway user list` / `source list`.
+"""Users, sources and identities read through the bare DBAPI driver, for the listing commands.
 
-Importing SQLAlchemy, SQLModel and building the table models costs a listing command ~0.5 s
-of its ~0.75 s (issue 16 asks for well under 0.5 s); the listing itself is two SELECTs. So
-these commands read with sqlite3 or psycopg directly and return the same `UserInfo` and
-`SourceInfo` as `MailStore`, which a test compares on both backends. Anything unusual (no
-database yet, a schema that needs migrating, another driver) is left to the full store:
-`open_listing_reader` then returns None.
+Importing SQLAlchemy, SQLModel and building the table models costs `gateway user list` ~0.5 s
+of its ~0.75 s (issue 16 asks for well under 0.5 s); the listing itself is a few SELECTs. So
+these commands read with sqlite3 or psycopg directly and return the same `UserInfo`,
+`SourceInfo` and `IdentityInfo` as `MailStore`, which a test compares on both backends.
+Anything unusual (no database yet, a schema that needs migrating, another driver) is left to
+the full store: `open_listing_reader` then returns None.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.store.errors import NotFoundError
 from gateway.store.migrations import head_revision
-from gateway.store.table_names import SCHEMA_VERSION_QUERY, SOURCES, USERS
-from gateway.store.views import SourceInfo, UserInfo, credentials_tag
+from gateway.store.table_names import IDENTITIES, SCHEMA_VERSION_QUERY, SOURCES, USERS
+from gateway.store.views import IdentityInfo, SourceInfo, UserInfo, credentials_tag
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -56,6 +56,22 @@ _SOURCES_SQL = (
     f"SELECT {', '.join(f's.{c}' for c in _SOURCE_COLUMNS)}, u.name"  # noqa: S608 - constants
     f" FROM {SOURCES} s JOIN {USERS} u ON u.id = s.user_id"
 )
+_IDENTITY_COLUMNS = (
+    "id",
+    "user_id",
+    "address",
+    "display_name",
+    "source_id",
+    "is_default",
+    "relay_host",
+    "relay_port",
+    "relay_security",
+    "relay_username",
+    "relay_secret_ciphertext IS NOT NULL",
+    "relay_options_json",
+    "save_to_source_sent",
+)
+_IDENTITIES_SQL = f"SELECT {', '.join(_IDENTITY_COLUMNS)} FROM {IDENTITIES}"  # noqa: S608
 
 
 class Listings(Protocol):
@@ -66,6 +82,8 @@ class Listings(Protocol):
     def get_user(self, *, name: str) -> UserInfo: ...
 
     def list_sources(self, *, user_id: int | None = None) -> list[SourceInfo]: ...
+
+    def list_identities(self, *, user_id: int) -> list[IdentityInfo]: ...
 
 
 class ListingReader:
@@ -90,6 +108,10 @@ class ListingReader:
         where, params = ("", ()) if user_id is None else (" WHERE s.user_id = {}", (user_id,))
         sql = f"{_SOURCES_SQL}{where.format(self._placeholder)} ORDER BY s.user_id, s.name"
         return [_source(row) for row in self._rows(sql, params)]
+
+    def list_identities(self, *, user_id: int) -> list[IdentityInfo]:
+        sql = f"{_IDENTITIES_SQL} WHERE user_id = {self._placeholder} ORDER BY address"
+        return [_identity(row) for row in self._rows(sql, (user_id,))]
 
     def schema_revision(self) -> list[str] | None:
         """The revisions alembic_version holds; None without that table (no schema yet)."""
@@ -197,4 +219,37 @@ def _source(row: Sequence[Any]) -> SourceInfo:
         bytes_fetched=values["bytes_fetched"],
         removals_not_propagated=values["removals_not_propagated"],
         credentials_tag=credentials_tag(bytes(values["secret_ciphertext"])),
+    )
+
+
+def _identity(row: Sequence[Any]) -> IdentityInfo:
+    (
+        identity_id,
+        user_id,
+        address,
+        display_name,
+        source_id,
+        is_default,
+        relay_host,
+        relay_port,
+        relay_security,
+        relay_username,
+        has_relay_secret,
+        relay_options_json,
+        save_to_source_sent,
+    ) = row
+    return IdentityInfo(
+        id=identity_id,
+        user_id=user_id,
+        address=address,
+        display_name=display_name,
+        source_id=source_id,
+        is_default=bool(is_default),
+        relay_host=relay_host,
+        relay_port=relay_port,
+        relay_security=relay_security,
+        relay_username=relay_username,
+        has_relay_secret=bool(has_relay_secret),
+        relay_options=json.loads(relay_options_json),
+        save_to_source_sent=bool(save_to_source_sent),
     )

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from gateway.store.table_names import SOURCES, USERS
+from gateway.store.table_names import IDENTITIES, SOURCES, USERS
 
 
 def utc_now() -> datetime:
@@ -83,7 +83,7 @@ class User(SQLModel, table=True):
 class Identity(SQLModel, table=True):
     """An address the user may send as, and the source whose SMTP relays it."""
 
-    __tablename__ = "identities"
+    __tablename__ = IDENTITIES
     __table_args__ = (UniqueConstraint("user_id", "address"),)
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(

@@ -589,7 +589,7 @@ def test_listing_commands_import_no_server_engine_or_crypto_stack(env: dict[str,
         *("--username", "lena"),
         stdin="source-pw\n",
     )
-    for command in (("user", "list"), ("source", "list")):
+    for command in (("user", "list"), ("source", "list"), ("identity", "list")):
         modules = imported_modules(env, *command)
         assert "gateway.store.listing" in modules, "the probe sees the database being read"
         unwanted = sorted(
@@ -616,7 +616,7 @@ def test_listing_commands_read_postgresql_without_sqlalchemy(env: dict[str, str]
             *("--username", "lena", "--interval", "120"),
             stdin="source-pw\n",
         )
-        for command in (("user", "list"), ("source", "list")):
+        for command in (("user", "list"), ("source", "list"), ("identity", "list")):
             modules = imported_modules(on_postgres, *command)
             assert "psycopg" in modules, "the probe sees PostgreSQL's driver being used"
             assert not {"sqlalchemy", "sqlmodel", "gateway.store.models"} & modules

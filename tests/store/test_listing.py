@@ -47,6 +47,20 @@ def _populate(store: MailStore) -> None:
         home.id, fetched=12, bytes=34567, now=now, next_run_at=now + timedelta(seconds=300)
     )
     store.record_unpropagated_removals(source_id=home.id, count=2)
+    store.add_identity(user_id=lena.id, address="lena@work.example", source_id=work.id)
+    store.add_identity(
+        user_id=lena.id,
+        address="info@example.org",
+        display_name="Lena's shop",
+        is_default=True,
+        relay_host="smtp.example.org",
+        relay_port=465,
+        relay_security="tls",
+        relay_username="info",
+        relay_secret="relay-pw",
+        relay_options={"timeout_seconds": 20},
+        save_to_source_sent=True,
+    )
     store.update_source(
         source_id=store.add_source(
             user_id=bob.id,
@@ -80,6 +94,9 @@ def test_reader_returns_what_the_store_returns(backend_settings: Settings) -> No
             assert sources[1].last_attempt_at is not None  # the states differ per source
             assert reader.list_sources() == sources
             assert reader.list_sources(user_id=lena.id) == store.list_sources(user_id=lena.id)
+            identities = store.list_identities(user_id=lena.id)
+            assert {i.has_relay_secret for i in identities} == {True, False}
+            assert reader.list_identities(user_id=lena.id) == identities
             with pytest.raises(NotFoundError, match="no such user: nobody"):
                 reader.get_user(name="nobody")
         finally:
