@@ -353,12 +353,14 @@ def gateway_inbox_count(store: MailStore, user: str) -> int:
     return store.mailbox_status(mailbox_id=inbox).messages
 
 
-def gateway_argv() -> list[str]:
-    """The `gateway` command, behind $GATEWAY_BENCH_WRAP when set (a profiler's argv prefix,
-    e.g. `py-spy record --subprocesses -o sync.svg --`)."""
+def gateway_argv(command: str) -> list[str]:
+    """`gateway COMMAND`, behind $GATEWAY_BENCH_WRAP when set (a profiler's argv prefix in
+    which `{command}` stands for COMMAND, e.g. `py-spy record --subprocesses -o {command}.svg
+    --`)."""
     script = Path(sys.executable).parent / "gateway"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "gateway"]
-    return [*shlex.split(os.environ.get("GATEWAY_BENCH_WRAP", "")), *command]
+    gateway = [str(script)] if script.exists() else [sys.executable, "-m", "gateway"]
+    wrap = os.environ.get("GATEWAY_BENCH_WRAP", "").replace("{command}", command)
+    return [*shlex.split(wrap), *gateway, command]
 
 
 def prepare_gateway(run: Run) -> Prepared:
@@ -399,9 +401,9 @@ def prepare_gateway(run: Run) -> Prepared:
         # (what a cron setup runs after `gateway sync`): timed the same way, whole process.
         directory = run.directory / "index"
         directory.mkdir()
-        return run_measured([*gateway_argv(), "index"], env, directory, None)
+        return run_measured(gateway_argv("index"), env, directory, None)
 
-    argv = [*gateway_argv(), "sync", "--user", GATEWAY_USER, "--source", "src"]
+    argv = [*gateway_argv("sync"), "--user", GATEWAY_USER, "--source", "src"]
     return Prepared(argv, env, count_stored, afterwards=index_search_text)
 
 
