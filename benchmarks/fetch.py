@@ -1,7 +1,18 @@
 """The gateway's initial sync against getmail6, fetchmail and mbsync: same Dovecot, same mail.
 
-    .venv/bin/python benchmarks/fetch.py [--count 10000] [--only pop3|imap] [--skip-peers]
-                                         [--push] [--idle-sources 1000] [--skip-sync]
+    .venv/bin/python benchmarks/fetch.py [--count 10000] [--corpus mixed|everyday]
+                                         [--only pop3|imap] [--skip-peers] [--peers mbsync]
+                                         [--repeat 3] [--push] [--idle-sources 1000]
+                                         [--skip-sync]
+
+--corpus everyday is shaped like an everyday mailbox (median ~5 KB, a long tail of
+attachments up to ~10 MB: benchmarks/everyday_corpus.py); the default is the mixed one below.
+`gateway sync` is timed as a user runs it, one process from start to exit on a fresh data
+directory; the search-text fill it leaves for later is then timed the same way (`gateway
+index`), and each row also gives the rate with it counted in. --repeat runs every tool again
+per round (ratios compare rows of one round); $GATEWAY_BENCH_BASELINE=/path/to/checkout adds
+a "baseline" row per protocol that runs that checkout's gateway, to measure a change against
+its base in the same run.
 
 The corpus of benchmarks/ingest.py (every 40th message malformed) is written once into a
 private Dovecot; every run gets its own account whose Maildir hard-links those files, so no tool
@@ -363,7 +374,13 @@ def gateway_argv(command: str) -> list[str]:
     return [*shlex.split(wrap), *gateway, command]
 
 
-def prepare_gateway(run: Run) -> Prepared:
+def prepare_baseline(run: Run) -> Prepared:
+    """`prepare_gateway` running the code of another checkout ($GATEWAY_BENCH_BASELINE, e.g.
+    /work/main): the same run measures the change against what it changes."""
+    return prepare_gateway(run, root=Path(os.environ["GATEWAY_BENCH_BASELINE"]))
+
+
+def prepare_gateway(run: Run, root: Path = ROOT) -> Prepared:
     """A fresh data directory with one user and one source; `gateway sync` in a child."""
     data_dir = run.directory / "data"
     secret_key = Fernet.generate_key().decode()
@@ -392,7 +409,7 @@ def prepare_gateway(run: Run) -> Prepared:
             store.close()
 
     env = child_env(
-        GATEWAY_DATA_DIR=str(data_dir), GATEWAY_SECRET_KEY=secret_key, PYTHONPATH=str(ROOT)
+        GATEWAY_DATA_DIR=str(data_dir), GATEWAY_SECRET_KEY=secret_key, PYTHONPATH=str(root)
     )
 
     def index_search_text() -> Usage:
@@ -473,6 +490,7 @@ def prepare_mbsync(run: Run) -> Prepared:
 
 PREPARE: dict[str, Callable[[Run], Prepared]] = {
     "gateway": prepare_gateway,
+    "baseline": prepare_baseline,
     "getmail6": prepare_getmail,
     "fetchmail": prepare_fetchmail,
     "mbsync": prepare_mbsync,
@@ -531,7 +549,7 @@ def run_tool(
     round_number: int = 1,
 ) -> Result:
     result = Result(tool, protocol, expected, round=round_number)
-    if tool != "gateway" and shutil.which(BINARIES[tool]) is None:
+    if tool in BINARIES and shutil.which(BINARIES[tool]) is None:
         result.note = f"not installed ({BINARIES[tool]} not on PATH)"
         return result
     account = f"{tool}-{protocol}-{template}-{round_number}"
@@ -559,7 +577,7 @@ def run_tool(
         result.afterwards = prepared.afterwards()
         log(f"{tool} {protocol}: search text indexed in {result.afterwards.seconds:.1f} s")
     tool_log = (directory / "tool.log").read_text(errors="replace")
-    if tool == "gateway" and ENGINE_MISSING in tool_log:
+    if tool in ("gateway", "baseline") and ENGINE_MISSING in tool_log:
         result.engine_missing = True
         result.note = f"engine not available (gateway sync logged {ENGINE_MISSING})"
     elif tool == "getmail6" and GETMAIL_RACE in tool_log:
@@ -624,9 +642,11 @@ def print_table(results: list[Result], sizes: list[int]) -> None:
             elif not r.stored:
                 ratio = "n/a (nothing stored)"
             else:
+                # A baseline gateway indexes too: compare like with like.
+                theirs = r.with_index_per_second if r.afterwards else r.messages_per_second
                 ratio = (
                     f"gateway/{r.tool} {ours.messages_per_second / r.messages_per_second:.2f}x, "
-                    f"with index {ours.with_index_per_second / r.messages_per_second:.2f}x"
+                    f"with index {ours.with_index_per_second / theirs:.2f}x"
                 )
         elif r.protocol == "pop3" and (imap := gateway.get((r.round, "imap"))) is not None:
             ratio = f"POP3/IMAP {r.messages_per_second / imap.messages_per_second:.2f}x"
@@ -956,7 +976,8 @@ def main() -> None:
                     peers = [] if args.skip_peers else PEERS[protocol]
                     if args.peers is not None:
                         peers = [peer for peer in peers if peer in args.peers.split(",")]
-                    for tool in ["gateway", *peers]:
+                    baseline = ["baseline"] if os.environ.get("GATEWAY_BENCH_BASELINE") else []
+                    for tool in ["gateway", *baseline, *peers]:
                         result = run_tool(
                             context, tool, protocol, "corpus", count, round_number=round_number
                         )
