@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -120,13 +121,12 @@ class StoreBase:
         ).start()
 
     def _start_workers(self, pool: ProcessPoolExecutor) -> None:
-        try:
+        # A broken or shut-down pool is left alone here: the ingest that uses it next finds
+        # out on its own thread and starts a fresh one (shutting it down from this thread
+        # could fail that ingest's submit midway).
+        with contextlib.suppress(BrokenProcessPool, RuntimeError):
             for _ in range(self._ingest_workers):
                 pool.submit(worker_ready)
-        except BrokenProcessPool:
-            self._drop_broken_pool()  # a worker died while idle
-        except RuntimeError:
-            pass  # shut down meanwhile (the store is closing): nothing to warm
 
     def _drop_broken_pool(self) -> None:
         # A worker died (the OOM killer, an operator's kill): the next use starts a fresh pool.
