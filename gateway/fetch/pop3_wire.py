@@ -111,13 +111,19 @@ def read_multiline(client: poplib.POP3) -> bytes:
 
 
 def _terminator_end(buffer: bytearray, start: int) -> int:
-    """Where the first "." line (CRLF or bare LF) after `start` ends, or -1."""
-    ends = [
-        found + len(terminator)
-        for terminator in (b"\n.\r\n", b"\n.\n")
-        if (found := buffer.find(terminator, start)) >= 0
-    ]
-    return min(ends) if ends else -1
+    """Where the first "." line (CRLF or bare LF) after `start` ends, or -1 (a line starting
+    with "." is otherwise dot-stuffed, so hits other than the end are rare)."""
+    found = buffer.find(b"\n.", start)
+    while found >= 0:
+        after = bytes(buffer[found + 2 : found + 4])
+        if after[:1] == b"\n":
+            return found + 3
+        if after == b"\r\n":
+            return found + 4
+        if after in (b"", b"\r"):
+            return -1  # the line's end has not arrived: look again with more bytes
+        found = buffer.find(b"\n.", found + 2)
+    return -1
 
 
 def skip_multiline(client: poplib.POP3) -> None:
