@@ -648,7 +648,7 @@ def print_table(results: list[Result], sizes: list[int]) -> None:
                     f"gateway/{r.tool} {ours.messages_per_second / r.messages_per_second:.2f}x, "
                     f"with index {ours.with_index_per_second / theirs:.2f}x"
                 )
-        elif r.protocol == "pop3" and (imap := gateway.get((r.round, "imap"))) is not None:
+        elif r.protocol == "pop3" and (imap := gateway.get((r.round, "imap"))) and imap.stored:
             ratio = f"POP3/IMAP {r.messages_per_second / imap.messages_per_second:.2f}x"
         with_index = f"{r.with_index_per_second:7.0f}" if r.afterwards else f"{'':7}"
         print(
