@@ -134,7 +134,7 @@ def _read_secret(prompt: str) -> str:
 
 @app.command()
 def serve() -> None:
-    """Start every part of the gateway (admin, and IMAP/SMTP/fetch as they exist) and run."""
+    """Run the gateway: IMAP, SMTP submission, fetching and the admin panel, until stopped."""
     import asyncio
 
     from gateway.memory_tuning import limit_malloc_arenas
@@ -166,16 +166,20 @@ def gc(
 
 @app.command("rotate-secrets")
 def rotate_secrets() -> None:
-    """Re-encrypt stored source secrets under the first key of GATEWAY_SECRET_KEY
-    ("NEW,OLD" during a rotation), after which OLD may be removed."""
+    """Re-encrypt stored source secrets under the first key of GATEWAY_SECRET_KEY.
+
+    During a rotation the variable holds "NEW,OLD"; after this command OLD may be removed.
+    """
     with _store() as store:
         typer.echo(f"re-encrypted {store.rotate_source_secrets()} source secrets")
 
 
 @app.command()
 def index() -> None:
-    """Decode the search text of fetched mail now (what `gateway serve` does in the
-    background), then exit: for setups that run `gateway sync` from cron."""
+    """Index the search text of fetched mail now, then exit (for `gateway sync` from cron).
+
+    `gateway serve` does this in the background.
+    """
     with _store() as store:
         indexed = store.index_all_search_text()
         typer.echo(f"indexed the search text of {indexed} messages")
@@ -365,8 +369,10 @@ def source_passwd(
     user: Annotated[str, typer.Option(help="Owner of the source.")],
     name: Annotated[str, typer.Option(help="Name of the source.")],
 ) -> None:
-    """Set a source's password, read from stdin (or asked for on a terminal); a source
-    stopped because its login was refused syncs again."""
+    """Set a source's password (stdin, or asked on a terminal); a stopped source resumes.
+
+    A source stopped because its login was refused syncs again at once.
+    """
     with _store() as store:
         source = store.get_source(user_name=user, name=name)
         secret = _read_secret("New source password")

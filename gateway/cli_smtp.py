@@ -9,13 +9,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from gateway.cli_options import parse_option_pairs
+from gateway.identity_settings import (
+    IdentityCreate,
+    IdentityUpdate,
+    InvalidIdentitySettingsError,
+    SettingsModel,
+    validate_identity_settings,
+)
 from gateway.settings import Settings
-from gateway.store import MailStore
+
+if TYPE_CHECKING:
+    from gateway.store import MailStore
 
 identity_app = typer.Typer(
     help="Manage the addresses users send as, and how each is relayed.", no_args_is_help=True
@@ -37,22 +46,60 @@ def _store() -> Iterator[MailStore]:
         yield store
 
 
-RELAY_OPTION_KEYS = ("tls_ca_file", "timeout_seconds", "allow_plaintext")
+def _validated(model: type[SettingsModel], values: dict[str, Any]) -> SettingsModel:
+    """The same model the admin API validates with; a wrong value exits 2 naming the field."""
+    try:
+        return validate_identity_settings(model, values)
+    except InvalidIdentitySettingsError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
 
 
-def _relay_options(pairs: list[str]) -> dict[str, Any] | None:
-    if not pairs:
-        return None
-    options = parse_option_pairs(pairs)
-    unknown = sorted(set(options) - set(RELAY_OPTION_KEYS))
-    if unknown:
-        typer.echo(
-            "error: --option takes tls_ca_file=PATH, timeout_seconds=N or "
-            f"allow_plaintext=true, got {', '.join(unknown)!r}",
-            err=True,
-        )
-        raise typer.Exit(2)
-    return options
+def _settings_values(
+    *,
+    display_name: str | None,
+    relay_host: str | None,
+    relay_port: int | None,
+    relay_security: RelaySecurity | None,
+    relay_username: str | None,
+    save_to_source_sent: bool | None,
+    option: list[str] | None,
+) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "display_name": display_name,
+        "relay_host": relay_host,
+        "relay_port": relay_port,
+        "relay_security": relay_security.value if relay_security else None,
+        "relay_username": relay_username,
+        "save_to_source_sent": save_to_source_sent,
+    }
+    if option:
+        values["relay_options"] = parse_option_pairs(option)
+    return values
+
+
+RelayHost = Annotated[
+    str | None, typer.Option(help="Submission server; default from the provider.")
+]
+RelayPort = Annotated[int | None, typer.Option(help="Its port (587 or 465).")]
+RelaySecurityOption = Annotated[
+    RelaySecurity | None,
+    typer.Option(help="starttls (587), tls (465) or none (needs allow_plaintext=true)."),
+]
+RelayUsername = Annotated[
+    str | None, typer.Option(help="Login at the relay; default the source's.")
+]
+SaveToSourceSent = Annotated[
+    bool | None,
+    typer.Option(
+        "--save-to-source-sent/--no-save-to-source-sent",
+        help="Also file each sent message in the IMAP source's own Sent folder.",
+    ),
+]
+RelayOptionPairs = Annotated[
+    list[str] | None,
+    typer.Option(help="Relay option KEY=VALUE: tls_ca_file, timeout_seconds, allow_plaintext."),
+]
 
 
 @identity_app.command("add")
@@ -63,57 +110,102 @@ def identity_add(
         str | None, typer.Option(help="The user's source whose login and secret relay it.")
     ] = None,
     display_name: Annotated[str, typer.Option(help="Name shown with the address.")] = "",
-    relay_host: Annotated[
-        str | None, typer.Option(help="Submission server; default from the provider.")
-    ] = None,
-    relay_port: Annotated[int | None, typer.Option(help="Its port (587 or 465).")] = None,
-    relay_security: Annotated[
-        RelaySecurity | None, typer.Option(help="starttls (587), tls (465) or none.")
-    ] = None,
-    relay_username: Annotated[
-        str | None, typer.Option(help="Login at the relay; default the source's.")
-    ] = None,
+    relay_host: RelayHost = None,
+    relay_port: RelayPort = None,
+    relay_security: RelaySecurityOption = None,
+    relay_username: RelayUsername = None,
     relay_password: Annotated[
         bool,
         typer.Option(
             "--relay-password", help="Read a relay password from stdin (else the source's)."
         ),
     ] = False,
-    save_to_source_sent: Annotated[
-        bool | None,
-        typer.Option(
-            "--save-to-source-sent/--no-save-to-source-sent",
-            help="Also file each sent message in the IMAP source's own Sent folder.",
-        ),
-    ] = None,
-    option: Annotated[
-        list[str] | None,
-        typer.Option(help="Relay option KEY=VALUE: tls_ca_file, timeout_seconds, allow_plaintext."),
-    ] = None,
+    save_to_source_sent: SaveToSourceSent = None,
+    option: RelayOptionPairs = None,
 ) -> None:
     """Add an address a user may send as (a source's own address is added with the source)."""
     from gateway.cli import _read_secret
 
-    options = _relay_options(option or [])
+    values = _settings_values(
+        display_name=display_name,
+        relay_host=relay_host,
+        relay_port=relay_port,
+        relay_security=relay_security,
+        relay_username=relay_username,
+        save_to_source_sent=save_to_source_sent,
+        option=option,
+    )
+    settings = _validated(IdentityCreate, {**values, "address": address})
     secret = _read_secret("Relay password") if relay_password else None
     with _store() as store:
         owner = store.get_user(name=user)
         source_id = store.get_source(user_name=user, name=source).id if source else None
+        arguments = settings.store_arguments()
+        arguments["display_name"] = arguments["display_name"] or ""
         identity = store.add_identity(
             user_id=owner.id,
-            address=address,
-            display_name=display_name,
+            address=settings.address,
             source_id=source_id,
-            relay_host=relay_host,
-            relay_port=relay_port,
-            relay_security=relay_security.value if relay_security else None,
-            relay_username=relay_username,
             relay_secret=secret,
-            relay_options=options,
-            save_to_source_sent=save_to_source_sent,
+            **arguments,
         )
         typer.echo(
             f"added identity {user}/{identity.address} via {identity.relay_security}://"
+            f"{identity.relay_host}:{identity.relay_port}"
+        )
+
+
+@identity_app.command("edit")
+def identity_edit(
+    user: Annotated[str, typer.Option(help="Owner of the address.")],
+    address: Annotated[str, typer.Argument(help="The address to change.")],
+    display_name: Annotated[str | None, typer.Option(help="Name shown with the address.")] = None,
+    relay_host: RelayHost = None,
+    relay_port: RelayPort = None,
+    relay_security: RelaySecurityOption = None,
+    relay_username: RelayUsername = None,
+    relay_password: Annotated[
+        bool,
+        typer.Option(
+            "--relay-password", help="Read a new relay password from stdin (else it is kept)."
+        ),
+    ] = False,
+    use_source_secret: Annotated[
+        bool,
+        typer.Option(
+            "--use-source-secret", help="Forget the identity's own password; use the source's."
+        ),
+    ] = False,
+    save_to_source_sent: SaveToSourceSent = None,
+    option: RelayOptionPairs = None,
+) -> None:
+    """Change how an address is relayed; what is not given stays (the password too)."""
+    from gateway.cli import _read_secret
+
+    values = _settings_values(
+        display_name=display_name,
+        relay_host=relay_host,
+        relay_port=relay_port,
+        relay_security=relay_security,
+        relay_username=relay_username,
+        save_to_source_sent=save_to_source_sent,
+        option=option,
+    )
+    if relay_password and use_source_secret:
+        typer.echo("error: give --relay-password or --use-source-secret, not both", err=True)
+        raise typer.Exit(2)
+    settings = _validated(IdentityUpdate, {**values, "use_source_secret": use_source_secret})
+    secret = _read_secret("Relay password") if relay_password else None
+    with _store() as store:
+        identity = store.update_identity(
+            user_id=store.get_user(name=user).id,
+            address=address,
+            relay_secret=secret,
+            use_source_secret=settings.use_source_secret,
+            **settings.store_arguments(),
+        )
+        typer.echo(
+            f"updated identity {user}/{identity.address} via {identity.relay_security}://"
             f"{identity.relay_host}:{identity.relay_port}"
         )
 

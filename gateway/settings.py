@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     admin_port: int = Field(default=8080, ge=0, le=65535, description="Admin HTTP; 0 = off.")
     admin_session_hours: float = Field(
         default=12.0, gt=0, description="How long a login to the web panel lasts."
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, GET /metrics requires `Authorization: Bearer <this token>`.",
     )
     tls_cert: Path | None = Field(default=None, description="PEM certificate chain.")
     tls_key: Path | None = Field(default=None, description="PEM private key.")

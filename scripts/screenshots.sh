@@ -1,7 +1,9 @@
 #!/bin/sh
-# Regenerate docs/screenshots/ (dashboard and add-source form, shown in the README) by running
-# the browser test against a real Dovecot and `gateway serve` in headless Chromium.
+# Regenerate docs/screenshots/ (dashboard, add-source form, identities, outbound queue; shown
+# in the README) by running the browser tests against a real Dovecot and `gateway serve` in
+# headless Chromium.
 set -eu
 cd "$(dirname "$0")/.."
 GATEWAY_SCREENSHOT_DIR="$(pwd)/docs/screenshots" \
-    .venv/bin/pytest tests/system/test_web_panel.py -q -p no:randomly
+    .venv/bin/pytest tests/system/test_web_panel.py tests/system/test_web_sending_pages.py \
+    -q -p no:randomly

@@ -1,11 +1,14 @@
-// The admin panel: log in, then hash routes (#/, #/add, #/edit/ID, #/identities, #/tokens,
-// #/users). The dashboard refreshes itself every few seconds without reloading the page.
+// The admin panel: log in, then hash routes (#/, #/add, #/edit/ID, #/identities, #/queue,
+// #/tokens, #/users). The dashboard refreshes itself every few seconds without reloading the page.
 import { api, ApiError, describeError, setCsrfToken } from "./api.js";
 import { h, field } from "./dom.js";
 import { chooseLanguage, setLanguage, t } from "./i18n.js";
 import { showDashboard } from "./dashboard.js";
 import { showSourceForm } from "./source_form.js";
-import { showIdentities, showTokens, showUsers } from "./pages.js";
+import { showTokens } from "./pages.js";
+import { showIdentities } from "./identities.js";
+import { showQueue } from "./queue.js";
+import { showUsers } from "./users.js";
 
 const main = document.getElementById("main");
 let session = null;
@@ -67,7 +70,8 @@ function route() {
   else if (edit) showSourceForm(main, Number(edit[1]));
   else if (path === "/identities") showIdentities(main);
   else if (path === "/tokens") showTokens(main);
-  else if (path === "/users" && session.user.is_admin) showUsers(main);
+  else if (path === "/queue") leaveView = showQueue(main, session.user.is_admin);
+  else if (path === "/users" && session.user.is_admin) showUsers(main, session.user);
   else leaveView = showDashboard(main);
 }
 

@@ -47,13 +47,9 @@ const TEXT = {
     "step.tls": "TLS handshake", "step.certificate": "certificate", "step.authentication": "login (user name or password)",
     "step.protocol": "protocol",
     saved: "Saved.", "error.generic": "Something went wrong: {message}",
-    "identities.title": "Identities", "identities.help": "Addresses you send mail as.",
-    "identities.address": "Address", "identities.display": "Display name", "identities.none": "No identities yet.",
     "tokens.title": "API tokens", "tokens.help": "For scripts: send as “Authorization: Bearer <token>”.",
     "tokens.name": "Token name", "tokens.created": "Copy this token now; it will not be shown again:",
     "tokens.none": "No tokens.", "tokens.lastUsed": "last used",
-    "users.title": "Users", "users.name": "User name", "users.password": "Password",
-    "users.admin": "Administrator", "users.none": "No users.",
     "warning.pop3_deletes_while_read_elsewhere": "This POP3 source deletes mail from the server after downloading it: phones, webmail or IMAP clients reading the same account lose their copy.",
     "warning.no_tls": "No TLS: the password and mail cross the network readable.",
     "warning.same_account_twice": "The same account is added twice: its mail is fetched by both sources.",
@@ -107,13 +103,9 @@ const TEXT = {
     "step.tls": "TLSハンドシェイク", "step.certificate": "証明書", "step.authentication": "ログイン（ユーザー名またはパスワード）",
     "step.protocol": "プロトコル",
     saved: "保存しました。", "error.generic": "エラーが発生しました：{message}",
-    "identities.title": "送信アドレス", "identities.help": "メールを送信するときに使うアドレスです。",
-    "identities.address": "アドレス", "identities.display": "表示名", "identities.none": "送信アドレスはまだありません。",
     "tokens.title": "APIトークン", "tokens.help": "スクリプト用：「Authorization: Bearer <トークン>」として送ります。",
     "tokens.name": "トークン名", "tokens.created": "このトークンを今コピーしてください。再表示されません：",
     "tokens.none": "トークンはありません。", "tokens.lastUsed": "最終使用",
-    "users.title": "ユーザー", "users.name": "ユーザー名", "users.password": "パスワード",
-    "users.admin": "管理者", "users.none": "ユーザーはいません。",
     "warning.pop3_deletes_while_read_elsewhere": "このPOP3取得元はダウンロード後にサーバーからメールを削除します。同じアカウントを読むスマートフォン、Webメール、IMAPクライアントからはメールが消えます。",
     "warning.no_tls": "TLSなし：パスワードとメールが暗号化されずにネットワークを通ります。",
     "warning.same_account_twice": "同じアカウントが2回追加されています。メールは両方の取得元で取得されます。",
@@ -141,6 +133,11 @@ export function setLanguage(lang, remember = false) {
   document.documentElement.lang = current;
   for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
   document.title = t("title");
+}
+
+// A page module brings its own strings (so modules written apart do not all edit this file).
+export function addText(lang, entries) {
+  Object.assign(TEXT[lang], entries);
 }
 
 export function language() {

@@ -1,4 +1,4 @@
-// Identities, API tokens and (for administrators) users: a list and a small form each.
+// API tokens: a list and a small form (identities, users and the queue have their own modules).
 import { api, describeError } from "./api.js";
 import { h, field, when } from "./dom.js";
 import { reportError } from "./feedback.js";
@@ -48,18 +48,6 @@ function removeButton(label, path, refresh) {
   }, label);
 }
 
-export function showIdentities(main) {
-  listPage(main, {
-    title: t("identities.title"), help: t("identities.help"), empty: t("identities.none"),
-    load: () => api("GET", "/api/identities"),
-    item: (identity, refresh) => h("li", {}, identity.display_name ? `${identity.display_name} <${identity.address}>` : identity.address, " ",
-      removeButton(t("action.delete"), `/api/identities/${identity.id}`, refresh)),
-    formFields: [[t("identities.address"), { name: "address", type: "email", required: true }],
-      [t("identities.display"), { name: "display_name" }]],
-    create: (values) => api("POST", "/api/identities", values).then(() => null),
-  });
-}
-
 export function showTokens(main) {
   listPage(main, {
     title: t("tokens.title"), help: t("tokens.help"), empty: t("tokens.none"),
@@ -72,18 +60,5 @@ export function showTokens(main) {
       const created = await api("POST", "/api/tokens", values);
       return h("p", {}, t("tokens.created"), " ", h("code", { class: "secret" }, created.token));
     },
-  });
-}
-
-export function showUsers(main) {
-  listPage(main, {
-    title: t("users.title"), empty: t("users.none"),
-    load: () => api("GET", "/api/users"),
-    item: (user, refresh) => h("li", {}, user.name, user.is_admin ? ` (${t("users.admin")})` : "", " ",
-      removeButton(t("action.delete"), `/api/users/${user.id}`, refresh)),
-    formFields: [[t("users.name"), { name: "name", required: true, autocomplete: "off" }],
-      [t("users.password"), { name: "password", type: "password", required: true, autocomplete: "new-password" }],
-      [t("users.admin"), { name: "is_admin", type: "checkbox" }]],
-    create: (values) => api("POST", "/api/users", values).then(() => null),
   });
 }

@@ -2,7 +2,7 @@
 
 Counters and histograms are fed as things happen (finished syncs through the store's sync
 listener, IMAP commands through the server's observer); gauges that describe state (sources by
-state, store size, IMAP sessions) are read when Prometheus scrapes.
+state, store size, outbound queue depth, IMAP sessions) are read when Prometheus scrapes.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from prometheus_client.registry import Collector
 
 from gateway.admin.source_status import SourceState, source_state
 from gateway.store import MailStore, SyncRunInfo
+from gateway.store.outbound_counts import DEPTH_STATES, QueueState
 
 SYNC_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
 IMAP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
-# Sources by state and the store size cost SQL: read them at most this often.
+# Sources by state, the store size and the queue depth cost SQL: read them at most this often.
 STATE_CACHE_SECONDS = 5.0
 
 
@@ -93,15 +94,20 @@ class _StateCollector(Collector):
     def __init__(self, store: MailStore) -> None:
         self._store = store
         self.imap_sessions: Callable[[], int] | None = None
-        self._cached: tuple[float, Tally[SourceState], int] | None = None
+        self._cached: tuple[float, Tally[SourceState], int, dict[QueueState, int]] | None = None
 
     def collect(self) -> Iterator[Metric]:
         now = time.monotonic()
         if self._cached is None or now - self._cached[0] > STATE_CACHE_SECONDS:
             at = datetime.now(UTC)
             states = Tally(source_state(s, now=at) for s in self._store.list_sources())
-            self._cached = (now, states, self._store.stored_message_bytes())
-        _, states, size = self._cached
+            self._cached = (
+                now,
+                states,
+                self._store.stored_message_bytes(),
+                self._store.count_outbound_by_state(),
+            )
+        _, states, size, queue = self._cached
         by_state = GaugeMetricFamily("gateway_sources", "Sources by sync state.", labels=["state"])
         for state in get_args(SourceState):
             by_state.add_metric([state], states.get(state, 0))
@@ -109,6 +115,14 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily(
             "gateway_store_message_bytes", "Bytes of stored messages.", value=size
         )
+        depth = GaugeMetricFamily(
+            "gateway_outbound_queue_depth",
+            "Outbound messages not yet settled, by state (deferred: a try failed).",
+            labels=["state"],
+        )
+        for queue_state in DEPTH_STATES:
+            depth.add_metric([queue_state], queue[queue_state])
+        yield depth
         if self.imap_sessions is not None:
             yield GaugeMetricFamily(
                 "gateway_imap_sessions",

@@ -9,12 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, model_validator
 
 from gateway.admin.source_status import SourceState, WarningCode
 from gateway.fetch.connection_check import CheckStep, FailedStep
 from gateway.fetch.source_options import CommonOptions, ImapOptions, Pop3Options
+from gateway.identity_settings import RelaySecurity
 from gateway.mail_settings.model import Origin, Security, ServerProtocol
+from gateway.store.outbound_counts import QueueState
 
 Password = Annotated[SecretStr, Field(min_length=1, max_length=1024, json_schema_extra={})]
 
@@ -54,7 +56,11 @@ class UserCreate(UserBase):
 
 
 class UserUpdate(Model):
-    password: Password
+    """An administrator's change; what is left out stays. A new password ends the user's
+    sessions and revokes their API tokens."""
+
+    password: Password | None = None
+    is_admin: StrictBool | None = None  # "yes" is not a yes to administrator rights
 
 
 class UserPublic(UserBase):
@@ -205,18 +211,24 @@ class SuggestionPublic(Model):
 # --- identities and tokens --------------------------------------------------------------------
 
 
-class IdentityBase(Model):
-    address: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
-    display_name: str = Field(default="", max_length=255)
+class IdentityPublic(Model):
+    """An identity as its owner sees it: relay settings, never the relay secret."""
 
-
-class IdentityCreate(IdentityBase):
-    pass
-
-
-class IdentityPublic(IdentityBase):
     id: int
+    address: str
+    display_name: str
     is_default: bool
+    source_id: int | None
+    relay_host: str
+    relay_port: int
+    relay_security: RelaySecurity
+    relay_username: str
+    has_relay_secret: bool = Field(
+        description="true: the identity has a relay password of its own (never shown); "
+        "false: the source's password is used."
+    )
+    relay_options: dict[str, object]
+    save_to_source_sent: bool
 
 
 class TokenCreate(Model):
@@ -232,6 +244,27 @@ class TokenPublic(Model):
 
 class TokenCreated(TokenPublic):
     token: str = Field(description="Shown this once; only its hash is stored.")
+
+
+# --- outbound queue ---------------------------------------------------------------------------
+
+
+class QueuedMessagePublic(Model):
+    id: int
+    user_id: int
+    user_name: str
+    sender: str
+    recipients: list[str]
+    size: int
+    state: QueueState = Field(
+        description="queued (waiting for its first try), deferred (a try failed; waiting for "
+        "the next), relayed (accepted upstream; Sent copy pending) or bounced."
+    )
+    attempts: int
+    next_attempt_at: datetime | None = Field(description="null once bounced.")
+    expires_at: datetime
+    created_at: datetime
+    last_error: str | None
 
 
 SessionPublic.model_rebuild()

@@ -136,9 +136,17 @@ class PushWatchers:
 
 
 def connection_key(source: SourceInfo) -> tuple[Any, ...]:
-    """What a watcher's connection depends on; a change means reconnecting."""
+    """What a watcher's connection depends on; a change means reconnecting at once, which
+    also ends the long wait after a refused login when the password is changed."""
     options = json.dumps(source.options, sort_keys=True, default=str)
-    return (source.host, source.port, source.security, source.username, options)
+    return (
+        source.host,
+        source.port,
+        source.security,
+        source.username,
+        options,
+        source.credentials_tag,
+    )
 
 
 def _stop_watchers(watchers: Sequence[_SourceWatcher], timeout: float) -> None:

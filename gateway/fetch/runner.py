@@ -7,7 +7,6 @@ engine (POP3 or IMAP) is chosen here.
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -15,6 +14,7 @@ from gateway.fetch.budget import BudgetExhaustedError
 from gateway.fetch.errors import SyncError, ThrottledError
 from gateway.fetch.imap_reuse import ImapConnectionCache
 from gateway.fetch.imap_source import sync_imap_source
+from gateway.fetch.lease_heartbeat import LeaseHeartbeat, LeaseTiming
 from gateway.fetch.leases import lease_owner_id, owner_is_dead
 from gateway.fetch.pop3 import PartialSyncError, sync_pop3_source
 from gateway.store import MailStore, SourceInfo
@@ -22,7 +22,10 @@ from gateway.store.views import AUTH_ATTEMPTS_BEFORE_STOP
 
 log = logging.getLogger("gateway.fetch")
 
-LEASE_TTL_SECONDS = 600.0
+# A lease is renewed by a heartbeat while the sync runs (gateway/fetch/lease_heartbeat.py), so
+# it can be short: a replica on another host takes a dead holder's sources after this long.
+LEASE_TIMING = LeaseTiming()
+LEASE_TTL_SECONDS = LEASE_TIMING.ttl_seconds
 BACKOFF_CAP_SECONDS = 3600.0
 # A refused login is retried far more slowly than a network failure: providers lock accounts
 # that keep trying a wrong password. After AUTH_ATTEMPTS_BEFORE_STOP refusals in a row the
@@ -82,6 +85,7 @@ def run_source_sync(
     *,
     now: datetime | None = None,
     connections: ImapConnectionCache | None = None,
+    lease: LeaseTiming = LEASE_TIMING,
 ) -> SyncOutcome:
     """Lease the source, sync it, record success or failure, release the lease.
 
@@ -90,28 +94,29 @@ def run_source_sync(
     if source.protocol not in ("pop3", "imap"):
         raise SyncError("protocol", f"no sync engine for protocol {source.protocol!r}")
     owner = lease_owner_id()
-    _acquire(store, source, owner)
+    _acquire(store, source, owner, lease)
     # Logged after the lease is ours and before it is given back, so that each logged span
     # lies within the lease: spans of different processes never overlap (tests/system/
     # test_replicas.py checks exactly that).
     log.info("event=lease_acquired source_id=%d owner=%s", source.id, owner)
     try:
-        return _sync_and_record(store, source, owner, now, connections)
+        with LeaseHeartbeat(store, source_id=source.id, owner=owner, timing=lease) as heartbeat:
+            return _sync_and_record(store, source, heartbeat, now, connections)
     finally:
         log.info("event=lease_releasing source_id=%d owner=%s", source.id, owner)
         store.release_source_lease(source.id, owner=owner)
 
 
-def _acquire(store: MailStore, source: SourceInfo, owner: str) -> None:
+def _acquire(store: MailStore, source: SourceInfo, owner: str, lease: LeaseTiming) -> None:
     now = datetime.now(UTC)
-    if store.acquire_source_lease(source.id, owner=owner, ttl_seconds=LEASE_TTL_SECONDS, now=now):
+    if store.acquire_source_lease(source.id, owner=owner, ttl_seconds=lease.ttl_seconds, now=now):
         return
     holder, _expires = store.source_lease(source.id)
     if (
         holder is not None
         and owner_is_dead(holder)
         and store.take_over_source_lease(
-            source.id, stale_owner=holder, owner=owner, ttl_seconds=LEASE_TTL_SECONDS, now=now
+            source.id, stale_owner=holder, owner=owner, ttl_seconds=lease.ttl_seconds, now=now
         )
     ):
         log.info(
@@ -126,35 +131,28 @@ def _acquire(store: MailStore, source: SourceInfo, owner: str) -> None:
 def _sync_and_record(
     store: MailStore,
     source: SourceInfo,
-    owner: str,
+    heartbeat: LeaseHeartbeat,
     now: datetime | None,
     connections: ImapConnectionCache | None,
 ) -> SyncOutcome:
-    last_renewal = time.monotonic()
     started = datetime.now(UTC)
     if source.last_success_at is None:
         # A first sync usually downloads a whole mailbox: the analysis workers start while
         # we log in and list, not after (they are started in the background).
         store.warm_ingest_workers(FIRST_SYNC_MESSAGES)
 
-    def renew(_fetched: int, _bytes: int) -> None:
-        nonlocal last_renewal
-        if time.monotonic() - last_renewal < LEASE_TTL_SECONDS / 3:
-            return
-        last_renewal = time.monotonic()
-        if not store.renew_source_lease(
-            source.id, owner=owner, ttl_seconds=LEASE_TTL_SECONDS, now=datetime.now(UTC)
-        ):
-            raise SyncError("throttled", "lease lost to another gateway process")
+    def stop_if_lease_lost(_fetched: int, _bytes: int) -> None:
+        # The heartbeat renews; a sync whose lease another process took stops at its next step.
+        heartbeat.check()
 
     try:
         report: SyncOutcome
         if source.protocol == "imap":
             report = sync_imap_source(
-                store, source, now=now, on_progress=renew, connections=connections
+                store, source, now=now, on_progress=stop_if_lease_lost, connections=connections
             )
         else:
-            report = sync_pop3_source(store, source, now=now, on_progress=renew)
+            report = sync_pop3_source(store, source, now=now, on_progress=stop_if_lease_lost)
     except SyncError as error:
         finished = datetime.now(UTC)
         partial = error if isinstance(error, PartialSyncError) else None

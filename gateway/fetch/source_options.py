@@ -32,7 +32,10 @@ class CommonOptions(BaseModel):
         description="true or false: allow security none (password sent unencrypted).",
     )
     timeout_seconds: float | None = Field(
-        default=None, ge=1, description="a number of seconds >= 1 for each network step (30)."
+        default=None,
+        ge=1,
+        le=3600,
+        description="a number of seconds >= 1 for each network step (30).",
     )
     tls_ca_file: NonEmptyText | None = Field(
         default=None, description="a path to a PEM file whose CAs alone are trusted."
@@ -43,6 +46,8 @@ class CommonOptions(BaseModel):
     daily_budget_mb: float | None = Field(
         default=None,
         ge=0,
+        # Bounded so the byte count stays an integer (schemathesis found 7e307 -> OverflowError).
+        le=1e12,
         description="megabytes downloaded per day at most, 0 = no limit "
         "(IMAP 2500, POP3 1250: the Gmail limits).",
     )
@@ -57,7 +62,10 @@ class Pop3Options(CommonOptions):
         "on the server once it is safely stored here (keep).",
     )
     retention_days: float | None = Field(
-        default=None, ge=0, description="a number of days, for retention delete_after_days."
+        default=None,
+        ge=0,
+        le=36500,
+        description="a number of days, for retention delete_after_days.",
     )
 
     @_model_validator(mode="after")

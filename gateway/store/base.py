@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -19,7 +20,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
-from gateway.ingest_worker import WORKER_MODULE, start_worker, worker_ready
 from gateway.store.blobs import BlobStore
 from gateway.store.database import Database
 from gateway.store.errors import NotFoundError
@@ -82,6 +82,8 @@ class StoreBase:
                 # that has imported only the worker module forks workers that start fast and
                 # stay small (each still re-imports the main module: gateway/__main__.py is
                 # kept light for that reason).
+                from gateway.ingest_worker import WORKER_MODULE, start_worker
+
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload([WORKER_MODULE])
                 self._pool = ProcessPoolExecutor(
@@ -121,6 +123,8 @@ class StoreBase:
         ).start()
 
     def _start_workers(self, pool: ProcessPoolExecutor) -> None:
+        from gateway.ingest_worker import worker_ready
+
         # A broken or shut-down pool is left alone here: the ingest that uses it next finds
         # out on its own thread and starts a fresh one (shutting it down from this thread
         # could fail that ingest's submit midway).
@@ -375,6 +379,7 @@ def source_view(source: Source, user_name: str) -> SourceInfo:
         messages_fetched=source.messages_fetched,
         bytes_fetched=source.bytes_fetched,
         removals_not_propagated=source.removals_not_propagated,
+        credentials_tag=hashlib.blake2b(source.secret_ciphertext, digest_size=8).hexdigest(),
     )
 
 

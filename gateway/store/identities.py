@@ -155,18 +155,54 @@ class IdentityOperations(StoreBase):
     ) -> None:
         """Forget one of the user's addresses, by id (the API) or by address (the CLI);
         another user's is "not found". Queued mail from it can no longer be relayed."""
-        if (identity_id is None) == (address is None):
-            raise InvalidOperationError("name the identity by id or by address")
         with self.database.write() as session:
-            query = select(Identity).where(Identity.user_id == user_id)
-            if identity_id is not None:
-                query = query.where(col(Identity.id) == identity_id)
-            else:
-                query = query.where(Identity.address == normalize_address(address or ""))
-            identity = session.exec(query).first()
-            if identity is None:
-                raise NotFoundError(f"no such identity: {identity_id or address}")
-            session.delete(identity)
+            session.delete(_owned_identity(session, user_id, identity_id, address))
+
+    def update_identity(
+        self,
+        *,
+        user_id: int,
+        identity_id: int | None = None,
+        address: str | None = None,
+        display_name: str | None = None,
+        relay_host: str | None = None,
+        relay_port: int | None = None,
+        relay_security: str | None = None,
+        relay_username: str | None = None,
+        relay_secret: str | None = None,
+        use_source_secret: bool = False,
+        relay_options: dict[str, Any] | None = None,
+        save_to_source_sent: bool | None = None,
+    ) -> IdentityInfo:
+        """Change one of the user's identities (by id or address); what is None stays.
+
+        The relay secret is write-only: None keeps the stored one, `use_source_secret`
+        forgets it so the source's secret logs in again."""
+        if relay_secret is not None and use_source_secret:
+            raise InvalidOperationError("give a relay secret or use the source's, not both")
+        with self.database.write() as session:
+            identity = _owned_identity(session, user_id, identity_id, address)
+            changes: dict[str, object] = {
+                "display_name": display_name,
+                "relay_host": relay_host,
+                "relay_port": relay_port,
+                "relay_security": relay_security,
+                "relay_username": relay_username,
+                "save_to_source_sent": save_to_source_sent,
+            }
+            for name, value in changes.items():
+                if value is not None:
+                    setattr(identity, name, value)
+            if relay_options is not None:
+                identity.relay_options_json = json.dumps(relay_options, sort_keys=True)
+            if relay_secret:
+                identity.relay_secret_ciphertext = self._secrets.encrypt(relay_secret)
+            elif use_source_secret:
+                identity.relay_secret_ciphertext = None
+            _check_relay(identity.relay_host, identity.relay_port, identity.relay_security)
+            session.add(identity)
+            session.flush()
+            return identity_view(identity)
 
     def read_relay_target(self, *, identity_id: int) -> RelayTarget:
         """Relay settings with the decrypted secret; never log or return it to clients."""
@@ -209,6 +245,23 @@ class IdentityOperations(StoreBase):
         if source is None:
             raise NotFoundError(f"no such source id for this user: {source_id}")
         return source
+
+
+def _owned_identity(
+    session: Session, user_id: int, identity_id: int | None, address: str | None
+) -> Identity:
+    """The user's identity by id or by address; another user's is "not found"."""
+    if (identity_id is None) == (address is None):
+        raise InvalidOperationError("name the identity by id or by address")
+    query = select(Identity).where(Identity.user_id == user_id)
+    if identity_id is not None:
+        query = query.where(col(Identity.id) == identity_id)
+    else:
+        query = query.where(Identity.address == normalize_address(address or ""))
+    identity = session.exec(query).first()
+    if identity is None:
+        raise NotFoundError(f"no such identity: {identity_id or address}")
+    return identity
 
 
 def identity_view(identity: Identity) -> IdentityInfo:

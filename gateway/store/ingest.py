@@ -15,20 +15,13 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from sqlalchemy import bindparam, insert
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from gateway.ingest_worker import (
-    TEXT_COLUMNS,
-    MessageColumns,
-    message_columns,
-    write_and_analyze,
-)
-from gateway.mime import MessageAnalyzer
 from gateway.store.base import POOL_MIN_BATCH, StoreBase, appended_rows, log
 from gateway.store.blobs import PendingBlob
 from gateway.store.errors import MessageTooLargeError, NotFoundError
@@ -43,6 +36,12 @@ from gateway.store.tables import (
     ORIGINS,
 )
 from gateway.store.views import AppendResult
+
+if TYPE_CHECKING:
+    from gateway.ingest_worker import MessageColumns
+
+# gateway.ingest_worker and gateway.mime are imported where mail is ingested, not here: every
+# `gateway` command imports the store, and most (`user list`) never parse a message.
 
 MessageContent = bytes | Iterable[bytes]
 _CHUNK = 256 * 1024
@@ -206,6 +205,8 @@ class IngestOperations(StoreBase):
             (self.blobs.tmp_root, items[index].content, search_text) for index in batch.offloaded
         ]
         chunk = max(1, len(jobs) // (4 * self._ingest_workers))
+        from gateway.ingest_worker import write_and_analyze
+
         try:
             batch.results = pool.map(write_and_analyze, jobs, chunksize=chunk)
         except BrokenProcessPool:
@@ -273,6 +274,9 @@ class IngestOperations(StoreBase):
         return results
 
     def _prepare(self, item: NewMessage, search_text: bool) -> _Prepared:
+        from gateway.ingest_worker import message_columns
+        from gateway.mime import MessageAnalyzer
+
         blob = self.blobs.begin()
         analyzer = MessageAnalyzer(search_text=search_text)
         durable: Future[None] | None = None
@@ -447,6 +451,8 @@ class IngestOperations(StoreBase):
             "size": entry.blob.size,
             "internal_date": entry.item.internal_date or now,
         }
+        from gateway.ingest_worker import TEXT_COLUMNS
+
         return row, {name: row.pop(name) for name in TEXT_COLUMNS}
 
 

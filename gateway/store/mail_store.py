@@ -24,12 +24,14 @@ from gateway.store.mailboxes import MailboxOperations
 from gateway.store.messages import MessageOperations
 from gateway.store.migrations import head_revision, upgrade_database
 from gateway.store.outbound import OutboundOperations
+from gateway.store.outbound_counts import OutboundCountOperations
 from gateway.store.search_data import SearchDataOperations
 from gateway.store.search_index import SearchIndexOperations
 from gateway.store.secrets_box import SecretBox, load_or_create_key
 from gateway.store.source_sync import SourceSyncOperations
 from gateway.store.sources import SourceOperations
 from gateway.store.sync_state import SyncStateOperations
+from gateway.store.user_admin import UserAdminOperations
 from gateway.store.users import UserOperations
 
 log = logging.getLogger("gateway.store")
@@ -37,8 +39,10 @@ log = logging.getLogger("gateway.store")
 
 class MailStore(
     UserOperations,
+    UserAdminOperations,
     IdentityOperations,
     OutboundOperations,
+    OutboundCountOperations,
     SourceOperations,
     MailboxOperations,
     IngestOperations,

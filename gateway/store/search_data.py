@@ -14,18 +14,16 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from datetime import datetime
 from operator import itemgetter
-from typing import BinaryIO, Literal, NamedTuple, get_args
+from typing import TYPE_CHECKING, BinaryIO, Literal, NamedTuple, get_args
 
 from sqlalchemy import FromClause, select
 
-from gateway.ingest_worker import TEXT_COLUMNS, storable_text
-from gateway.mime import parts_from_json
-from gateway.mime.header_fields import split_header_fields
-from gateway.mime.part_data import PartData
-from gateway.mime.text_decode import TextCollector
 from gateway.store.base import StoreBase, chunked_ids
 from gateway.store.errors import NotFoundError
 from gateway.store.tables import MESSAGE_TEXTS, MESSAGES
+
+if TYPE_CHECKING:
+    from gateway.mime.part_data import PartData
 
 SearchField = Literal[
     "size",
@@ -41,7 +39,7 @@ SearchField = Literal[
     "body_text_truncated",
 ]
 SEARCH_FIELDS: tuple[SearchField, ...] = get_args(SearchField)
-_TEXT_FIELDS = frozenset(TEXT_COLUMNS)
+_TEXT_FIELDS = frozenset(name for name in SEARCH_FIELDS if name in MESSAGE_TEXTS.c)
 _COLUMNS = {
     name: (MESSAGE_TEXTS if name in _TEXT_FIELDS else MESSAGES).c[name] for name in SEARCH_FIELDS
 }
@@ -120,6 +118,11 @@ class SearchDataOperations(StoreBase):
         boundaries come from the stored part offsets; the decoding (transfer encoding,
         charset) is the one ingest used for body_text, without its cap.
         """
+        # Not imported with the store: most `gateway` commands never decode a message.
+        from gateway.ingest_worker import storable_text
+        from gateway.mime import parts_from_json
+        from gateway.mime.text_decode import TextCollector
+
         with self.database.read() as session:
             row = session.execute(
                 select(MESSAGES.c.blob_hash, MESSAGES.c.parts_json).where(
@@ -182,6 +185,9 @@ def _whole_lines(blob: BinaryIO, size: int) -> Iterator[bytes]:
 
 def _part_data(header: bytes, *, in_multipart: bool) -> PartData:
     """Content-* fields of a part, ignored (RFC 2045 §4) unless the part is MIME."""
+    from gateway.mime.header_fields import split_header_fields
+    from gateway.mime.part_data import PartData
+
     fields = split_header_fields(header.rstrip(b"\r\n"))
     is_mime = in_multipart or any(
         name.lower() in (b"mime-version", b"content-type") for name, _ in fields

@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, exists, func, select, update
 
-from gateway.ingest_worker import search_text_of
 from gateway.store.base import POOL_MIN_BATCH, StoreBase, log
 from gateway.store.tables import MESSAGE_TEXTS, MESSAGES
 
@@ -112,6 +111,8 @@ class SearchIndexOperations(StoreBase):
         return values
 
     def _decode(self, paths: list[Path]) -> list[tuple[str, bool] | str] | None:
+        from gateway.ingest_worker import search_text_of  # not at import: see store/ingest.py
+
         pool = self._analysis_pool() if len(paths) >= POOL_MIN_BATCH else None
         if pool is None:
             return [search_text_of(path) for path in paths]

@@ -123,6 +123,10 @@ class SourceInfo:
     removals_not_propagated: int = 0
     # The owner's name, so a log line can say `user/source` (`label`).
     user_name: str = ""
+    # Changes whenever the password is set (a digest of its ciphertext, which Fernet makes
+    # new at every encryption) and tells nothing about it: what a push watcher waiting out a
+    # refused login compares to reconnect at once after `source passwd`.
+    credentials_tag: str = ""
 
     @property
     def label(self) -> str:

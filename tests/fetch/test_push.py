@@ -34,7 +34,13 @@ FAST = PushTiming(
 )
 # Dovecot re-reads its passwd-file by mtime (1 s resolution): every account this module logs
 # in with is added before the first login.
-USERS = [("watch", "pw-watch"), ("renew", "pw-renew"), ("kick", "pw-kick"), ("wired", "pw-w")]
+USERS = [
+    ("watch", "pw-watch"),
+    ("renew", "pw-renew"),
+    ("kick", "pw-kick"),
+    ("wired", "pw-w"),
+    ("mistyped", "pw-right"),
+]
 
 
 class ActivityLog:
@@ -169,6 +175,44 @@ def test_mail_appended_at_the_source_reaches_the_gateway_within_seconds(
     print(f"\nAPPEND at the source to stored in the gateway: {seconds:.2f}s")
     [(content, _keywords)] = inbox_contents(sqlite_store)
     assert content == MESSAGE
+
+
+@pytest.mark.slow  # Dovecot's auth penalty delays each failed login by seconds
+def test_new_password_ends_the_long_wait_after_a_refused_login_at_once(
+    sqlite_store: MailStore,
+    dovecot_module: DovecotServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As `gateway serve` runs it (production timing: 30 minutes after a refused login): a
+    new password (`source passwd`, `source edit`, the admin API all call set_source_secret)
+    reconnects the watcher within seconds, through the sources revision the scheduler reads."""
+    caplog.set_level(logging.INFO, logger="gateway.fetch")
+    source = imap_source(sqlite_store, dovecot_module, "mistyped", "pw-wrong")
+    settings = make_settings(tmp_path / "unused", fetch_concurrency=2, fetch_rescan_seconds=600)
+
+    async def scenario() -> float:
+        scheduler = await start_fetching(sqlite_store, settings)
+        assert scheduler is not None
+        try:
+            await wait_until(lambda: "retry_seconds=1800.0" in caplog.text, timeout=20)
+            watchers = scheduler.watchers
+            assert isinstance(watchers, PushWatchers)
+            assert not watchers.is_idling(source.id)
+            changed = time.monotonic()
+            await asyncio.to_thread(
+                sqlite_store.set_source_secret, source_id=source.id, secret="pw-right"
+            )
+            await wait_until(lambda: watchers.is_idling(source.id), timeout=15)
+            return time.monotonic() - changed
+        finally:
+            await scheduler.stop()
+
+    seconds = asyncio.run(scenario())
+    print(f"\nnew source password to push watching again: {seconds:.2f}s")
+    # The revision is read every second and Dovecot delays a login after failed ones.
+    assert seconds < 8
+    assert "pw-right" not in caplog.text and "pw-wrong" not in caplog.text
 
 
 def test_sync_sources_watches_only_enabled_imap_sources_with_push(

@@ -328,7 +328,7 @@ def test_a_message_whose_analysis_fails_leaves_no_row_and_no_temp_file(
     def broken_finish(self: object) -> object:
         raise RuntimeError("analysis bug")
 
-    monkeypatch.setattr("gateway.store.ingest.MessageAnalyzer.finish", broken_finish)
+    monkeypatch.setattr("gateway.mime.MessageAnalyzer.finish", broken_finish)
     with pytest.raises(RuntimeError, match="analysis bug"):
         store.append_message(mailbox_id=inbox, content=MESSAGE)
     assert store.list_entries(mailbox_id=inbox) == []

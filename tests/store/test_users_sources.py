@@ -167,3 +167,14 @@ def test_login_cache_skips_argon2_but_never_a_wrong_or_changed_password(store: M
     store.set_user_password(name="carol", password="second-pw")
     assert store.authenticate_user(name="carol", password="first-pw") is None
     assert store.authenticate_user(name="carol", password="second-pw") is not None
+
+
+def test_a_malformed_secret_key_is_refused_when_the_store_opens(tmp_path: object) -> None:
+    """cryptography is imported at first use, yet a bad GATEWAY_SECRET_KEY still stops the
+    gateway at start-up, not at the first sync; a rotation list is checked key by key."""
+    good = Fernet.generate_key().decode()
+    for bad in ("not-a-key", good[:-4], f"{good},tooshort"):
+        with pytest.raises(ValueError, match="32 url-safe base64"):
+            SecretBox(bad)
+    box = SecretBox(f"{Fernet.generate_key().decode()},{good}")
+    assert box.decrypt(SecretBox(good).encrypt("pw")) == "pw"

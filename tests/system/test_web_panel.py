@@ -163,7 +163,7 @@ def test_panel_end_to_end(browser: Browser, dovecot: DovecotServer, tmp_path: Pa
         nav.get_by_role("link", name="Identities").click()
         page.get_by_label("Address").fill("tester@example.com")
         page.get_by_role("button", name="Add").click()
-        expect(page.get_by_text("tester@example.com")).to_be_visible()
+        expect(page.get_by_text("tester@example.com", exact=True)).to_be_visible()
         nav.get_by_role("link", name="API tokens").click()
         page.get_by_label("Token name").fill("backup")
         page.get_by_role("button", name="Add").click()

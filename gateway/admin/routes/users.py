@@ -12,6 +12,7 @@ from gateway.admin.routes.auth import user_public
 from gateway.admin.schemas import UserCreate, UserPublic, UserUpdate
 from gateway.store import AlreadyExistsError, NotFoundError, UserInfo
 from gateway.store.mail_store import MailStore
+from gateway.store.user_admin import LastAdministratorError
 
 log = logging.getLogger("gateway.admin")
 router = APIRouter(prefix="/api/users", tags=["users"])
@@ -46,15 +47,32 @@ def create_user(body: UserCreate, admin: AdminUser, store: StoreDep) -> UserPubl
     return user_public(user)
 
 
-@router.patch("/{user_id}", responses=NOT_FOUND)
+@router.patch(
+    "/{user_id}",
+    responses={**NOT_FOUND, 409: {"description": "Would leave no administrator"}},
+)
 def update_user(
     user_id: ResourceId, body: UserUpdate, admin: AdminUser, store: StoreDep
 ) -> UserPublic:
-    """Set a user's password; their browser sessions end."""
+    """Reset a user's password (their sessions end and their API tokens are revoked: whoever
+    had the old password is out) and grant or take away administration (the last
+    administrator keeps it)."""
     user = _user(store, user_id)
-    store.set_user_password(name=user.name, password=body.password.get_secret_value())
-    store.delete_user_admin_sessions(user_id=user.id)
-    log.info("event=admin_user_password_set by=%d user_id=%d", admin.id, user.id)
+    if body.is_admin is not None and body.is_admin != user.is_admin:
+        try:
+            user = store.set_user_admin(user_id=user.id, is_admin=body.is_admin)
+        except LastAdministratorError as error:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+        log.info(
+            "event=admin_user_admin_set by=%d user_id=%d is_admin=%s",
+            admin.id,
+            user.id,
+            user.is_admin,
+        )
+    if body.password is not None:
+        store.set_user_password(name=user.name, password=body.password.get_secret_value())
+        store.revoke_user_credentials(user_id=user.id)
+        log.info("event=admin_user_password_set by=%d user_id=%d", admin.id, user.id)
     return user_public(user)
 
 

@@ -52,7 +52,22 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* Whether the chart renders its own Secret: for any secret value given inline. */}}
 {{- define "gateway.ownsSecret" -}}
 {{- $v := .Values }}
-{{- if or (include "gateway.inlineKeys" .) (and $v.database.url (not $v.database.existingSecret)) (and $v.objectStorage.accessKeyId (not $v.objectStorage.existingSecret)) }}true{{- end }}
+{{- if or (include "gateway.inlineKeys" .) (and $v.database.url (not $v.database.existingSecret)) (and $v.objectStorage.accessKeyId (not $v.objectStorage.existingSecret)) (include "gateway.inlineMetricsToken" .) }}true{{- end }}
+{{- end }}
+
+{{- define "gateway.inlineMetricsToken" -}}
+{{- if and .Values.serviceMonitor.token (not .Values.serviceMonitor.tokenExistingSecret) }}true{{- end }}
+{{- end }}
+
+{{/* The Secret and key holding the /metrics token; empty when there is none. */}}
+{{- define "gateway.metricsTokenSecret" -}}
+{{- if .Values.serviceMonitor.tokenExistingSecret }}{{ .Values.serviceMonitor.tokenExistingSecret }}
+{{- else if .Values.serviceMonitor.token }}{{ include "gateway.fullname" . }}{{- end }}
+{{- end }}
+
+{{- define "gateway.metricsTokenKey" -}}
+{{- if .Values.serviceMonitor.tokenExistingSecret }}{{ .Values.serviceMonitor.tokenExistingSecretKey }}
+{{- else }}metrics-token{{- end }}
 {{- end }}
 
 {{- define "gateway.inlineKeys" -}}
