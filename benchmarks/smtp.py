@@ -359,6 +359,7 @@ class Figures:
     p95_ms: float
     delivered_per_s: float
     peak_rss_mb: float
+    load_average: float
 
 
 def measure(
@@ -371,6 +372,7 @@ def measure(
     peak: Callable[[], int],
 ) -> Figures:
     before = sink.messages()
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     result = asyncio.run(send_all(port, messages, sessions, auth))
     deadline = time.monotonic() + DELIVERY_TIMEOUT
@@ -388,6 +390,8 @@ def measure(
         p95_ms=latencies[int(len(latencies) * 0.95) - 1] * 1000,
         delivered_per_s=len(messages) / (delivered_at - started),
         peak_rss_mb=peak() / 1024,
+        # The 1-minute load average, mean of before and after: the machine is shared.
+        load_average=(load_before + os.getloadavg()[0]) / 2,
     )
 
 
@@ -452,12 +456,20 @@ def main() -> None:
         print(json.dumps([f.__dict__ for f in figures], indent=2))
         return
     print(f"{args.count} messages, {total / 1e6:.0f} MB, {args.sessions} sessions")
-    print("| server | accepted msg/s | p50 ms | p95 ms | delivered msg/s | peak RSS MB |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print(
+        "| server | accepted msg/s | p50 ms | p95 ms | delivered msg/s | peak RSS MB | load avg |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for f in figures:
         print(
             f"| {f.server} | {f.accepted_per_s:.0f} | {f.p50_ms:.1f} | {f.p95_ms:.1f} | "
-            f"{f.delivered_per_s:.0f} | {f.peak_rss_mb:.0f} |"
+            f"{f.delivered_per_s:.0f} | {f.peak_rss_mb:.0f} | {f.load_average:.1f} |"
+        )
+    if len(figures) == 2:
+        postfix, gateway = figures
+        print(
+            f"gateway / Postfix: accepted {gateway.accepted_per_s / postfix.accepted_per_s:.2f}x, "
+            f"delivered {gateway.delivered_per_s / postfix.delivered_per_s:.2f}x"
         )
 
 

@@ -77,6 +77,13 @@ def write_and_analyze(job: tuple[Path, bytes, bool]) -> tuple[Path, str, Message
     return tmp_path, digest, message_columns(analysis, search_text=search_text)
 
 
+def analyze_stored(job: tuple[Path, bool]) -> MessageColumns:
+    """The columns of a message whose blob is already stored (read here, not sent over)."""
+    path, search_text = job
+    analysis = analyze_message(path.read_bytes(), search_text=search_text)
+    return message_columns(analysis, search_text=search_text)
+
+
 def search_text_of(path: Path) -> tuple[str, bool] | str:
     """(body_text, body_text_truncated) of a stored message, for the search indexer, or why
     it could not be read. Never raises: one bad message must not stop the indexing of others."""

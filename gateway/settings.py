@@ -178,6 +178,18 @@ class Settings(BaseSettings):
         description="How long a claimed message belongs to one relay worker; after a crash "
         "another worker (or replica) takes it over once this has passed.",
     )
+    smtp_connections_per_address: int = Field(
+        default=50,
+        gt=0,
+        description="Open SMTP submission connections allowed from one IP address (Postfix's "
+        "smtpd_client_connection_count_limit is 50 too); more get 421 4.7.0.",
+    )
+    outbound_retention_seconds: float = Field(
+        default=7 * 86400.0,
+        gt=0,
+        description="How long relayed, bounced and dropped messages stay in the outbound queue "
+        "(for `gateway queue list` and the panel) before the relay worker deletes them.",
+    )
     smtp_queue_poll_seconds: float = Field(
         default=5.0,
         gt=0,

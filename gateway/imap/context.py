@@ -11,8 +11,8 @@ from functools import partial
 from typing import Any, TypeVar
 
 from gateway.auth_throttle import AuthThrottle
+from gateway.connection_limits import ConnectionLimits
 from gateway.imap.change_hub import ChangeHub
-from gateway.imap.limits import ConnectionLimits
 from gateway.imap.recent import RecentTracker
 from gateway.imap.search_limits import SearchSlots
 from gateway.imap.snapshot_cache import SnapshotCache

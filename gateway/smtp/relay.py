@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import aiosmtplib
 
+from gateway.smtp.relay_pool import RelayConnections, quit_session, session_key
 from gateway.store.views import RelayTarget
 
 
@@ -62,15 +63,8 @@ def _mail_options(sender: str, recipients: Sequence[str], content: bytes) -> lis
 _quitting: dict[aiosmtplib.SMTP, asyncio.Task[None]] = {}
 
 
-async def _quit(client: aiosmtplib.SMTP) -> None:
-    try:
-        await client.quit()
-    except (aiosmtplib.SMTPException, OSError, TimeoutError):
-        client.close()
-
-
 def _quit_later(client: aiosmtplib.SMTP) -> None:
-    task = asyncio.create_task(_quit(client))
+    task = asyncio.create_task(quit_session(client))
     _quitting[client] = task  # a reference, so the task is not collected mid-way
     task.add_done_callback(lambda _: _quitting.pop(client, None))
 
@@ -87,15 +81,19 @@ async def relay_message(
     content: bytes,
     local_hostname: str,
     timeout: float,
+    connections: RelayConnections | None = None,
 ) -> RelayOutcome:
-    """One SMTP transaction at the identity's relay; raises RelayError."""
+    """One SMTP transaction at the identity's relay, in a session from `connections` when
+    one is open, else in a new one (left there afterwards); raises RelayError."""
     options = target.options
     if target.security == "none" and not options.get("allow_plaintext"):
         raise RelayError(
             "plaintext relay refused: set the identity's relay option allow_plaintext",
             permanent=True,
         )
-    client = aiosmtplib.SMTP(
+    key = session_key(target, local_hostname)
+    reused = await connections.take(key) if connections is not None else None
+    client = reused or aiosmtplib.SMTP(
         hostname=target.host,
         port=target.port,
         local_hostname=local_hostname,
@@ -104,10 +102,12 @@ async def relay_message(
         start_tls=target.security == "starttls",
         tls_context=relay_tls_context(options) if target.security != "none" else None,
     )
+    handed_off = False
     try:
-        await client.connect()
-        if target.username:
-            await client.login(target.username, target.secret)
+        if reused is None:
+            await client.connect()
+            if target.username:
+                await client.login(target.username, target.secret)
         refused, reply = await client.sendmail(
             sender,
             list(recipients),
@@ -116,7 +116,11 @@ async def relay_message(
         )
         # The message has left: the caller records that before anything else happens (the
         # duplicate-send window, worker.py), so QUIT goes on in the background.
-        _quit_later(client)
+        if connections is not None:
+            connections.give_back(key, client)
+        else:
+            _quit_later(client)
+        handed_off = True
     except aiosmtplib.SMTPRecipientsRefused as error:
         temporary = {
             r.recipient: _reply(r.code, r.message) for r in error.recipients if r.code < 500
@@ -131,8 +135,11 @@ async def relay_message(
         # Connection refused or lost, TLS failures (ssl.SSLError is an OSError), timeouts.
         raise RelayError(f"{type(error).__name__}: {error}", permanent=False) from None
     finally:
-        if client.is_connected and client not in _quitting:
-            await _quit(client)
+        if not handed_off:
+            if connections is not None:
+                connections.forget(client)
+            if client.is_connected:
+                await quit_session(client)
     temporary = {r: _reply(*answer) for r, answer in refused.items() if answer[0] < 500}
     permanent = {r: _reply(*answer) for r, answer in refused.items() if answer[0] >= 500}
     delivered = tuple(r for r in recipients if r not in refused)

@@ -25,3 +25,5 @@ IDENTITY_GONE = "451 4.3.0 Sender identity changed; try again"
 QUEUED = "250 2.0.0 Queued as {queue_id}"
 QUEUE_FAILED = "451 4.3.0 Could not queue the message; try again later"
 TOO_LARGE = "552 5.3.4 Message too big"
+# RFC 5321 §3.8 lets a server refuse a session with 421 and close it; 4.7.0: policy.
+TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections from your address"

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from gateway.auth_throttle import AuthThrottle, policy_from_settings
+from gateway.connection_limits import ConnectionLimits
 from gateway.settings import Settings
 from gateway.smtp.auth_guard import SubmissionAuthGuard
 from gateway.smtp.batching import GroupCommit
@@ -26,6 +27,9 @@ log = logging.getLogger("gateway.smtp")
 
 # A session with no command for this long is closed (RFC 5321 §4.5.3.2.7 suggests 5 min).
 SESSION_TIMEOUT_SECONDS = 300
+# Longest a freshly queued message waits for its file before the relay worker looks anyway
+# (only after a crash: otherwise its session releases it within milliseconds).
+MAX_HOLD_SECONDS = 30.0
 
 
 def utc_now() -> datetime:
@@ -54,10 +58,13 @@ class SmtpService:
         self._executor = ThreadPoolExecutor(
             max_workers=settings.io_threads, thread_name_prefix="smtp-io"
         )
-        # Every queue write goes through one thread: on SQLite, writers from several
-        # threads wait for each other in SQLite's busy handler, which sleeps up to 100 ms
-        # at a time; in one thread they queue here and follow each other at once.
+        # The queue's own writes (intake, claims, deferrals) follow each other in one thread.
+        # The relay's records and the Sent copies, which need no fsync, take the store's
+        # writer lock from the I/O threads instead, so they never queue ahead of an intake
+        # commit in here.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-queue")
+        # Both listeners count against one limit per address, as IMAP's two do.
+        self._limits = ConnectionLimits()
         self.worker: RelayWorker | None = None
         self._intake: GroupCommit[OutboundSubmission, int] | None = None
         self._handler: SubmissionHandler | None = None
@@ -84,23 +91,28 @@ class SmtpService:
             retry_ceiling=settings.smtp_retry_max_seconds,
             poll_seconds=settings.smtp_queue_poll_seconds,
             clock=self._clock,
+            retention=timedelta(seconds=settings.outbound_retention_seconds),
             relay=self._relay,
         )
         lifetime = timedelta(seconds=settings.smtp_queue_lifetime_seconds)
         # Accepted messages are made durable together: one blob sync, one commit per batch.
+        # A message's row is written while its file is synced, held until the file is in
+        # place; after a crash, held rows become due when the hold ends.
+        hold = timedelta(seconds=min(settings.smtp_relay_lease_seconds, MAX_HOLD_SECONDS))
         self._intake = GroupCommit(
             lambda items: self.store.queue_outbound_messages(
-                items=items, now=self._clock(), lifetime=lifetime
+                items=items, now=self._clock(), lifetime=lifetime, hold=hold
             ),
             self._writer,
-            after_flush=self.worker.wake,
         )
+
         self._handler = SubmissionHandler(
             self.store,
             self._intake,
             SubmissionAuthGuard(AuthThrottle(self.store, policy_from_settings(settings))),
             self._executor,
             clock=self._clock,
+            accepted=self.worker.accepted,
         )
         if submission_port is not None:
             await self._listen("submission", submission_port, implicit_tls=False)
@@ -122,6 +134,8 @@ class SmtpService:
     def _new_protocol(self, *, implicit_tls: bool, allow_plaintext: bool) -> SubmissionProtocol:
         return SubmissionProtocol(
             self._handler,
+            limits=self._limits,
+            connections_per_address=self.settings.smtp_connections_per_address,
             hostname=self.hostname,
             ident="mail-gateway",
             data_size_limit=self.settings.max_message_size,

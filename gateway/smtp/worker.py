@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from datetime import datetime, timedelta
@@ -24,12 +25,23 @@ from gateway.smtp.batching import GroupCommit
 from gateway.smtp.bounce import build_bounce
 from gateway.smtp.headers import strip_bcc
 from gateway.smtp.relay import RelayError, RelayOutcome, relay_message
+from gateway.smtp.relay_pool import RelayConnections
 from gateway.smtp.source_sent import append_to_source_sent
 from gateway.store import MailStore, NotFoundError
 from gateway.store.outbound import RELAYED
 from gateway.store.views import OutboundInfo, RelayTarget
 
 log = logging.getLogger("gateway.smtp")
+
+# Finished messages are deleted in batches of this many, one transaction each, every hour.
+PRUNE_BATCH = 1000
+# A queued message whose file is missing this long after its row was written was never
+# acknowledged (RFC 5321 §4.5.3.2.6: a client waits 10 minutes at most for the 250).
+UNACKNOWLEDGED_AFTER = timedelta(minutes=15)
+MISSING_FILE_RETRY = timedelta(seconds=10)
+# Bounds the IN list of one claim; the rest of the ready ids wait for the next.
+MAX_READY_PER_CLAIM = 500
+PRUNE_INTERVAL_SECONDS = 3600.0
 
 
 class Relay(Protocol):
@@ -42,6 +54,7 @@ class Relay(Protocol):
         content: bytes,
         local_hostname: str,
         timeout: float,
+        connections: RelayConnections,
     ) -> Awaitable[RelayOutcome]: ...
 
 
@@ -65,6 +78,7 @@ class RelayWorker:
         retry_ceiling: float,
         poll_seconds: float,
         clock: Callable[[], datetime],
+        retention: timedelta = timedelta(days=7),
         relay: Relay = relay_message,
     ) -> None:
         self._store = store
@@ -79,10 +93,17 @@ class RelayWorker:
         self._poll_seconds = poll_seconds
         self._clock = clock
         self._relay = relay
+        self._retention = retention
+        # Sessions to the relays stay open between messages (relay_pool.py).
+        self._connections = RelayConnections()
+        self._next_prune = 0.0  # monotonic time; the first pass prunes
         # Unique per process: a claim names its holder, so a late finisher cannot overwrite
         # the work of a worker that took the message over after the lease ran out.
         self.owner = f"relay-{secrets.token_hex(6)}"
         self._wake = asyncio.Event()
+        # Accepted messages still held in the queue (`queue_outbound_messages`): claimed by
+        # id. Lost in a crash, they become due when the hold ends.
+        self._ready: set[int] = set()
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._relaying: dict[int, asyncio.Task[None]] = {}
@@ -91,11 +112,12 @@ class RelayWorker:
         # under load one transaction serves every message relayed meanwhile.
         self._records: GroupCommit[tuple[int, str], bool] = GroupCommit(
             lambda relayed: self._store.record_outbound_relayed(relayed=relayed, owner=self.owner),
-            writer,
+            executor,
         )
-        # Batches of copies are analysed by the store's worker processes (8 or more) and
-        # synced together, like any bulk ingest.
-        self._copies: GroupCommit[int, None] = GroupCommit(self._file_sent_copies, writer)
+        # Batches of copies are analysed by the store's worker processes (8 or more), then
+        # committed in one transaction. Not in the writer thread: the analysis would hold up
+        # the intake's commits; the store's writer lock orders the transactions themselves.
+        self._copies: GroupCommit[int, None] = GroupCommit(self._file_sent_copies, executor)
 
     def _file_sent_copies(self, outbound_ids: Sequence[int]) -> list[None]:
         self._store.file_sent_copies(outbound_ids=outbound_ids, now=self._clock())
@@ -103,6 +125,11 @@ class RelayWorker:
 
     def wake(self) -> None:
         """New mail is queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    def accepted(self, queue_id: int) -> None:
+        """A message was acknowledged to its client: its file is in place, its hold over."""
+        self._ready.add(queue_id)
         self._wake.set()
 
     def start(self) -> None:
@@ -117,6 +144,7 @@ class RelayWorker:
         for task in [*self._in_flight, *self._copying]:
             task.cancel()
         await asyncio.gather(*self._in_flight, *self._copying, return_exceptions=True)
+        await self._connections.close()
 
     async def run_once(self, limit: int = 1000) -> int:
         """Claim every due message (up to `limit`) and process them, copies filed; for tests
@@ -126,9 +154,39 @@ class RelayWorker:
         await asyncio.gather(*self._copying)
         return len(claims)
 
+    async def prune_finished(self) -> int:
+        """Delete messages finished longer ago than the retention period, and their blobs
+        where nothing else needs them (`GATEWAY_OUTBOUND_RETENTION_SECONDS`)."""
+        finished_before = self._clock() - self._retention
+        pruned = 0
+        while True:
+            count: int = await self._write(
+                lambda: self._store.prune_outbound_messages(
+                    finished_before=finished_before, limit=PRUNE_BATCH
+                )
+            )
+            pruned += count
+            if count < PRUNE_BATCH:
+                break
+        if pruned:
+            log.info(
+                "event=queue_pruned messages=%d before=%s", pruned, finished_before.isoformat()
+            )
+        return pruned
+
+    async def _prune_when_due(self) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_INTERVAL_SECONDS
+        try:
+            await self.prune_finished()
+        except Exception:
+            log.exception("event=queue_prune_failed")
+
     async def _run(self) -> None:
         while True:
             self._wake.clear()
+            await self._prune_when_due()
             free = self._concurrency - len(self._in_flight)
             claimed = 0
             # Claim in batches (half the slots) while busy: each claim is a commit.
@@ -173,11 +231,18 @@ class RelayWorker:
 
     async def _claim(self, limit: int) -> list[OutboundInfo]:
         now = self._clock()
-        claims: list[OutboundInfo] = await self._write(
+        ready = sorted(self._ready)[:MAX_READY_PER_CLAIM]
+        # In an I/O thread, not the queue's writer thread: that one is kept for the intake's
+        # commits, which clients wait for (the store's writer lock orders the two).
+        claims: list[OutboundInfo] = await self._call(
             lambda: self._store.claim_outbound_messages(
-                owner=self.owner, now=now, limit=limit, lease=self._lease
+                owner=self.owner, now=now, limit=limit, lease=self._lease, ready=ready
             )
         )
+        claimed = {claim.id for claim in claims}
+        # Ids left out only for want of a slot stay; any other is not claimable (dropped,
+        # or taken by another replica after a restart) and is forgotten.
+        self._ready.difference_update(ready if len(claims) < limit else claimed)
         return claims
 
     async def process(self, claim: OutboundInfo) -> None:
@@ -206,9 +271,13 @@ class RelayWorker:
         target: RelayTarget = await self._call(
             lambda: self._store.read_relay_target(identity_id=identity_id)
         )
-        content: bytes = await self._call(
-            lambda: self._store.read_outbound_content(blob_hash=claim.blob_hash)
-        )
+        try:
+            content: bytes = await self._call(
+                lambda: self._store.read_outbound_content(blob_hash=claim.blob_hash)
+            )
+        except FileNotFoundError:
+            await self._file_missing(claim)
+            return
         try:
             outcome = await self._relay(
                 target,
@@ -217,6 +286,7 @@ class RelayWorker:
                 content=strip_bcc(content),
                 local_hostname=self._hostname,
                 timeout=self._timeout,
+                connections=self._connections,
             )
         except RelayError as error:
             await self._failed(
@@ -267,6 +337,32 @@ class RelayWorker:
             task = asyncio.create_task(self._file_copies_safely(claim, target))
             self._copying.add(task)
             task.add_done_callback(self._copying.discard)
+
+    async def _file_missing(self, claim: OutboundInfo) -> None:
+        """The message's file is not in place: its session is still syncing it (the row was
+        committed alongside, `submission.py`), or it never will be (a crash before the 250,
+        or the sync failed and the client was told to try again). Wait; after long enough
+        the message was certainly never acknowledged: drop it."""
+        now = self._clock()
+        if now - claim.created_at < UNACKNOWLEDGED_AFTER:
+            await self._write(
+                lambda: self._store.defer_outbound_message(
+                    outbound_id=claim.id,
+                    owner=self.owner,
+                    error="message file not in place yet",
+                    next_attempt_at=now + MISSING_FILE_RETRY,
+                )
+            )
+            return
+        await self._write(
+            lambda: self._store.finish_outbound_message(
+                outbound_id=claim.id,
+                state="dropped",
+                now=now,
+                error="message file missing: never acknowledged to the client",
+            )
+        )
+        log.warning("event=dropped_unacknowledged queue_id=%d", claim.id)
 
     async def _file_copies_safely(self, claim: OutboundInfo, target: RelayTarget) -> None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -66,6 +67,7 @@ class StoreBase:
         self.database = database
         self._ingest_workers = ingest_workers
         self._pool: ProcessPoolExecutor | None = None
+        self._warmed_pool: ProcessPoolExecutor | None = None  # the pool last started ahead
         self._pool_used_at = 0.0
         self._pool_lock = threading.Lock()
         self.blobs = blobs
@@ -112,23 +114,29 @@ class StoreBase:
         return True
 
     def warm_ingest_workers(self, messages: int) -> None:
-        """Start the worker processes now, without waiting for them, if `messages` are about
-        to arrive: a fetcher calls this before its metadata round trips, which then overlap
-        the workers' start-up instead of preceding it."""
+        """Start the worker processes in the background if `messages` are about to arrive;
+        returns at once. A fetcher calls this before its login or metadata round trips, which
+        then overlap the workers' start-up instead of waiting for it: starting the forkserver
+        and forking from it blocked the sync's thread for 0.2-0.5 s (py-spy, issue 17)."""
         if messages < WARM_WORKERS_AT:
             return
         pool = self._analysis_pool()
-        if pool is None:
+        if pool is None or self._warmed_pool is pool:
             return
+        self._warmed_pool = pool
+        threading.Thread(
+            target=self._start_workers, args=(pool,), name="ingest-warm", daemon=True
+        ).start()
+
+    def _start_workers(self, pool: ProcessPoolExecutor) -> None:
         from gateway.ingest_worker import worker_ready
 
-        try:
+        # A broken or shut-down pool is left alone here: the ingest that uses it next finds
+        # out on its own thread and starts a fresh one (shutting it down from this thread
+        # could fail that ingest's submit midway).
+        with contextlib.suppress(BrokenProcessPool, RuntimeError):
             for _ in range(self._ingest_workers):
                 pool.submit(worker_ready)
-        except BrokenProcessPool:
-            self._drop_broken_pool()  # a worker died while idle
-        except RuntimeError:
-            pass  # shut down meanwhile (the store is closing): nothing to warm
 
     def _drop_broken_pool(self) -> None:
         # A worker died (the OOM killer, an operator's kill): the next use starts a fresh pool.

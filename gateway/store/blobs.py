@@ -274,6 +274,23 @@ class BlobStore:
                 removed += 1
         return removed
 
+    def remove(self, digests: Iterable[str], *, grace_seconds: float) -> int:
+        """Delete these blobs, which no row refers to any more, unless written (or renewed by an
+        ingest of the same content) within the grace period; returns how many went. With an
+        object store the cache entry goes and the object is left to `collect_garbage`."""
+        cutoff = time.time() - grace_seconds
+        removed = 0
+        for digest in digests:
+            path = self._local_path(digest)
+            try:
+                if self._objects is None and path.stat().st_mtime >= cutoff:
+                    continue
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            removed += self._objects is None
+        return removed
+
     @staticmethod
     def _collect_objects(objects: ObjectStore, referenced: set[str], cutoff: float) -> int:
         """Delete unreferenced objects older than `cutoff`; every replica may run this at

@@ -34,11 +34,29 @@ class LoginThrottlePolicy:
             return 0.0
         return min(2.0 ** min(excess - 1, 30), self.max_delay_seconds)
 
-    def is_stale(self, row: LoginFailure, now: datetime) -> bool:
+    def is_stale(self, row: LoginFailure | LoginRecord, now: datetime) -> bool:
         return now - row.last_failure_at > timedelta(seconds=self.window_seconds)
 
 
+@dataclass(frozen=True)
+class LoginRecord:
+    """One row of the login table as read, detached from any session."""
+
+    failures: int
+    last_failure_at: datetime
+    blocked_until: datetime | None
+
+
 class LoginFailureOperations(StoreBase):
+    def read_login_records(self, *, keys: Sequence[str]) -> dict[str, LoginRecord]:
+        """The rows of `keys` that exist (failure counts and trust marks), in one read."""
+        with self.database.read() as session:
+            rows = session.exec(select(LoginFailure).where(col(LoginFailure.key).in_(keys)))
+            return {
+                row.key: LoginRecord(row.failures, row.last_failure_at, row.blocked_until)
+                for row in rows.all()
+            }
+
     def claim_login_attempt(
         self, *, keys: Sequence[str], now: datetime, policy: LoginThrottlePolicy
     ) -> float:

@@ -14,20 +14,26 @@ bounced (permanent failure / expiry) or dropped (by an operator).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, delete, insert, or_, update
 from sqlmodel import Session, col, select
 
+from gateway.ingest_worker import MessageColumns, analyze_stored
+from gateway.store.base import POOL_MIN_BATCH
+from gateway.store.blobs import PendingBlob
 from gateway.store.errors import InvalidOperationError, NotFoundError
-from gateway.store.ingest import IngestOperations, NewMessage
+from gateway.store.ingest import IngestOperations, NewMessage, _Prepared
 from gateway.store.models import Mailbox, MailboxEntry, Message, OutboundMessage
 from gateway.store.views import AppendResult, OutboundInfo, OutboundSubmission, StoredBlob
 
 QUEUED, RELAYED, SENT, BOUNCED, DROPPED = "queued", "relayed", "sent", "bounced", "dropped"
 PENDING_STATES = (QUEUED, RELAYED)
+FINISHED_STATES = (SENT, BOUNCED, DROPPED)
 STATES = (QUEUED, RELAYED, SENT, BOUNCED, DROPPED)
 
 
@@ -47,47 +53,82 @@ class OutboundOperations(IngestOperations):
             raise
         return StoredBlob(blob.close(), blob.size)
 
-    def queue_outbound_messages(
-        self, *, items: Sequence[OutboundSubmission], now: datetime, lifetime: timedelta
-    ) -> list[int]:
-        """Queue messages whose blobs are durable, in one transaction; their queue ids.
+    @staticmethod
+    def name_outbound_blob(*, content: bytes) -> StoredBlob:
+        """The name and size `write_outbound_blob` will store `content` under (the blob
+        store's content address), so that its row can be written while the file is."""
+        return StoredBlob(hashlib.sha256(content).hexdigest(), len(content))
 
-        Once this returned, the client may have its 250 (DESIGN invariant 1).
+    def queue_outbound_messages(
+        self,
+        *,
+        items: Sequence[OutboundSubmission],
+        now: datetime,
+        lifetime: timedelta,
+        hold: timedelta = timedelta(0),
+    ) -> list[int]:
+        """Queue messages in one transaction; their queue ids.
+
+        Once this returned and each blob is durable, the client may have its 250 (DESIGN
+        invariant 1). A message whose blob is still being synced is queued with a `hold`:
+        not due until the hold's end unless claimed by id as `ready` (its session tells
+        the relay worker after the 250). A row whose file is missing after a while was
+        never acknowledged (a crash before the 250): the relay worker drops it.
         """
         if not items:
             return []
         rows = [
-            OutboundMessage(
-                user_id=item.user_id,
-                identity_id=item.identity_id,
-                sender=item.sender,
-                recipients_json=json.dumps(list(item.recipients)),
-                blob_hash=item.blob.blob_hash,
-                size=item.blob.size,
-                message_id_header=item.message_id_header,
-                state=QUEUED,
-                next_attempt_at=now,
-                expires_at=now + lifetime,
-                created_at=now,
-            )
+            {
+                "user_id": item.user_id,
+                "identity_id": item.identity_id,
+                "sender": item.sender,
+                "recipients_json": json.dumps(list(item.recipients)),
+                "blob_hash": item.blob.blob_hash,
+                "size": item.blob.size,
+                "message_id_header": item.message_id_header,
+                "state": QUEUED,
+                "attempts": 0,
+                "next_attempt_at": now + hold,
+                "expires_at": now + lifetime,
+                "created_at": now,
+            }
             for item in items
         ]
+        # Core, not ORM objects: every client waiting for its 250 waits for this
+        # transaction, which holds the store's writer lock.
+        table = OutboundMessage.__table__  # type: ignore[attr-defined]
         with self.database.write() as session:
-            session.add_all(rows)
-            session.flush()
-            return [row.id for row in rows if row.id is not None]
+            return [
+                int(queue_id)
+                for queue_id in session.scalars(
+                    insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+                )
+            ]
 
     def claim_outbound_messages(
-        self, *, owner: str, now: datetime, limit: int, lease: timedelta
+        self,
+        *,
+        owner: str,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        ready: Sequence[int] = (),
     ) -> list[OutboundInfo]:
         """Take up to `limit` due messages for `owner` until `now + lease` (SKIP LOCKED: other
-        replicas' claims are passed over, never waited for)."""
-        with self.database.write() as session:
+        replicas' claims are passed over, never waited for); `ready` messages (just
+        acknowledged, their hold not over) count as due.
+
+        Not waited on the disk for: a claim lost to a power cut only means the message is
+        claimed again, and the queue's one writer thread need not sit through an fsync."""
+        with self.database.write(durable=False) as session:
             rows = session.exec(
                 select(OutboundMessage)
                 .where(
                     col(OutboundMessage.state).in_(PENDING_STATES),
-                    col(OutboundMessage.next_attempt_at) <= now,
+                    or_(
+                        col(OutboundMessage.next_attempt_at) <= now,
+                        col(OutboundMessage.id).in_(list(ready)),
+                    ),
                 )
                 .order_by(col(OutboundMessage.next_attempt_at), col(OutboundMessage.id))
                 .limit(limit)
@@ -112,19 +153,44 @@ class OutboundOperations(IngestOperations):
         """The upstream accepted these messages ((queue id, its reply) each): never relay
         them again. One transaction for all; per message False if `owner` no longer holds
         the claim (another replica took it over after the lease ran out). The claim's lease
-        stays: the holder files the Sent copies now, anyone may once it has run out."""
-        with self.database.write() as session:
-            return [
-                self._update_claimed(
-                    session,
-                    outbound_id,
-                    owner,
-                    state=RELAYED,
-                    upstream_reply=reply[:1000],
-                    last_error=None,
+        stays: the holder files the Sent copies now, anyone may once it has run out.
+
+        Committed without waiting for the disk: it survives a crash of this process (the
+        duplicate-send window, smtp/worker.py); the next durable commit (a queued message's,
+        milliseconds later under load) or SQLite's next checkpoint makes it durable against
+        a power cut too, as a WAL is flushed in order. A power cut before that can repeat
+        the relay, as a crash inside the window does.
+
+        Two statements for the whole batch (the claims still held, locked; one UPDATE run
+        for each of them): the store's writer lock, which a client's 250 may wait for, is
+        held that much shorter than with an UPDATE and its round trips per message."""
+        ids = [outbound_id for outbound_id, _ in relayed]
+        with self.database.write(durable=False) as session:
+            held = set(
+                session.exec(
+                    select(OutboundMessage.id)
+                    .where(
+                        col(OutboundMessage.id).in_(ids),
+                        col(OutboundMessage.lease_owner) == owner,
+                        col(OutboundMessage.state) == QUEUED,
+                    )
+                    .with_for_update()
                 )
+            )
+            rows = [
+                {"row_id": outbound_id, "reply": reply[:1000]}
                 for outbound_id, reply in relayed
+                if outbound_id in held
             ]
+            if rows:
+                table = OutboundMessage.__table__  # type: ignore[attr-defined]
+                session.execute(
+                    update(table)
+                    .where(table.c.id == bindparam("row_id"))
+                    .values(state=RELAYED, upstream_reply=bindparam("reply"), last_error=None),
+                    rows,
+                )
+            return [outbound_id in held for outbound_id in ids]
 
     def defer_outbound_message(
         self,
@@ -160,41 +226,73 @@ class OutboundOperations(IngestOperations):
             )
 
     def file_sent_copies(self, *, outbound_ids: Sequence[int], now: datetime) -> int:
-        """Append each relayed message to its user's Sent mailbox (\\Seen) and mark it sent;
-        returns how many copies were appended (one blob sync and one commit for all).
+        """Append each relayed message to its user's Sent mailbox (\\Seen) and mark it sent,
+        in one transaction; returns how many copies were appended.
 
-        Idempotent: a copy already there (a crash after the append, before the state
-        change) is not appended twice.
+        The copy is the queued blob itself (content-addressed: the same bytes, already
+        durable), so nothing is written or synced but the rows. Idempotent: a copy already
+        there (the same content in that Sent mailbox) is not appended twice.
         """
-        items: list[NewMessage] = []
         with self.database.read() as session:
             rows = session.exec(
                 select(OutboundMessage).where(col(OutboundMessage.id).in_(list(outbound_ids)))
             ).all()
             if len(rows) != len(set(outbound_ids)):
                 raise NotFoundError(f"no such outbound message among {list(outbound_ids)}")
-            for row in rows:
-                sent = self._sent_mailbox(session, row.user_id)
-                already = session.exec(
-                    select(MailboxEntry.id)
+            sent = {user: self._sent_mailbox(session, user) for user in {r.user_id for r in rows}}
+            filed = set(
+                session.exec(
+                    select(MailboxEntry.mailbox_id, Message.blob_hash)
                     .join(Message, col(Message.id) == col(MailboxEntry.message_id))
-                    .where(MailboxEntry.mailbox_id == sent, Message.blob_hash == row.blob_hash)
-                ).first()
-                if already is None:
-                    items.append(
-                        NewMessage(
-                            sent, self.blobs.read(row.blob_hash), ("\\Seen",), internal_date=now
-                        )
+                    .where(
+                        col(MailboxEntry.mailbox_id).in_(list(sent.values())),
+                        col(Message.blob_hash).in_({row.blob_hash for row in rows}),
                     )
-        if items:
-            self.append_messages(items=items, actor="smtp")
-        with self.database.write() as session:
+                ).all()
+            )
+        copies = {
+            (sent[row.user_id], row.blob_hash): row
+            for row in rows
+            if (sent[row.user_id], row.blob_hash) not in filed
+        }
+        columns = self._analyze_stored([row.blob_hash for row in copies.values()])
+        prepared = [
+            _Prepared(
+                NewMessage(mailbox_id, b"", ("\\Seen",), internal_date=now),
+                PendingBlob.written(self.blobs.path_for(digest), row.size, digest),
+                analysed,
+            )
+            for ((mailbox_id, digest), row), analysed in zip(copies.items(), columns, strict=True)
+        ]
+        changed: dict[int, tuple[int, int]] = {}
+        # Not waited on the disk for: the copy's content is durable already (the queued
+        # blob), and if a power cut loses these rows, it loses the `sent` state with them,
+        # so the message is still "relayed" and its copy is filed again.
+        with self.database.write(durable=False) as session:
+            if prepared:
+                _, changed = self._insert_all(session, prepared, "smtp")
             session.execute(
                 update(OutboundMessage)
                 .where(col(OutboundMessage.id).in_(list(outbound_ids)))
                 .values(state=SENT, finished_at=now, lease_owner=None)
             )
-        return len(items)
+        self._notify(changed, "smtp")
+        return len(prepared)
+
+    def _analyze_stored(self, digests: Sequence[str]) -> list[MessageColumns]:
+        """The message columns of stored blobs, in the worker processes for a batch.
+
+        The body text for SEARCH is left to the search indexer, as fetchers leave it: the
+        transaction that files the copies then writes small rows, and holds the store's
+        writer lock (which a client's 250 may be waiting for) that much shorter."""
+        jobs = [(self.blobs.path_for(digest), False) for digest in digests]
+        pool = self._analysis_pool() if len(jobs) >= POOL_MIN_BATCH else None
+        if pool is not None:
+            try:
+                return list(pool.map(analyze_stored, jobs))
+            except BrokenProcessPool:
+                self._drop_broken_pool()
+        return [analyze_stored(job) for job in jobs]
 
     def deliver_bounce(self, *, user_id: int, content: bytes, now: datetime) -> AppendResult:
         """Put a delivery status notification into the user's INBOX."""
@@ -271,6 +369,44 @@ class OutboundOperations(IngestOperations):
                     )
                 )
             )
+
+    def prune_outbound_messages(
+        self, *, finished_before: datetime, limit: int = 1000, blob_grace_seconds: float = 3600.0
+    ) -> int:
+        """Delete up to `limit` messages that were sent, bounced or dropped before
+        `finished_before`, and their blobs where no other row refers to them (a Sent copy
+        keeps its blob); returns how many messages were deleted."""
+        with self.database.write() as session:
+            doomed = session.exec(
+                select(OutboundMessage.id, OutboundMessage.blob_hash)
+                .where(
+                    col(OutboundMessage.state).in_(FINISHED_STATES),
+                    col(OutboundMessage.finished_at) < finished_before,
+                )
+                .order_by(col(OutboundMessage.id))
+                .limit(limit)
+            ).all()
+            if not doomed:
+                return 0
+            session.execute(
+                delete(OutboundMessage).where(
+                    col(OutboundMessage.id).in_([outbound_id for outbound_id, _ in doomed])
+                )
+            )
+            hashes = {blob_hash for _, blob_hash in doomed}
+            kept = set(
+                session.exec(
+                    select(OutboundMessage.blob_hash).where(
+                        col(OutboundMessage.blob_hash).in_(hashes)
+                    )
+                )
+            ) | set(
+                session.exec(select(Message.blob_hash).where(col(Message.blob_hash).in_(hashes)))
+            )
+        # After the commit: a crash in between leaves files for `collect_garbage`, never a
+        # row without its file.
+        self.blobs.remove(hashes - kept, grace_seconds=blob_grace_seconds)
+        return len(doomed)
 
     @staticmethod
     def _update_claimed(session: Session, outbound_id: int, owner: str, **values: object) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.store.views import OutboundSubmission
 from tests.smtp.clients import message_bytes, read_mailbox, submit
 from tests.support.smtp_peers import ADDRESS, FakeClock, SmtpGateway, UpstreamSmtp
 
@@ -102,3 +103,43 @@ def test_temporary_failures_are_retried_on_schedule_for_an_hour_of_fake_clock(
         status = report.get_payload()[1].get_payload()[1]
         assert status["Status"] == "4.4.7" and "Try again later" in status["Diagnostic-Code"]
         assert upstream.messages() == []
+
+
+def test_a_held_row_whose_file_never_came_is_dropped_unacknowledged(
+    tmp_path: Path, upstream: UpstreamSmtp
+) -> None:
+    start = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    clock = FakeClock(start)
+    with SmtpGateway(tmp_path / "data", allow_plaintext=False, clock=clock, relay=False) as gateway:
+        store = gateway.store
+        user_id = gateway.add_user()
+        identity = store.add_identity(user_id=user_id, address=ADDRESS, **upstream.relay_settings())
+        # What a crash leaves between the row's commit and the end of its file's sync (the
+        # two run side by side before the 250): a held row, and no file under its name.
+        named = store.name_outbound_blob(content=message_bytes(subject="never acknowledged"))
+        (queue_id,) = store.queue_outbound_messages(
+            items=[
+                OutboundSubmission(
+                    user_id=user_id,
+                    identity_id=identity.id,
+                    sender=ADDRESS,
+                    recipients=("bob@example.net",),
+                    blob=named,
+                    message_id_header="<held@example.org>",
+                )
+            ],
+            now=start,
+            lifetime=timedelta(days=5),
+            hold=timedelta(seconds=30),
+        )
+        assert gateway.run_worker_once() == 0  # held: not due
+        clock.now += timedelta(seconds=30)
+        assert gateway.run_worker_once() == 1
+        waiting = store.get_outbound_message(outbound_id=queue_id)
+        assert waiting.state == "queued" and waiting.last_error == "message file not in place yet"
+        clock.now = start + timedelta(minutes=16)
+        assert gateway.run_worker_once() == 1
+        dropped = store.get_outbound_message(outbound_id=queue_id)
+        assert dropped.state == "dropped" and "never acknowledged" in (dropped.last_error or "")
+        # Nothing left, and no bounce: the client was never told the message was taken.
+        assert upstream.messages() == [] and read_mailbox(gateway, "INBOX") == []

@@ -88,3 +88,60 @@ def test_parallel_attempts_in_one_process_are_counted_one_by_one(store: MailStor
     waits = asyncio.run(burst())
     # Two free failures, a third checked claiming the next slot; the rest refused.
     assert sum(wait == 0 for wait in waits) == 3
+
+
+def test_clean_logins_from_one_address_run_side_by_side_and_write_nothing(
+    store: MailStore,
+) -> None:
+    """Fifty clients of one user on one address (imaptest, a busy office NAT) must not queue
+    behind each other while nobody has failed: up to `free_failures` check at once, and a
+    success from an address the user already trusts leaves the store untouched."""
+    clock = Clock()
+    policy = LoginThrottlePolicy(free_failures=4, max_delay_seconds=8, window_seconds=600)
+    throttle = AuthThrottle(store, policy, clock=clock)
+    address, user = "198.51.100.7", "alice"
+    keys = ["address:" + address, "user:alice", f"trusted:alice|{address}"]
+
+    async def log_in(together: asyncio.Barrier, timeout: float = 5) -> float:
+        async with throttle.attempt(address=address, username=user, patience=5) as wait:
+            # Serialised attempts would never all reach the barrier: it times out then.
+            await asyncio.wait_for(together.wait(), timeout=timeout)
+            await throttle.record_success(address=address, username=user)
+            return wait
+
+    async def scenario() -> None:
+        assert await log_in(asyncio.Barrier(1)) == 0  # the first login marks the address trusted
+        before = store.read_login_records(keys=keys)
+        assert set(before) == {keys[2]}
+        clock.advance(60)
+        together = asyncio.Barrier(4)
+        assert await asyncio.gather(*(log_in(together) for _ in range(4))) == [0.0] * 4
+        # More clients than slots: they wait for a slot, not for a turn each.
+        assert await asyncio.gather(*(log_in(asyncio.Barrier(1)) for _ in range(12))) == [0.0] * 12
+        assert store.read_login_records(keys=keys) == before  # no clear, no trust rewrite
+
+        # One failure on record: attempts take turns again, so four cannot meet.
+        await throttle.record_failure(address=address, username="mallory")
+        with pytest.raises(TimeoutError):
+            await asyncio.gather(*(log_in(asyncio.Barrier(2), 0.5) for _ in range(2)))
+
+    asyncio.run(scenario())
+
+
+def test_a_burst_on_a_clean_address_gets_only_the_free_failures(store: MailStore) -> None:
+    """Checks let through side by side while nothing has failed are bounded by the free
+    failures, and attempts that take turns wait for their outcomes before reading the counts."""
+    throttle = AuthThrottle(store, POLICY, clock=Clock())
+
+    async def guess() -> float:
+        async with throttle.attempt(address="203.0.113.9", username="bob", patience=0.5) as wait:
+            if not wait:
+                await asyncio.sleep(0.05)  # both free guesses are still being checked
+                await throttle.record_failure(address="203.0.113.9", username="bob")
+            return wait
+
+    async def burst() -> list[float]:
+        return await asyncio.gather(*(guess() for _ in range(20)))
+
+    waits = asyncio.run(burst())
+    assert sum(wait == 0 for wait in waits) == 3  # as when every attempt takes its turn

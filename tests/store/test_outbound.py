@@ -15,8 +15,10 @@ NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=10)
 
 
-def _queue(store: MailStore, count: int, *, now: datetime = NOW) -> tuple[int, list[int]]:
-    user = store.create_user(name=f"u{count}", password="pw")
+def _queue(
+    store: MailStore, count: int, *, now: datetime = NOW, name: str = ""
+) -> tuple[int, list[int]]:
+    user = store.create_user(name=name or f"u{count}", password="pw")
     identity = store.add_identity(user_id=user.id, address="me@example.org")
     items = [
         OutboundSubmission(
@@ -187,3 +189,76 @@ def test_replicas_never_claim_the_same_message(backend_settings: Settings) -> No
     finally:
         for store in stores:
             store.close()
+
+
+def test_finished_messages_are_pruned_after_retention_with_unshared_blobs(
+    store: MailStore,
+) -> None:
+    user_id, (sent, bounced, dropped, young, pending) = _queue(store, 5)
+    blob = {m.id: m.blob_hash for m in store.list_outbound_messages()}
+    store.claim_outbound_messages(owner="a", now=NOW, limit=1, lease=LEASE)
+    store.record_outbound_relayed(relayed=[(sent, "250")], owner="a")
+    store.file_sent_copies(outbound_ids=[sent], now=NOW)
+    store.finish_outbound_message(outbound_id=bounced, state="bounced", now=NOW, error="550")
+    store.drop_outbound_message(outbound_id=dropped, now=NOW)
+    store.finish_outbound_message(outbound_id=young, state="bounced", now=NOW + timedelta(days=2))
+    cutoff = NOW + timedelta(days=1)
+    assert store.prune_outbound_messages(finished_before=cutoff, blob_grace_seconds=0) == 3
+    left = store.list_outbound_messages(states=("queued", "relayed", "sent", "bounced", "dropped"))
+    assert {m.id for m in left} == {young, pending}
+    for gone in (sent, bounced, dropped):
+        with pytest.raises(NotFoundError):
+            store.get_outbound_message(outbound_id=gone)
+    # The Sent copy still needs the sent message's blob; nothing needs the other two.
+    assert store.read_outbound_content(blob_hash=blob[sent]).endswith(b"body 0\r\n")
+    for gone in (bounced, dropped):
+        assert not store.blobs.path_for(blob[gone]).exists()
+    assert store.read_outbound_content(blob_hash=blob[pending])
+    assert store.prune_outbound_messages(finished_before=cutoff) == 0
+    sent_box = store.get_mailbox(user_id=user_id, name="Sent")
+    assert store.mailbox_status(mailbox_id=sent_box.id).messages == 1
+
+
+def test_pruning_keeps_a_blob_another_queued_message_shares(store: MailStore) -> None:
+    _, (first,) = _queue(store, 1)
+    _, (second,) = _queue(store, 1, name="other")  # the same bytes, queued by another user
+    digest = store.get_outbound_message(outbound_id=first).blob_hash
+    assert store.get_outbound_message(outbound_id=second).blob_hash == digest
+    store.drop_outbound_message(outbound_id=first, now=NOW)
+    assert store.prune_outbound_messages(finished_before=NOW + LEASE, blob_grace_seconds=0) == 1
+    assert store.blobs.path_for(digest).exists()
+    # A blob written within the grace period stays too (an ingest may be about to use it).
+    store.drop_outbound_message(outbound_id=second, now=NOW)
+    assert store.prune_outbound_messages(finished_before=NOW + LEASE) == 1
+    assert store.blobs.path_for(digest).exists()
+
+
+def test_held_messages_are_claimed_by_id_or_after_the_hold(store: MailStore) -> None:
+    user = store.create_user(name="held", password="pw")
+    identity = store.add_identity(user_id=user.id, address="me@example.org")
+    content = b"From: me@example.org\r\nSubject: held\r\n\r\nbody\r\n"
+    items = [
+        OutboundSubmission(
+            user_id=user.id,
+            identity_id=identity.id,
+            sender="me@example.org",
+            recipients=("a@example.net",),
+            blob=store.name_outbound_blob(content=content),
+            message_id_header=f"<held-{n}@example.org>",
+        )
+        for n in range(2)
+    ]
+    # The name is the one the blob store gives the file.
+    assert store.write_outbound_blob(content=content) == items[0].blob
+    first, second = store.queue_outbound_messages(
+        items=items, now=NOW, lifetime=timedelta(days=5), hold=timedelta(seconds=30)
+    )
+    assert store.claim_outbound_messages(owner="a", now=NOW, limit=10, lease=LEASE) == []
+    (claimed,) = store.claim_outbound_messages(
+        owner="a", now=NOW, limit=10, lease=LEASE, ready=[first]
+    )
+    assert claimed.id == first and claimed.attempts == 1
+    later = NOW + timedelta(seconds=30)
+    assert [
+        m.id for m in store.claim_outbound_messages(owner="b", now=later, limit=10, lease=LEASE)
+    ] == [second]

@@ -1,4 +1,5 @@
-"""Abuse limits: connections per address and sessions per user (logins: auth_throttle.py)."""
+"""Abuse limits shared by the IMAP and SMTP servers: connections per address, sessions per
+user (failed logins: auth_throttle.py)."""
 
 from __future__ import annotations
 
