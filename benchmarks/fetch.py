@@ -1,7 +1,18 @@
 """The gateway's initial sync against getmail6, fetchmail and mbsync: same Dovecot, same mail.
 
-    .venv/bin/python benchmarks/fetch.py [--count 10000] [--only pop3|imap] [--skip-peers]
-                                         [--push] [--idle-sources 1000] [--skip-sync]
+    .venv/bin/python benchmarks/fetch.py [--count 10000] [--corpus mixed|everyday]
+                                         [--only pop3|imap] [--skip-peers] [--peers mbsync]
+                                         [--repeat 3] [--push] [--idle-sources 1000]
+                                         [--skip-sync]
+
+--corpus everyday is shaped like an everyday mailbox (median ~5 KB, a long tail of
+attachments up to ~10 MB: benchmarks/everyday_corpus.py); the default is the mixed one below.
+`gateway sync` is timed as a user runs it, one process from start to exit on a fresh data
+directory; the search-text fill it leaves for later is then timed the same way (`gateway
+index`), and each row also gives the rate with it counted in. --repeat runs every tool again
+per round (ratios compare rows of one round); $GATEWAY_BENCH_BASELINE=/path/to/checkout adds
+a "baseline" row per protocol that runs that checkout's gateway, to measure a change against
+its base in the same run.
 
 The corpus of benchmarks/ingest.py (every 40th message malformed) is written once into a
 private Dovecot; every run gets its own account whose Maildir hard-links those files, so no tool
@@ -52,6 +63,8 @@ sys.path.insert(0, str(ROOT))
 
 from cryptography.fernet import Fernet  # noqa: E402
 
+from benchmarks.everyday_corpus import MALFORMED_EVERY as EVERYDAY_MALFORMED_EVERY  # noqa: E402
+from benchmarks.everyday_corpus import write_everyday_corpus  # noqa: E402
 from benchmarks.imap import BenchDovecot, percentile, start_gateway  # noqa: E402
 from benchmarks.imap_client import ImapClient, ImapError  # noqa: E402
 from benchmarks.ingest import MALFORMED_EVERY, write_corpus  # noqa: E402
@@ -316,8 +329,8 @@ class Prepared:
     # fetchmail warns. The gateway runs as root, as in the other benchmarks: the venv's
     # interpreter lives under /root here, which other users cannot reach.
     user: str | None = None
-    # Work the tool leaves for later, done and timed after its row (returns a note).
-    afterwards: Callable[[], str] | None = None
+    # Work the tool leaves for later (the search-text fill), done and timed after its row.
+    afterwards: Callable[[], Usage] | None = None
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -351,15 +364,23 @@ def gateway_inbox_count(store: MailStore, user: str) -> int:
     return store.mailbox_status(mailbox_id=inbox).messages
 
 
-def gateway_argv() -> list[str]:
-    """The `gateway` command, behind $GATEWAY_BENCH_WRAP when set (a profiler's argv prefix,
-    e.g. `py-spy record --subprocesses -o sync.svg --`)."""
+def gateway_argv(command: str) -> list[str]:
+    """`gateway COMMAND`, behind $GATEWAY_BENCH_WRAP when set (a profiler's argv prefix in
+    which `{command}` stands for COMMAND, e.g. `py-spy record --subprocesses -o {command}.svg
+    --`)."""
     script = Path(sys.executable).parent / "gateway"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "gateway"]
-    return [*shlex.split(os.environ.get("GATEWAY_BENCH_WRAP", "")), *command]
+    gateway = [str(script)] if script.exists() else [sys.executable, "-m", "gateway"]
+    wrap = os.environ.get("GATEWAY_BENCH_WRAP", "").replace("{command}", command)
+    return [*shlex.split(wrap), *gateway, command]
 
 
-def prepare_gateway(run: Run) -> Prepared:
+def prepare_baseline(run: Run) -> Prepared:
+    """`prepare_gateway` running the code of another checkout ($GATEWAY_BENCH_BASELINE, e.g.
+    /work/main): the same run measures the change against what it changes."""
+    return prepare_gateway(run, root=Path(os.environ["GATEWAY_BENCH_BASELINE"]))
+
+
+def prepare_gateway(run: Run, root: Path = ROOT) -> Prepared:
     """A fresh data directory with one user and one source; `gateway sync` in a child."""
     data_dir = run.directory / "data"
     secret_key = Fernet.generate_key().decode()
@@ -388,29 +409,18 @@ def prepare_gateway(run: Run) -> Prepared:
             store.close()
 
     env = child_env(
-        GATEWAY_DATA_DIR=str(data_dir), GATEWAY_SECRET_KEY=secret_key, PYTHONPATH=str(ROOT)
+        GATEWAY_DATA_DIR=str(data_dir), GATEWAY_SECRET_KEY=secret_key, PYTHONPATH=str(root)
     )
 
-    def index_search_text() -> str:
+    def index_search_text() -> Usage:
         # `gateway sync` stores fetched mail before decoding its body text for SEARCH;
-        # `gateway serve` does that in the background afterwards, with the same workers.
-        settings = gateway_settings(data_dir, secret_key).model_copy(update={"ingest_workers": 2})
-        store = open_store(settings)
-        try:
-            started = time.monotonic()
-            cpu_before = tree_cpu_seconds(os.getpid())
-            indexed = store.index_all_search_text()
-            seconds = time.monotonic() - started
-            # This process and its ingest workers, read before they exit.
-            cpu = tree_cpu_seconds(os.getpid()) - cpu_before
-        finally:
-            store.close()
-        return (
-            f"afterwards (gateway serve does it in the background): search text of "
-            f"{indexed} messages indexed in {seconds:.1f} s, {cpu:.1f} CPU s"
-        )
+        # `gateway serve` does that in the background afterwards, `gateway index` at once
+        # (what a cron setup runs after `gateway sync`): timed the same way, whole process.
+        directory = run.directory / "index"
+        directory.mkdir()
+        return run_measured(gateway_argv("index"), env, directory, None)
 
-    argv = [*gateway_argv(), "sync", "--user", GATEWAY_USER, "--source", "src"]
+    argv = [*gateway_argv("sync"), "--user", GATEWAY_USER, "--source", "src"]
     return Prepared(argv, env, count_stored, afterwards=index_search_text)
 
 
@@ -480,6 +490,7 @@ def prepare_mbsync(run: Run) -> Prepared:
 
 PREPARE: dict[str, Callable[[Run], Prepared]] = {
     "gateway": prepare_gateway,
+    "baseline": prepare_baseline,
     "getmail6": prepare_getmail,
     "fetchmail": prepare_fetchmail,
     "mbsync": prepare_mbsync,
@@ -501,7 +512,8 @@ class Result:
     stalled_seconds: float = 0.0  # a known hang of the tool, left out of msg/s (see note)
     engine_missing: bool = False  # `gateway sync` has no engine for this protocol yet
     note: str = ""
-    afterwards: str = ""
+    afterwards: Usage | None = None
+    round: int = 1
 
     @property
     def available(self) -> bool:
@@ -512,6 +524,13 @@ class Result:
         assert self.usage is not None and self.stored is not None
         return self.stored / (self.usage.seconds - self.stalled_seconds)
 
+    @property
+    def with_index_per_second(self) -> float:
+        """The rate with the search-text fill that follows the sync counted in."""
+        assert self.usage is not None and self.stored is not None
+        extra = self.afterwards.seconds if self.afterwards else 0.0
+        return self.stored / (self.usage.seconds - self.stalled_seconds + extra)
+
 
 @dataclass(frozen=True)
 class Context:
@@ -520,12 +539,20 @@ class Context:
     work: Path
 
 
-def run_tool(context: Context, tool: str, protocol: str, template: str, expected: int) -> Result:
-    result = Result(tool, protocol, expected)
-    if tool != "gateway" and shutil.which(BINARIES[tool]) is None:
+def run_tool(
+    context: Context,
+    tool: str,
+    protocol: str,
+    template: str,
+    expected: int,
+    *,
+    round_number: int = 1,
+) -> Result:
+    result = Result(tool, protocol, expected, round=round_number)
+    if tool in BINARIES and shutil.which(BINARIES[tool]) is None:
         result.note = f"not installed ({BINARIES[tool]} not on PATH)"
         return result
-    account = f"{tool}-{protocol}-{template}"
+    account = f"{tool}-{protocol}-{template}-{round_number}"
     directory = context.work / "runs" / account
     directory.mkdir(parents=True)
     context.accounts.clone(template, account)
@@ -548,9 +575,9 @@ def run_tool(context: Context, tool: str, protocol: str, template: str, expected
     result.stored = prepared.count_stored()
     if prepared.afterwards is not None:
         result.afterwards = prepared.afterwards()
-        log(f"{tool} {protocol}: {result.afterwards}")
+        log(f"{tool} {protocol}: search text indexed in {result.afterwards.seconds:.1f} s")
     tool_log = (directory / "tool.log").read_text(errors="replace")
-    if tool == "gateway" and ENGINE_MISSING in tool_log:
+    if tool in ("gateway", "baseline") and ENGINE_MISSING in tool_log:
         result.engine_missing = True
         result.note = f"engine not available (gateway sync logged {ENGINE_MISSING})"
     elif tool == "getmail6" and GETMAIL_RACE in tool_log:
@@ -590,37 +617,58 @@ def failure_note(exit_code: int, text: str, log_path: Path) -> str:
 
 def print_table(results: list[Result], sizes: list[int]) -> None:
     """One row per run; MB/s counts the corpus sizes of the messages stored (the first ones,
-    as every tool fetches in server order), so a run cut short is not credited the rest."""
+    as every tool fetches in server order), so a run cut short is not credited the rest.
+
+    Ratios compare rows of the same round: a peer's row gives gateway/peer for the sync alone
+    and with the gateway's search-text fill (`gateway index`) counted in; the gateway's POP3
+    row gives its rate against the gateway's own IMAP rate."""
     print(
-        f"{'tool':10} {'proto':5} {'stored/expected':>15} {'seconds':>8} {'msg/s':>7} "
-        f"{'MB/s':>6} {'RSS MB tree':>11} {'largest':>7} {'CPU s':>6} {'Dovecot CPU s':>13} "
-        f"{'others CPU s':>12}  gateway/peer"
+        f"{'round':5} {'tool':10} {'proto':5} {'stored/expected':>15} {'seconds':>8} "
+        f"{'msg/s':>7} {'+index':>7} {'MB/s':>6} {'RSS MB tree':>11} {'largest':>7} "
+        f"{'CPU s':>6} {'Dovecot CPU s':>13} {'others CPU s':>12}  ratio"
     )
-    gateway = {r.protocol: r for r in results if r.tool == "gateway" and r.available}
+    gateway = {(r.round, r.protocol): r for r in results if r.tool == "gateway" and r.available}
     for r in results:
         if not r.available or r.usage is None:
-            print(f"{r.tool:10} {r.protocol:5} {r.note}")
+            print(f"{r.round:5} {r.tool:10} {r.protocol:5} {r.note}")
             continue
         u = r.usage
         megabytes = sum(sizes[: r.stored]) / 1e6
         ratio = ""
         if r.tool != "gateway":
-            ours = gateway.get(r.protocol)
+            ours = gateway.get((r.round, r.protocol))
             if ours is None:
                 ratio = "n/a (no gateway row)"
             elif not r.stored:
                 ratio = "n/a (nothing stored)"
             else:
-                ratio = f"{ours.messages_per_second / r.messages_per_second:.2f}x"
+                # A baseline gateway indexes too: compare like with like.
+                theirs = r.with_index_per_second if r.afterwards else r.messages_per_second
+                ratio = (
+                    f"gateway/{r.tool} {ours.messages_per_second / r.messages_per_second:.2f}x, "
+                    f"with index {ours.with_index_per_second / theirs:.2f}x"
+                )
+        elif r.protocol == "pop3" and (imap := gateway.get((r.round, "imap"))) and imap.stored:
+            ratio = f"POP3/IMAP {r.messages_per_second / imap.messages_per_second:.2f}x"
+        with_index = f"{r.with_index_per_second:7.0f}" if r.afterwards else f"{'':7}"
         print(
-            f"{r.tool:10} {r.protocol:5} {f'{r.stored}/{r.expected}':>15} {u.seconds:8.1f} "
-            f"{r.messages_per_second:7.0f} {megabytes / (u.seconds - r.stalled_seconds):6.1f} "
+            f"{r.round:5} {r.tool:10} {r.protocol:5} {f'{r.stored}/{r.expected}':>15} "
+            f"{u.seconds:8.1f} {r.messages_per_second:7.0f} {with_index} "
+            f"{megabytes / (u.seconds - r.stalled_seconds):6.1f} "
             f"{u.peak_tree_rss_mb:11.0f} {u.peak_process_rss_mb:7.0f} {u.cpu_seconds:6.1f} "
             f"{r.server_cpu_seconds:13.1f} {r.other_cpu_seconds:12.1f}  {ratio}"
         )
-        for note in (r.note, r.afterwards):
-            if note:
-                print(f"{'':17}{note}")
+        if r.note:
+            print(f"{'':23}{r.note}")
+        if r.afterwards:
+            print(
+                f"{'':23}then `gateway index` (search text): {r.afterwards.seconds:.1f} s, "
+                f"{r.afterwards.cpu_seconds:.1f} CPU s"
+            )
+
+
+def load_average() -> str:
+    return "load average " + ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 # --- push latency and idle sources (need the scheduler in `gateway serve`) ----------------
@@ -873,8 +921,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--corpus",
+        choices=["mixed", "everyday"],
+        default="mixed",
+        help="mixed: benchmarks/ingest.py's (median ~19 KB); everyday: median ~5 KB, "
+        "a long tail of attachments (benchmarks/everyday_corpus.py)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run the whole set of tools this many times"
+    )
     parser.add_argument("--only", choices=["pop3", "imap"], help="one protocol only")
     parser.add_argument("--skip-peers", action="store_true", help="the gateway rows only")
+    parser.add_argument("--peers", help="comma-separated peers to run (default: all)")
     parser.add_argument("--skip-sync", action="store_true", help="no initial-sync rows")
     parser.add_argument("--push", action="store_true", help="measure push latency via IDLE")
     parser.add_argument("--push-rounds", type=int, default=50)
@@ -883,13 +942,22 @@ def main() -> None:
     add_location_arguments(parser, "fetch", "Dovecot, the Maildirs and data directories")
     args = parser.parse_args()
     args.work_dir = args.work_dir / "fetch"
-    corpus_dir = args.corpus_dir / f"{args.count}-{args.seed}"
+    if args.corpus == "everyday":
+        corpus_dir = args.corpus_dir / f"everyday-{args.count}-{args.seed}"
+        write, malformed_every = write_everyday_corpus, EVERYDAY_MALFORMED_EVERY
+    else:
+        corpus_dir = args.corpus_dir / f"{args.count}-{args.seed}"
+        write, malformed_every = write_corpus, MALFORMED_EVERY
     corpus_dir.mkdir(parents=True, exist_ok=True)
-    count, total = write_corpus(corpus_dir, args.count, args.seed)
+    count, total = write(corpus_dir, args.count, args.seed)
     files = sorted(corpus_dir.glob("*.eml"))
+    sizes = sorted(path.stat().st_size for path in files)
     print(
-        f"corpus: {count} messages, {total / 1e6:.1f} MB, {count // MALFORMED_EVERY} of them "
-        f"malformed (every {MALFORMED_EVERY}th), dir {corpus_dir}"
+        f"corpus {args.corpus}: {count} messages, {total / 1e6:.1f} MB (median "
+        f"{sizes[len(sizes) // 2] / 1e3:.1f} KB, mean {total / count / 1e3:.1f} KB, p90 "
+        f"{sizes[len(sizes) * 9 // 10] / 1e3:.1f} KB, {sum(s > 1e6 for s in sizes)} over 1 MB), "
+        f"{count // malformed_every} of them malformed (every {malformed_every}th), "
+        f"dir {corpus_dir}"
     )
     clear_and_settle(args.work_dir)
     dovecot = BenchDovecot(args.work_dir, "PLAIN")
@@ -902,13 +970,22 @@ def main() -> None:
             context.accounts.load_template("corpus", (path.read_bytes() for path in files))
             log(f"dovecot: corpus written in {time.perf_counter() - started:.1f} s")
             results: list[Result] = []
-            for protocol in [args.only] if args.only else ["pop3", "imap"]:
-                tools = ["gateway"] + ([] if args.skip_peers else PEERS[protocol])
-                for tool in tools:
-                    results.append(run_tool(context, tool, protocol, "corpus", count))
-                    if tool == "gateway" and protocol == "imap":
-                        imap_engine = results[-1].available
+            for round_number in range(1, args.repeat + 1):
+                log(f"round {round_number}: {load_average()}")
+                for protocol in [args.only] if args.only else ["pop3", "imap"]:
+                    peers = [] if args.skip_peers else PEERS[protocol]
+                    if args.peers is not None:
+                        peers = [peer for peer in peers if peer in args.peers.split(",")]
+                    baseline = ["baseline"] if os.environ.get("GATEWAY_BENCH_BASELINE") else []
+                    for tool in ["gateway", *baseline, *peers]:
+                        result = run_tool(
+                            context, tool, protocol, "corpus", count, round_number=round_number
+                        )
+                        results.append(result)
+                        if tool == "gateway" and protocol == "imap":
+                            imap_engine = result.available
             print_table(results, [path.stat().st_size for path in files])
+            print(f"after the runs: {load_average()}")
         if args.push:
             print(measure_push(context, args.push_rounds))
         if args.idle_sources:

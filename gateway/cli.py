@@ -21,6 +21,7 @@ from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from gateway.store import MailStore, SourceInfo
+    from gateway.store.listing import Listings
 
 # Imports of the store (SQLAlchemy, SQLModel) and of the fetch engines happen inside the
 # commands that need them: `gateway user list` must start well under half a second.
@@ -57,7 +58,7 @@ class ExportFormat(StrEnum):
 def _store(*, create: bool = False) -> Iterator[MailStore]:
     """The store of the configured data directory; only `create=True` (migrate) may make one:
     anything else run from the wrong directory must say where it looked, not start afresh."""
-    from gateway.store import StoreError, open_store
+    from gateway.store import open_store
 
     settings = Settings()
     configure_logging(settings.log_level)
@@ -65,12 +66,43 @@ def _store(*, create: bool = False) -> Iterator[MailStore]:
         _require_data_dir(settings)
     store = open_store(settings)
     try:
-        yield store
+        with _store_errors_reported():
+            yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def _listings() -> Iterator[Listings]:
+    """For `user`, `source` and `identity list`: the database read through its own driver,
+    without importing SQLAlchemy (issue 16: start-up well under 0.5 s); the full store when
+    the database is missing or needs migrating."""
+    from gateway.store.listing import open_listing_reader
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    _require_data_dir(settings)
+    reader = open_listing_reader(settings)
+    if reader is None:
+        with _store() as store:
+            yield store
+        return
+    try:
+        with _store_errors_reported():
+            yield reader
+    finally:
+        reader.close()
+
+
+@contextmanager
+def _store_errors_reported() -> Iterator[None]:
+    from gateway.store.errors import StoreError
+
+    try:
+        yield
     except StoreError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from error
-    finally:
-        store.close()
 
 
 def _require_data_dir(settings: Settings) -> None:
@@ -201,7 +233,7 @@ def user_add(
 @user_app.command("list")
 def user_list() -> None:
     """List users."""
-    with _store() as store:
+    with _listings() as store:
         for user in store.list_users():
             typer.echo(
                 f"{user.name}\t{'admin' if user.is_admin else 'user'}\t{user.created_at:%Y-%m-%d}"
@@ -260,7 +292,7 @@ def source_list(
     user: Annotated[str | None, typer.Option(help="Only this user's sources.")] = None,
 ) -> None:
     """List sources with their id (as log lines give it) and sync state (never secrets)."""
-    with _store() as store:
+    with _listings() as store:
         owners = {u.id: u.name for u in store.list_users()}
         user_id = store.get_user(name=user).id if user else None
         for source in store.list_sources(user_id=user_id):

@@ -215,7 +215,9 @@ def identity_list(
     user: Annotated[str | None, typer.Option(help="Only this user's addresses.")] = None,
 ) -> None:
     """List identities with their relay settings (never secrets)."""
-    with _store() as store:
+    from gateway.cli import _listings  # cli.py registers this module
+
+    with _listings() as store:
         users = [store.get_user(name=user)] if user else store.list_users()
         for owner in users:
             for identity in store.list_identities(user_id=owner.id):

@@ -32,6 +32,7 @@ from gateway.fetch.pop3_wire import (
     read_multiline,
     read_status,
 )
+from gateway.fetch.prefetch import Prefetcher
 from gateway.fetch.retention import messages_to_delete, retention_policy
 from gateway.fetch.source_auth import authenticator_for
 from gateway.store import (
@@ -246,35 +247,39 @@ class _Fetcher:
             if len(run) == 1 and len(run[0]) == 1 and is_streamed(listing.sizes[run[0][0]]):
                 self._fetch_streamed(client, replies, run[0][0], listing)
                 continue
-            committed = self.store.append_message_batches(
-                batches=self._read_batches(client, replies, run, listing),
-                actor=self.actor,
-                defer_search_text=True,
-            )
-            for results in committed:
-                self._account(results, self._in_flight.popleft())
+            # Read on another thread while this one commits (as IMAP's prefetch): the reply
+            # stream is only touched there until the run is read.
+            with Prefetcher(
+                lambda numbers: self._read_batch(client, replies, numbers, listing), run
+            ) as batches:
+                committed = self.store.append_message_batches(
+                    batches=(batch for batch in batches if batch),
+                    actor=self.actor,
+                    defer_search_text=True,
+                )
+                for results in committed:
+                    self._account(results, self._in_flight.popleft())
 
-    def _read_batches(
+    def _read_batch(
         self,
         client: poplib.POP3,
         replies: Iterator[Reply],
-        planned: Sequence[Sequence[int]],
+        numbers: Sequence[int],
         listing: Listing,
-    ) -> Iterator[list[NewMessage]]:
-        """Each planned batch read from the reply stream (a refused RETR just leaves a
+    ) -> list[NewMessage]:
+        """One planned batch read from the reply stream (a refused RETR just leaves a
         message out; a batch left empty is not handed to the store)."""
-        for numbers in planned:
-            batch: list[NewMessage] = []
-            meta: list[tuple[str, int]] = []
-            for number in numbers:
-                if not self._reply_ok(replies, number):
-                    continue
-                content = read_multiline(client)
-                batch.append(self._new_message(number, content, listing))
-                meta.append((listing.keys[number], len(content)))
-            if batch:
-                self._in_flight.append(meta)
-                yield batch
+        batch: list[NewMessage] = []
+        meta: list[tuple[str, int]] = []
+        for number in numbers:
+            if not self._reply_ok(replies, number):
+                continue
+            content = read_multiline(client)
+            batch.append(self._new_message(number, content, listing))
+            meta.append((listing.keys[number], len(content)))
+        if batch:
+            self._in_flight.append(meta)
+        return batch
 
     def _reply_ok(self, replies: Iterator[Reply], number: int) -> bool:
         reply = next(replies)

@@ -9,11 +9,13 @@ whatever the message size. Bytes are kept exactly as received (line endings incl
 from __future__ import annotations
 
 import base64
+import io
 import poplib
 import ssl
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
 from gateway.fetch.errors import SyncError, classify_error
 
@@ -75,7 +77,54 @@ def iter_multiline(client: poplib.POP3, chunk_size: int = CHUNK_SIZE) -> Iterato
 
 
 def read_multiline(client: poplib.POP3) -> bytes:
-    return b"".join(iter_multiline(client))
+    """A whole multi-line response body, undone of its dot-stuffing (RFC 1939 §3).
+
+    The same result as joining `iter_multiline`, found by searching the buffered bytes for
+    the terminating "." line instead of reading line by line: a first sync of small mail
+    spent most of its POP3 reading in ~80 `readline` calls per message (py-spy, issue 17).
+    Only the bytes up to the terminator are consumed: the next pipelined reply stays buffered.
+    """
+    # poplib's `sock.makefile("rb")`: a BufferedReader, whose `peek` typeshed's BinaryIO lacks.
+    reader = cast(io.BufferedReader, client.file)
+    # A leading LF marks the body's first byte as a line start, for the searches below.
+    received = bytearray(b"\n")
+    with network_step():
+        while True:
+            scan_from = max(0, len(received) - 3)
+            data = reader.peek(_READ_LIMIT)
+            if not data:
+                raise EOFError("connection closed in the middle of a response")
+            received += data
+            end = _terminator_end(received, scan_from)
+            if end < 0:
+                reader.read(len(data))
+                continue
+            # `end` counts the sentinel LF; consume only this response's bytes.
+            reader.read(end - (len(received) - len(data)))
+            del received[end:]
+            break
+    # Keep the LF that starts the terminator line: it ends the body's last line.
+    del received[received.rindex(b"\n", 0, len(received) - 1) + 1 :]
+    if b"\n." in received:
+        received = received.replace(b"\n.", b"\n")
+    del received[0]  # the sentinel (cheap at the front of a bytearray)
+    return bytes(received)
+
+
+def _terminator_end(buffer: bytearray, start: int) -> int:
+    """Where the first "." line (CRLF or bare LF) after `start` ends, or -1 (a line starting
+    with "." is otherwise dot-stuffed, so hits other than the end are rare)."""
+    found = buffer.find(b"\n.", start)
+    while found >= 0:
+        after = bytes(buffer[found + 2 : found + 4])
+        if after[:1] == b"\n":
+            return found + 3
+        if after == b"\r\n":
+            return found + 4
+        if after in (b"", b"\r"):
+            return -1  # the line's end has not arrived: look again with more bytes
+        found = buffer.find(b"\n.", found + 2)
+    return -1
 
 
 def skip_multiline(client: poplib.POP3) -> None:

@@ -31,6 +31,8 @@ BACKOFF_CAP_SECONDS = 3600.0
 # that keep trying a wrong password. After AUTH_ATTEMPTS_BEFORE_STOP refusals in a row the
 # source stops (`SourceInfo.credentials_rejected`) until its password is changed.
 AUTH_BACKOFF_SECONDS = 15 * 60.0
+# What a never-synced source is assumed to bring when deciding to start the workers ahead.
+FIRST_SYNC_MESSAGES = 1000
 
 
 class SourceBusyError(SyncError):
@@ -134,6 +136,10 @@ def _sync_and_record(
     connections: ImapConnectionCache | None,
 ) -> SyncOutcome:
     started = datetime.now(UTC)
+    if source.last_success_at is None:
+        # A first sync usually downloads a whole mailbox: the analysis workers start while
+        # we log in and list, not after (they are started in the background).
+        store.warm_ingest_workers(FIRST_SYNC_MESSAGES)
 
     def stop_if_lease_lost(_fetched: int, _bytes: int) -> None:
         # The heartbeat renews; a sync whose lease another process took stops at its next step.

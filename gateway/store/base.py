@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -29,7 +29,14 @@ from gateway.store.notices import queue_change_notice
 from gateway.store.passwords import VerifiedPasswordCache
 from gateway.store.secrets_box import SecretBox
 from gateway.store.tables import MAILBOXES
-from gateway.store.views import EntryInfo, MailboxInfo, SourceInfo, SyncRunInfo, UserInfo
+from gateway.store.views import (
+    EntryInfo,
+    MailboxInfo,
+    SourceInfo,
+    SyncRunInfo,
+    UserInfo,
+    credentials_tag,
+)
 
 log = logging.getLogger("gateway.store")
 
@@ -61,6 +68,7 @@ class StoreBase:
         self.database = database
         self._ingest_workers = ingest_workers
         self._pool: ProcessPoolExecutor | None = None
+        self._warmed_pool: ProcessPoolExecutor | None = None  # the pool last started ahead
         self._pool_used_at = 0.0
         self._pool_lock = threading.Lock()
         self.blobs = blobs
@@ -110,23 +118,29 @@ class StoreBase:
         return True
 
     def warm_ingest_workers(self, messages: int) -> None:
-        """Start the worker processes now, without waiting for them, if `messages` are about
-        to arrive: a fetcher calls this before its metadata round trips, which then overlap
-        the workers' start-up instead of preceding it."""
+        """Start the worker processes in the background if `messages` are about to arrive;
+        returns at once. A fetcher calls this before its login or metadata round trips, which
+        then overlap the workers' start-up instead of waiting for it: starting the forkserver
+        and forking from it blocked the sync's thread for 0.2-0.5 s (py-spy, issue 17)."""
         if messages < WARM_WORKERS_AT:
             return
         pool = self._analysis_pool()
-        if pool is None:
+        if pool is None or self._warmed_pool is pool:
             return
+        self._warmed_pool = pool
+        threading.Thread(
+            target=self._start_workers, args=(pool,), name="ingest-warm", daemon=True
+        ).start()
+
+    def _start_workers(self, pool: ProcessPoolExecutor) -> None:
         from gateway.ingest_worker import worker_ready
 
-        try:
+        # A broken or shut-down pool is left alone here: the ingest that uses it next finds
+        # out on its own thread and starts a fresh one (shutting it down from this thread
+        # could fail that ingest's submit midway).
+        with contextlib.suppress(BrokenProcessPool, RuntimeError):
             for _ in range(self._ingest_workers):
                 pool.submit(worker_ready)
-        except BrokenProcessPool:
-            self._drop_broken_pool()  # a worker died while idle
-        except RuntimeError:
-            pass  # shut down meanwhile (the store is closing): nothing to warm
 
     def _drop_broken_pool(self) -> None:
         # A worker died (the OOM killer, an operator's kill): the next use starts a fresh pool.
@@ -375,7 +389,7 @@ def source_view(source: Source, user_name: str) -> SourceInfo:
         messages_fetched=source.messages_fetched,
         bytes_fetched=source.bytes_fetched,
         removals_not_propagated=source.removals_not_propagated,
-        credentials_tag=hashlib.blake2b(source.secret_ciphertext, digest_size=8).hexdigest(),
+        credentials_tag=credentials_tag(source.secret_ciphertext),
         auth_method=source.auth_method,
         oauth_provider=source.oauth_provider,
         oauth_scopes=source.oauth_scopes,

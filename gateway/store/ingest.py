@@ -369,8 +369,10 @@ class IngestOperations(StoreBase):
             message_rows.append(row)
             text_rows.append(text_row)
         connection = session.connection()
-        if len(message_rows) == 1:  # an APPEND: a bare cursor, no ORM statement machinery
-            message_ids = [self.database.insert_returning_id(connection, MESSAGES, message_rows[0])]
+        if len(message_rows) == 1 or self.database.is_sqlite:
+            # A bare cursor, no ORM statement machinery: on SQLite a statement per row is
+            # cheaper than SQLAlchemy's batched RETURNING; PostgreSQL keeps the round trips few.
+            message_ids = self.database.insert_returning_ids(connection, MESSAGES, message_rows)
         else:
             message_ids = [
                 int(message_id)

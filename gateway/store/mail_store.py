@@ -33,6 +33,7 @@ from gateway.store.secrets_box import SecretBox, load_or_create_key
 from gateway.store.source_sync import SourceSyncOperations
 from gateway.store.sources import SourceOperations
 from gateway.store.sync_state import SyncStateOperations
+from gateway.store.table_names import SCHEMA_VERSION_QUERY
 from gateway.store.user_admin import UserAdminOperations
 from gateway.store.users import UserOperations
 
@@ -115,7 +116,7 @@ def _schema_is_current(engine: Engine) -> bool:
         return False
     try:
         with engine.connect() as connection:
-            found = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+            found = connection.execute(text(SCHEMA_VERSION_QUERY)).all()
     except SQLAlchemyError:
         return False  # no schema yet
     return [row[0] for row in found] == [head]

@@ -27,6 +27,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from gateway.store.table_names import IDENTITIES, SOURCES, USERS
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -70,7 +72,7 @@ class ServerState(SQLModel, table=True):
 
 
 class User(SQLModel, table=True):
-    __tablename__ = "users"
+    __tablename__ = USERS
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, index=True, max_length=255)
     password_hash: str
@@ -82,7 +84,7 @@ class User(SQLModel, table=True):
 class Identity(SQLModel, table=True):
     """An address the user may send as, and the source whose SMTP relays it."""
 
-    __tablename__ = "identities"
+    __tablename__ = IDENTITIES
     __table_args__ = (UniqueConstraint("user_id", "address"),)
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(
@@ -123,7 +125,7 @@ class Identity(SQLModel, table=True):
 class Source(SQLModel, table=True):
     """An external POP3/IMAP account, its encrypted secret and its sync state."""
 
-    __tablename__ = "sources"
+    __tablename__ = SOURCES
     # AUTOINCREMENT: a removed source's id is never given to a new one (migration 0009).
     __table_args__ = (UniqueConstraint("user_id", "name"), {"sqlite_autoincrement": True})
     id: int | None = Field(default=None, primary_key=True)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from gateway.store.flags import flag_names
+
+
+def credentials_tag(secret_ciphertext: bytes) -> str:
+    """`SourceInfo.credentials_tag` of a source whose secret is stored as `secret_ciphertext`."""
+    return hashlib.blake2b(secret_ciphertext, digest_size=8).hexdigest()
+
 
 # Logins refused in a row after which a source stops syncing until its password changes.
 AUTH_ATTEMPTS_BEFORE_STOP = 3

@@ -536,9 +536,14 @@ def test_commands_other_than_serve_and_migrate_never_create_a_data_dir(
 
 
 # What `gateway user list` / `source list` must not import to start fast (issue 16: well under
-# 0.5 s): the schema check reads alembic_version itself, secrets and passwords load their
-# libraries at first use, and the servers, sync engines and MIME parser are never needed.
+# 0.5 s): they read a current database with its own driver (gateway/store/listing.py), so no
+# SQLAlchemy, SQLModel or table models; the schema check reads alembic_version itself; and the
+# servers, sync engines, crypto and MIME parser are never needed.
 NOT_FOR_LISTING = (
+    "sqlalchemy",
+    "sqlmodel",
+    "gateway.store.mail_store",
+    "gateway.store.models",
     "alembic",
     "fastapi",
     "starlette",
@@ -584,9 +589,9 @@ def test_listing_commands_import_no_server_engine_or_crypto_stack(env: dict[str,
         *("--username", "lena"),
         stdin="source-pw\n",
     )
-    for command in (("user", "list"), ("source", "list")):
+    for command in (("user", "list"), ("source", "list"), ("identity", "list")):
         modules = imported_modules(env, *command)
-        assert "gateway.store.mail_store" in modules, "the probe sees the store being opened"
+        assert "gateway.store.listing" in modules, "the probe sees the database being read"
         unwanted = sorted(
             name
             for name in modules
@@ -594,6 +599,35 @@ def test_listing_commands_import_no_server_engine_or_crypto_stack(env: dict[str,
         )
         assert unwanted == [], f"gateway {' '.join(command)} imports {unwanted}"
     assert "lena/isp" in run(env, "source", "list").stdout
+
+
+@pytest.mark.postgres
+def test_listing_commands_read_postgresql_without_sqlalchemy(env: dict[str, str]) -> None:
+    from tests.support.fixtures_store import PostgresDatabase
+
+    with PostgresDatabase() as url:
+        on_postgres = {**env, "GATEWAY_DATABASE_URL": url}
+        run(on_postgres, "migrate")
+        run(on_postgres, "user", "add", "lena", stdin="pw\n")
+        run(
+            on_postgres,
+            *("source", "add", "--user", "lena", "--name", "isp", "--protocol", "pop3"),
+            *("--host", "pop.example.org", "--port", "995", "--security", "tls"),
+            *("--username", "lena", "--interval", "120"),
+            stdin="source-pw\n",
+        )
+        for command in (("user", "list"), ("source", "list"), ("identity", "list")):
+            modules = imported_modules(on_postgres, *command)
+            assert "psycopg" in modules, "the probe sees PostgreSQL's driver being used"
+            assert not {"sqlalchemy", "sqlmodel", "gateway.store.models"} & modules
+        today = datetime.now(UTC).date().isoformat()
+        assert run(on_postgres, "user", "list").stdout == f"lena\tuser\t{today}\n"
+        assert run(on_postgres, "source", "list").stdout == (
+            "#1\tlena/isp\tpop3\ttls://pop.example.org:995\tlena\tevery 120s\t"
+            "never synced\tnext -\t0 msgs/0 B\n"
+        )
+        missing = run(on_postgres, "source", "list", "--user", "nobody", check=False)
+        assert missing.returncode == 1 and missing.stderr == "error: no such user: nobody\n"
 
 
 def test_source_test_reports_each_step_and_the_failing_one(

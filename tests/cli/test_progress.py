@@ -97,3 +97,18 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
         assert process.wait(timeout=120) == 0
     text = drawn.decode(errors="replace")
     assert "export" in text and "3/3" in text and "messages" in text
+
+
+def test_rich_is_imported_only_for_a_terminal() -> None:
+    """`gateway sync` from cron or a script must not pay for the progress bar's library."""
+    probe = (
+        "import sys, gateway.sync_pass, gateway.backup\n"
+        "from gateway.progress import terminal_progress, NoProgress\n"
+        "with terminal_progress('sync', 'sources') as progress:\n"
+        "    assert isinstance(progress, NoProgress)\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'rich'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -13,7 +13,7 @@ import pytest
 
 from gateway.fetch import classify_error, retention_policy, source_keyword
 from gateway.fetch.errors import SyncError
-from gateway.fetch.pop3_wire import iter_multiline, read_status
+from gateway.fetch.pop3_wire import iter_multiline, read_multiline, read_status
 from gateway.fetch.retention import messages_to_delete
 
 
@@ -44,6 +44,31 @@ def test_multiline_connection_closed_is_a_connect_error() -> None:
     with pytest.raises(SyncError) as caught:
         _body(b"partial\r\nmessage")
     assert caught.value.error_class == "connect"
+    with pytest.raises(SyncError) as caught:
+        read_multiline(cast(Any, _Client(b"partial\r\nmessage")))
+    assert caught.value.error_class == "connect"
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"a\r\n..b\r\n.c\r\nbare\nlf\r\n...\r\n\r\n.\r\nNEXT",
+        b".\r\n+OK next\r\n",  # an empty body
+        b"..\r\n.\r\n",  # one stuffed dot only
+        b"lf only\n..x\n.\n+OK",  # bare LF line endings, terminator included
+        b"no dot\r\n.x\r\nx.\r\n\r\n.\r\n.\r\n",  # the next reply is a body too
+        b"x" * 200_000 + b"\r\n..y" + b"." * 70_000 + b"\r\n.\r\nafter",
+        b"tricky\r\n.\r.\r\nstill body\r\n.\r\n",  # "." then CR but no LF: not the end
+    ],
+)
+def test_whole_multiline_read_equals_the_streamed_one(wire: bytes) -> None:
+    """`read_multiline` (terminator search) against `iter_multiline` (line by line), with a
+    7-byte read buffer so terminators straddle reads; the rest stays unread for the next."""
+    for buffer_size in (7, 8192):
+        client = cast(Any, _Client(wire))
+        client.file = io.BufferedReader(io.BytesIO(wire), buffer_size=buffer_size)
+        whole = read_multiline(client)
+        assert (whole, client.file.read()) == _body(wire)
 
 
 def test_status_lines() -> None:

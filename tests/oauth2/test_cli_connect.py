@@ -48,6 +48,6 @@ def test_cli_connect_prints_url_and_takes_the_pasted_redirect(
     listing = subprocess.run(
         [GATEWAY, "source", "list"], env=env, check=True, capture_output=True, text=True
     ).stdout
-    assert OAUTH2_USER in listing
+    assert "imap (oauth2 generic)\t" in listing and OAUTH2_USER in listing
     synced = subprocess.run([GATEWAY, "sync"], env=env, capture_output=True, text=True)
     assert synced.returncode == 0, synced.stderr
