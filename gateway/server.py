@@ -140,6 +140,15 @@ def next_steps(settings: Settings, cert: Path) -> str:
         lines.append(f"       IMAP over TLS: {host} port {settings.imaps_port}")
     if settings.imap_port:
         lines.append(f"       IMAP with STARTTLS: {host} port {settings.imap_port}")
+    if settings.submission_port:
+        lines.append(f"       sending, SMTP with STARTTLS: {host} port {settings.submission_port}")
+    if settings.smtps_port:
+        lines.append(f"       sending, SMTP over TLS: {host} port {settings.smtps_port}")
     lines.append(f"       certificate to trust: {cert}")
+    if settings.admin_port:
+        lines.append(
+            f"  Or do all of this in the web panel: http://{host}:{settings.admin_port}/"
+            " (log in as admin)"
+        )
     lines.append(f"  `{command} --help` lists every command.")
     return "\n".join(lines) + "\n"

@@ -354,6 +354,7 @@ def test_serve_first_start_creates_admin_cert_and_answers(env: dict[str, str]) -
         after = "".join(process.stdout.readline() for _ in range(12))
         assert "Next steps" in after and f"{GATEWAY} user add" in after
         assert f"port {imaps_port}" in after and "selfsigned.crt" in after
+        assert f"web panel: http://localhost:{port}/" in after
         assert wait_for_health(port, process) == {"status": "ok"}
         # Readiness says the database answers, and nothing about what it holds.
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as reply:
