@@ -12,21 +12,9 @@ import poplib
 import re
 import socket
 import ssl
-from typing import Literal
+from typing import Literal, get_args
 
 ErrorClass = Literal[
-    "dns",
-    "connect",
-    "tls",
-    "plaintext",
-    "auth",
-    "reconnect",
-    "protocol",
-    "quota",
-    "timeout",
-    "throttled",
-]
-ERROR_CLASSES: tuple[ErrorClass, ...] = (
     "dns",
     "connect",
     "tls",
@@ -39,7 +27,8 @@ ERROR_CLASSES: tuple[ErrorClass, ...] = (
     "quota",
     "timeout",
     "throttled",
-)
+]
+ERROR_CLASSES: tuple[ErrorClass, ...] = get_args(ErrorClass)
 _MAX_SERVER_TEXT = 160
 _NOT_TLS_REASONS = frozenset(
     {"WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"}

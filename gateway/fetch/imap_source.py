@@ -64,9 +64,10 @@ def sync_imap_source(
     """Sync every chosen folder of an IMAP source both ways; raises `SyncError`.
 
     `now` is the clock of the daily budget (injectable for tests); `on_progress(fetched,
-    bytes)` runs after every durable batch (lease renewal). With `connections`, the sync
-    reuses the source's kept connection and hands it back when it succeeds. `open_peer`
-    replaces the real connection (IMAPClient, `authenticator`) with another `ImapPeer`.
+    bytes)` runs after every durable batch (stops a sync whose lease was lost). With
+    `connections`, the sync reuses the source's kept connection and hands it back when it
+    succeeds. `open_peer` replaces the real connection (IMAPClient, `authenticator`) with
+    another `ImapPeer`.
     """
     started = time.monotonic()
     report = ImapSyncReport(source_id=source.id)

@@ -100,7 +100,7 @@ def sync_pop3_source(
     """Fetch every message of a POP3 source not yet stored into the user's INBOX.
 
     `now` is the clock for the delete-after-N-days policy (injectable for tests);
-    `on_progress(fetched, bytes)` runs after every durable batch (lease renewal, metrics).
+    `on_progress(fetched, bytes)` runs after every durable batch (lease check, metrics).
     Raises `SyncError` (a `PartialSyncError` when some messages were stored first).
     """
     started = time.monotonic()
